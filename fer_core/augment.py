@@ -1,0 +1,62 @@
+"""Training augmentation as batched tensor ops on the training device (no per-image Python loop).
+
+Rotation, zoom and shift are one random affine transform per image, applied to the whole batch
+by a single `grid_sample`; flip and random erasing are masks over the batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    flip: bool = True        # horizontal flip with probability 0.5
+    rotate: float = 10.0     # max rotation, degrees
+    zoom: float = 0.1        # scale drawn from [1 - zoom, 1 + zoom]
+    shift: float = 0.1       # max translation, fraction of the image side
+    erase: float = 0.0       # probability of erasing one random rectangle (random erasing)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Augment a (B, C, H, W) float batch; returns a new tensor on the same device."""
+    b = x.shape[0]
+    dev = x.device
+    rand = lambda *shape: torch.rand(*shape, device=dev, generator=generator)  # noqa: E731
+    if cfg.rotate or cfg.zoom or cfg.shift:
+        angle = (rand(b) * 2 - 1) * math.radians(cfg.rotate)
+        scale = 1 + (rand(b) * 2 - 1) * cfg.zoom
+        tx, ty = ((rand(2, b) * 2 - 1) * cfg.shift * 2)  # affine_grid coordinates span [-1, 1]
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.flip:
+        flip = rand(b) < 0.5
+        x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    if cfg.erase > 0:
+        x = random_erase(x, cfg.erase, rand)
+    return x
+
+
+def random_erase(x: torch.Tensor, p: float, rand) -> torch.Tensor:
+    """Blank one rectangle (2%-25% of the area, aspect 0.3-3.3) in a fraction p of the images."""
+    b, _, h, w = x.shape
+    area = (0.02 + rand(b) * 0.23) * h * w
+    aspect = torch.exp(math.log(0.3) + rand(b) * (math.log(3.3) - math.log(0.3)))
+    eh = (area * aspect).sqrt().clamp(1, h)
+    ew = (area / aspect).sqrt().clamp(1, w)
+    top = rand(b) * (h - eh)
+    left = rand(b) * (w - ew)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = ((rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
+              & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1)))
+    inside &= (rand(b) < p).view(b, 1, 1)
+    return x.masked_fill(inside.unsqueeze(1), 0.0)

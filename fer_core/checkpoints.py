@@ -1,0 +1,62 @@
+"""Checkpoint files: one dict of plain types and tensors, written atomically, read with weights_only.
+
+Keys: format, arch, model_config, labels, state_dict, epoch, val_accuracy, train_config; a
+resumable checkpoint (last.pt) adds optimizer, scheduler and the early-stopping state.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+from .labels import EMOTIONS
+from .models import create_model
+
+FORMAT = "fer_core.checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"format": FORMAT, **payload}, tmp)
+    os.replace(tmp, path)  # readers never see a half-written file
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (damaged or not PyTorch): "
+                              f"{str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a fer_core checkpoint")
+    if list(ckpt.get("labels", [])) != list(EMOTIONS):
+        raise CheckpointError(f"{path} was trained on other labels: {ckpt.get('labels')}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> nn.Module:
+    """The checkpoint's network in float32 eval mode on `device`."""
+    try:
+        model = create_model(ckpt["arch"], **ckpt.get("model_config", {}))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint does not match architecture '{ckpt.get('arch')}': "
+                              f"{str(exc).splitlines()[0][:200]}") from None
+    return model.to(device).eval()
+
+
+def export_half(src: str | os.PathLike, dst: str | os.PathLike, **extra) -> Path:
+    """A small shippable copy of a checkpoint: weights in float16, no optimizer state."""
+    ckpt = load_checkpoint(src)
+    keep = {k: ckpt[k] for k in ("arch", "model_config", "labels", "epoch", "val_accuracy", "train_config") if k in ckpt}
+    keep["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    save_checkpoint(dst, {**keep, **extra})
+    return Path(dst)

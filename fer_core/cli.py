@@ -1,0 +1,144 @@
+"""`python -m fer_core <command>`: data report, train, evaluate, bench.
+
+Errors are one line on stderr and a non-zero exit (1); usage errors exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .errors import FERError
+from .labels import EMOTIONS
+from .paths import DEFAULT_CHECKPOINT
+
+
+def cmd_data_report(args) -> int:
+    from .data import dataset_report, load_dataset
+    report = dataset_report(load_dataset(args.data))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['source']} ({report['format']}, {report['total']:,} images)")
+    if report["val_from_train"]:
+        print("val was carved out of train (stratified, deterministic): the source has no PublicTest split")
+    print(f"{'':10}" + "".join(f"{name:>16}" for name in report["splits"]))
+    for emotion in EMOTIONS:
+        cells = (f"{s['counts'][emotion]:>8,} ({s['percent'][emotion]:4.1f}%)" for s in report["splits"].values())
+        print(f"{emotion:10}" + "".join(f"{c:>16}" for c in cells))
+    print(f"{'total':10}" + "".join(f"{s['total']:>16,}" for s in report["splits"].values()))
+    print(f"{'imbalance':10}" + "".join(f"{s['imbalance_ratio']:>15}x" for s in report["splits"].values()))
+    if report["problems"]:
+        print(f"{len(report['problems'])} images or rows were skipped or resized (see warnings above)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import config_from_args, main
+    config = config_from_args(args)
+    try:
+        config.validate()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_dir = main(config, resume=args.resume)
+    print(run_dir)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoints import load_checkpoint, model_from_checkpoint
+    from .data import load_dataset
+    from .evaluate import evaluate_model
+    from .train import resolve_device
+    if args.tta_views is not None and args.tta_views < 2:
+        print("error: --tta-views must be at least 2", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    model = model_from_checkpoint(load_checkpoint(args.checkpoint), device)
+    split = load_dataset(args.data)[args.split]
+    views = (args.tta_views or 10) if args.tta else 1
+    report = evaluate_model(model, split, views, device)
+    report.update(checkpoint=str(args.checkpoint), split=args.split)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{args.checkpoint} on {args.split} ({report['n']:,} images, TTA {'%d views' % views if views > 1 else 'off'})")
+    print(f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   weighted-F1 {report['weighted_f1']:.4f}")
+    print(f"{'':10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, m in report["per_class"].items():
+        print(f"{name:10}{m['precision']:10.3f}{m['recall']:10.3f}{m['f1']:10.3f}{m['support']:10d}")
+    print("confusion matrix (rows true, columns predicted): " + " ".join(e[:3] for e in EMOTIONS))
+    for name, row in zip(EMOTIONS, report["confusion_matrix"]):
+        print(f"{name:10}" + "".join(f"{v:6d}" for v in row))
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from .model_cards import ship_run
+    card = ship_run(args.run_dir, args.name, notes=args.notes)
+    print(f"shipped {args.run_dir} as {card.with_suffix('.pt')} with its card {card}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_benchmarks
+    run_benchmarks(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import list_models
+    from .train import get_args_parser
+    parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="dataset commands")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    report = data_commands.add_parser("report", help="per-split, per-class counts and the imbalance ratio")
+    report.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_data_report)
+
+    train = commands.add_parser("train", help="train a model into a run folder")
+    get_args_parser(train)
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on val or test")
+    evaluate.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="default: the shipped model")
+    evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    evaluate.add_argument("--split", default="test", choices=("val", "test"), help="val = PublicTest, test = PrivateTest")
+    evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
+    evaluate.add_argument("--tta-views", type=int, help="TTA views (default 10)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    ship = commands.add_parser("ship", help="export a finished run to models/ (half precision) with its model card")
+    ship.add_argument("run_dir", help="a finished run folder")
+    ship.add_argument("--name", default="default", help="models/<name>.pt and models/<name>.json (default %(default)s)")
+    ship.add_argument("--notes", default="", help="free text for the card (how and where it was trained)")
+    ship.set_defaults(func=cmd_ship)
+
+    bench = commands.add_parser("bench", help="speed benchmarks: decode, cache, training and evaluation images/s")
+    bench.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    bench.add_argument("--arch", nargs="*", default=list(list_models()), help="architectures to time")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--batch-size", type=int, default=128)
+    bench.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FERError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

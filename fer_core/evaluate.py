@@ -1,0 +1,54 @@
+"""Metrics (scikit-learn) and evaluation of a model on a split, with or without TTA."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .labels import EMOTIONS, NUM_CLASSES
+from .models import normalize_images
+from .tta import predict_proba
+
+
+def metrics_report(y_true, y_pred) -> dict:
+    """The evaluate JSON contract: n, accuracy, macro/weighted F1, per_class, confusion_matrix, labels."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    classes = list(range(NUM_CLASSES))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, zero_division=0)
+    cm = confusion_matrix(y_true, y_pred, labels=classes)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0)),
+        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                             "f1": float(f1[i]), "support": int(support[i])} for i, name in enumerate(EMOTIONS)},
+        "confusion_matrix": cm.astype(int).tolist(),
+        "labels": list(EMOTIONS),
+    }
+
+
+@torch.no_grad()
+def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, batch_size: int = 256,
+                   device: str | torch.device = "cpu") -> np.ndarray:
+    """Class probabilities (N, 7) for uint8 48x48 faces; all TTA views of a batch in one pass."""
+    model.eval()
+    device = torch.device(device)
+    chunk = max(1, batch_size // views)
+    out = []
+    for start in range(0, len(images), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(predict_proba(model, normalize_images(x.unsqueeze(1)), views).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def evaluate_model(model, split, views: int = 1, device="cpu", batch_size: int = 256) -> dict:
+    """metrics_report of `model` on a data.Split, plus the TTA setting used."""
+    probs = predict_images(model, split.images, views, batch_size, device)
+    report = metrics_report(split.labels, probs.argmax(1))
+    report["tta"] = views > 1
+    report["tta_views"] = views
+    return report

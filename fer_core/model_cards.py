@@ -1,0 +1,78 @@
+"""Model cards: the JSON beside each shipped checkpoint in models/, and how a run becomes one.
+
+A card holds what Compare and the README need without the checkpoint: architecture, config,
+val/test metrics with and without TTA (confusion matrices included), the learning curve,
+training time and hardware.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .checkpoints import export_half
+from .errors import FERError
+from .models import count_parameters, create_model
+from .paths import MODELS_DIR
+
+FORMAT = "fer_core.model_card/1"
+
+
+def make_card(run_dir: str | Path, name: str, notes: str = "") -> dict:
+    run_dir = Path(run_dir)
+    missing = [f for f in ("config.json", "metrics.jsonl", "eval.json", "best.pt") if not (run_dir / f).exists()]
+    if missing:
+        raise FERError(f"{run_dir} is not a finished run (missing {', '.join(missing)})")
+    config = json.loads((run_dir / "config.json").read_text())
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {
+        "format": FORMAT,
+        "name": name,
+        "arch": config["arch"],
+        "parameters": count_parameters(create_model(config["arch"])),
+        "checkpoint": f"{name}.pt",
+        "train_config": config,
+        "epochs_trained": len(curve),
+        "metrics": {split: evaluation[split] for split in ("val", "test")},
+        "tta_views": evaluation["tta_views"],
+        "learning_curve": curve,
+        "training_seconds": evaluation["training_seconds"],
+        "hardware": evaluation["device"],
+        "host": f"{platform.machine()} {platform.system()}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notes": notes,
+    }
+
+
+def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR, notes: str = "") -> Path:
+    """Export a run's best checkpoint in half precision to models/<name>.pt with its card."""
+    models_dir = Path(models_dir)
+    card = make_card(run_dir, name, notes)
+    export_half(Path(run_dir) / "best.pt", models_dir / f"{name}.pt")
+    path = models_dir / f"{name}.json"
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
+def load_cards(models_dir: str | Path = MODELS_DIR) -> list[dict]:
+    """Every model card in models_dir, by name (other JSON files are ignored)."""
+    cards = []
+    for path in sorted(Path(models_dir).glob("*.json")):
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(card, dict) and card.get("format") == FORMAT:
+            card["card_path"] = str(path)
+            cards.append(card)
+    return cards
+
+
+def headline(card: dict) -> dict:
+    """The numbers a table row shows: test/val accuracy (plain and TTA) and test macro-F1."""
+    m = card["metrics"]
+    return {"test_accuracy": m["test"]["plain"]["accuracy"], "test_accuracy_tta": m["test"]["tta"]["accuracy"],
+            "val_accuracy": m["val"]["plain"]["accuracy"], "val_accuracy_tta": m["val"]["tta"]["accuracy"],
+            "test_macro_f1": m["test"]["tta"]["macro_f1"]}

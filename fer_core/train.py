@@ -1,0 +1,436 @@
+"""Training: `main(config)` runs one job into a run folder; `get_args_parser()` is the CLI's.
+
+The whole training split lives on the training device as uint8; each batch is indexed,
+normalised and augmented there (augment.py), so no host copy happens per batch. A run folder holds
+config.json, metrics.jsonl (one line per epoch), best.pt (best val accuracy), last.pt (resume
+point), status.json and, at the end, eval.json (val and test, TTA off and on).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import tta
+from .augment import AugmentConfig, augment_batch
+from .balance import BALANCE_METHODS, class_weights, epoch_indices
+from .checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .data import load_dataset
+from .errors import FERError
+from .evaluate import evaluate_model, metrics_report, predict_images
+from .labels import EMOTIONS, NUM_CLASSES
+from .models import count_parameters, create_model, list_models, normalize_images
+
+OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
+SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "nadam": 1e-3, "adamw": 1e-3}
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "fer_vgg_small"
+    data: str | None = None
+    out: str = "runs"
+    name: str | None = None
+    epochs: int = 30
+    batch_size: int | str = 128          # or "auto": the largest that fits the device
+    optimizer: str = "sgd"
+    lr: float | None = None              # None: DEFAULT_LR[optimizer] (the peak, for one-cycle)
+    weight_decay: float = 5e-4
+    scheduler: str = "onecycle"
+    patience: int = 0                    # early stopping after this many epochs without val gain; 0 = off
+    label_smoothing: float = 0.1
+    balance: str = "none"
+    flip: bool = True
+    rotate: float = 10.0
+    zoom: float = 0.1
+    shift: float = 0.1
+    erase: float = 0.0
+    exclude: str | None = None           # file with one image id per line to leave out (health audit)
+    pretrained: str | None = None        # "imagenet" or a state_dict path (torchvision backbones)
+    device: str = "auto"
+    amp: bool = True                     # bf16 autocast, CUDA only
+    compile: bool = False
+    seed: int = 0
+    tta_views: int = tta.DEFAULT_VIEWS   # for the final evaluation
+    limit: int | None = None             # use a fixed random N images of each split (smoke runs)
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad option (the dashboard form shows it too)."""
+        if self.arch not in list_models():
+            raise ValueError(f"unknown architecture '{self.arch}': choose one of {', '.join(list_models())}")
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}"),
+            (self.balance in BALANCE_METHODS, f"balance must be one of {', '.join(BALANCE_METHODS)}"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size == "auto" or (isinstance(self.batch_size, int) and self.batch_size >= 2),
+             "batch size must be 'auto' or an integer of at least 2"),
+            (self.lr is None or 0 < self.lr < 10, "learning rate must be in (0, 10)"),
+            (self.weight_decay >= 0, "weight decay must be >= 0"),
+            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
+            (self.patience >= 0, "patience must be >= 0"),
+            (0 <= self.rotate <= 180, "rotation must be 0..180 degrees"),
+            (0 <= self.zoom < 1, "zoom must be in [0, 1)"),
+            (0 <= self.shift < 0.5, "shift must be in [0, 0.5)"),
+            (0 <= self.erase <= 1, "erase probability must be in [0, 1]"),
+            (1 <= self.tta_views <= tta.MAX_VIEWS, f"TTA views must be 1..{tta.MAX_VIEWS}"),
+            (self.limit is None or self.limit >= 8, "limit must be at least 8 images"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FERError("--device cuda was asked for, but PyTorch sees no CUDA GPU here (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "nadam":
+        return torch.optim.NAdam(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
+    """(scheduler, steps per batch?): one-cycle and cosine step per batch, plateau per epoch on val."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
+                                                   total_steps=total, pct_start=0.25), True
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=3), False
+    return None, False
+
+
+def auto_batch_size(model: torch.nn.Module, device: torch.device, cap: int = 4096) -> int:
+    """Largest power-of-two batch (to `cap`) whose training step fits in GPU memory; 128 on CPU."""
+    if device.type != "cuda":
+        return 128
+    best, size = 64, 64
+    params = [p.detach().clone() for p in model.parameters()]
+    while size <= cap:
+        try:
+            x = torch.randn(size, 1, 48, 48, device=device)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                model(x).float().logsumexp(1).mean().backward()
+            best, size = size, size * 2
+        except torch.OutOfMemoryError:
+            break
+        finally:
+            model.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+    with torch.no_grad():  # the probe only ran backward (no optimizer step), but be certain
+        for p, saved in zip(model.parameters(), params):
+            p.copy_(saved)
+    return best // 2 if best >= 256 else best  # headroom for the optimizer state and fragmentation
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT: the loop finishes the batch, keeps last.pt and exits as 'cancelled'."""
+
+    def __init__(self):
+        self.stop = False
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, lambda *_: setattr(self, "stop", True))
+            except ValueError:  # not the main thread (e.g. tests)
+                pass
+
+
+# ----------------------------------------------------------------------------- one epoch
+
+def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels, cfg: TrainConfig, epoch: int,
+                    loss_weights, device, stop: _StopFlag, batch_size: int) -> dict:
+    model.train()
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: resume replays the same epoch
+    order = epoch_indices(labels, cfg.balance, gen)
+    n_batches = len(order) // batch_size + (1 if len(order) % batch_size >= 2 else 0)
+    aug = cfg.augment()
+    use_amp = cfg.amp and device.type == "cuda"
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    total_loss = torch.zeros((), device=device)
+    total_correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    start = time.perf_counter()
+    bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
+               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30, disable=None)
+    for i in bar:
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        x = augment_batch(normalize_images(images[idx]), aug, aug_gen).contiguous(memory_format=memory_format)
+        y = labels[idx]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, weight=loss_weights, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None and step_per_batch:
+            scheduler.step()
+        total_loss += loss.detach() * len(y)
+        total_correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if bar is not None and i % 20 == 0:
+            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{total_correct.item() / seen:.3f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        if stop.stop:
+            break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"train_loss": total_loss.item() / max(seen, 1), "train_accuracy": total_correct.item() / max(seen, 1),
+            "images_per_s": seen / seconds, "seconds": seconds, "complete": not stop.stop}
+
+
+@torch.no_grad()
+def validate(model, split, device) -> dict:
+    probs = predict_images(model, split.images, 1, 512, device)
+    y = torch.from_numpy(split.labels)
+    loss = F.nll_loss(torch.from_numpy(probs).clamp_min(1e-8).log(), y).item()
+    report = metrics_report(split.labels, probs.argmax(1))
+    return {"val_loss": loss, "val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"]}
+
+
+# ----------------------------------------------------------------------------- the job
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_status(run_dir: Path, **fields_) -> None:
+    path = run_dir / "status.json"
+    status = json.loads(path.read_text()) if path.exists() else {}
+    status.update(fields_, updated=_now())
+    tmp = path.with_name(".status.json.tmp")
+    tmp.write_text(json.dumps(status, indent=2))
+    os.replace(tmp, path)
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(cfg.out) / (cfg.name or f"{stamp}-{cfg.arch}")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise FERError(f"run folder {run_dir} already exists: choose another --name, or --resume it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def main(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
+    """Train into a new run folder (or continue `resume`); returns the run folder."""
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").is_file():
+            raise FERError(f"cannot resume {run_dir}: no config.json there (is it a run folder?)")
+        cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    dataset = load_dataset(cfg.data)
+    if cfg.exclude:
+        exclude_file = Path(cfg.exclude)
+        if not exclude_file.is_file():
+            raise FERError(f"--exclude file not found: {exclude_file}")
+        dataset = dataset.without(line.strip() for line in exclude_file.read_text().splitlines() if line.strip())
+    splits = {n: dataset[n] for n in ("train", "val", "test")}
+    if cfg.limit:
+        pick = lambda n: np.sort(np.random.default_rng(cfg.seed).permutation(n)[:cfg.limit])  # noqa: E731
+        splits = {n: s.subset(pick(len(s))) for n, s in splits.items()}
+
+    if resume is None:
+        run_dir = new_run_dir(cfg)
+        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.arch, pretrained=cfg.pretrained).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    batch_size = auto_batch_size(model, device) if cfg.batch_size == "auto" else int(cfg.batch_size)
+    batch_size = min(batch_size, len(splits["train"]))
+
+    images = torch.from_numpy(splits["train"].images).unsqueeze(1).to(device)
+    labels = torch.from_numpy(splits["train"].labels).to(device)
+    counts = np.bincount(splits["train"].labels, minlength=NUM_CLASSES)
+    loss_weights = (torch.tensor(class_weights(counts, "weighted"), dtype=torch.float32, device=device)
+                    if cfg.balance == "weighted" else None)
+    epoch_len = len(epoch_indices(labels, cfg.balance, torch.Generator().manual_seed(0)))
+    steps_per_epoch = epoch_len // batch_size + (1 if epoch_len % batch_size >= 2 else 0)
+    optimizer = build_optimizer(cfg, model.parameters())
+    scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
+    step_model = torch.compile(model) if cfg.compile else model
+
+    start_epoch, best_acc, stale_epochs, elapsed = 1, -1.0, 0, 0.0
+    if resume is not None and (run_dir / "last.pt").exists():
+        last = load_checkpoint(run_dir / "last.pt")
+        model.load_state_dict(last["state_dict"])
+        optimizer.load_state_dict(last["optimizer"])
+        if scheduler is not None and last.get("scheduler"):
+            scheduler.load_state_dict(last["scheduler"])
+        start_epoch = last["epoch"] + 1
+        best_acc, stale_epochs, elapsed = last["best_val_accuracy"], last["stale_epochs"], last["elapsed"]
+        _truncate_metrics(run_dir / "metrics.jsonl", last["epoch"])
+    elif resume is not None:
+        _truncate_metrics(run_dir / "metrics.jsonl", 0)
+
+    meta = {"arch": cfg.arch, "model_config": {}, "labels": list(EMOTIONS), "train_config": asdict(cfg)}
+    stop = _StopFlag()
+    stop.install()
+    write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
+                 device=_device_name(device), parameters=count_parameters(model), batch_size=batch_size,
+                 started=_now(), error=None)
+    print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {_device_name(device)}, "
+          f"{len(splits['train'])} training images, batch {batch_size}", file=sys.stderr)
+
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
+                                loss_weights, device, stop, batch_size)
+        if not stats.pop("complete"):
+            write_status(run_dir, state="cancelled", epoch=epoch - 1)
+            print(f"cancelled during epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
+            return run_dir
+        stats.update(validate(model, splits["val"], device))
+        if scheduler is not None and not step_per_batch:
+            scheduler.step(stats["val_accuracy"])
+        elapsed += stats["seconds"]
+        improved = stats["val_accuracy"] > best_acc
+        best_acc = max(best_acc, stats["val_accuracy"])
+        stale_epochs = 0 if improved else stale_epochs + 1
+        line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": _now()}
+        if improved:
+            save_checkpoint(run_dir / "best.pt", {**meta, "state_dict": model.state_dict(), "epoch": epoch,
+                                                  "val_accuracy": stats["val_accuracy"]})
+        save_checkpoint(run_dir / "last.pt", {
+            **meta, "state_dict": model.state_dict(), "epoch": epoch, "val_accuracy": stats["val_accuracy"],
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else {},
+            "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed})
+        with open(run_dir / "metrics.jsonl", "a") as fh:  # after last.pt: a resume never counts an epoch twice
+            fh.write(json.dumps(line) + "\n")
+        write_status(run_dir, epoch=epoch, best_val_accuracy=best_acc)
+        print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
+              f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
+              f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
+        if cfg.patience and stale_epochs >= cfg.patience:
+            print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
+            break
+
+    final_eval(run_dir, splits, cfg.tta_views, device, training_seconds=elapsed)
+    write_status(run_dir, state="finished", epoch=epoch)
+    return run_dir
+
+
+def final_eval(run_dir: Path, splits, views: int, device, training_seconds: float) -> dict:
+    """eval.json: the best checkpoint on val and test, with TTA off and on."""
+    model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"), device)
+    result = {"checkpoint": "best.pt", "tta_views": views, "training_seconds": training_seconds,
+              "device": _device_name(device)}
+    for split in ("val", "test"):
+        result[split] = {"plain": evaluate_model(model, splits[split], 1, device),
+                         "tta": evaluate_model(model, splits[split], views, device)}
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    print(f"best checkpoint: val {result['val']['plain']['accuracy']:.4f} (TTA {result['val']['tta']['accuracy']:.4f}), "
+          f"test {result['test']['plain']['accuracy']:.4f} (TTA {result['test']['tta']['accuracy']:.4f})", file=sys.stderr)
+    return result
+
+
+def _truncate_metrics(path: Path, last_epoch: int) -> None:
+    """Drop metric lines of epochs after the resume point so every epoch is counted once."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= last_epoch]
+    path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on/off, got '{text}'")
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got '{text}'") from None
+
+
+def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(description="Train an emotion classifier on FER2013")
+    d = TrainConfig()
+    p.add_argument("--arch", default=d.arch, choices=list(list_models()), help="architecture (default %(default)s)")
+    p.add_argument("--data", help="dataset: Kaggle zip, its folder, or fer2013.csv (default $FER_DATA, then data/)")
+    p.add_argument("--out", default=d.out, help="folder for run folders (default %(default)s)")
+    p.add_argument("--name", help="run folder name (default: timestamp-arch)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=_batch_size, default=d.batch_size, help="an integer or 'auto'")
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--lr", type=float, help="learning rate (peak for one-cycle); default per optimizer")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--balance", default=d.balance, choices=BALANCE_METHODS, help="class balancing")
+    p.add_argument("--flip", type=_bool, default=d.flip, metavar="on|off")
+    p.add_argument("--rotate", type=float, default=d.rotate, help="max degrees")
+    p.add_argument("--zoom", type=float, default=d.zoom, help="max zoom fraction")
+    p.add_argument("--shift", type=float, default=d.shift, help="max shift, fraction of the side")
+    p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
+    p.add_argument("--exclude", help="file of image ids to leave out (one per line)")
+    p.add_argument("--pretrained", help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    p.add_argument("--amp", type=_bool, default=d.amp, metavar="on|off", help="bf16 autocast on CUDA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--tta-views", type=int, default=d.tta_views, help="views for the final TTA evaluation")
+    p.add_argument("--limit", type=int, help="use a fixed random N images of each split (quick checks)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})

@@ -1,0 +1,122 @@
+"""Shared fixtures: tiny synthetic FER2013 datasets in each supported format, and a tiny checkpoint.
+
+Synthetic images carry their class as a brightness pattern so a model can learn them in an epoch.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.labels import EMOTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FER2013_ZIP = SHARED / "data" / "fer2013.zip"
+YUNET_ONNX = SHARED / "models" / "face_detection_yunet.onnx"
+KAGGLE_FOLDERS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # alphabetical, as Kaggle
+
+requires_fer2013 = pytest.mark.skipif(
+    not FER2013_ZIP.exists(), reason=f"FER2013 is not at {FER2013_ZIP} (integration tests need Kaggle's archive.zip)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session decodes into its own cache, never the user's ~/.cache."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
+
+
+def face(label: int, seed: int) -> np.ndarray:
+    """A 48x48 uint8 image whose class is visible: a bright band at a class-specific row."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 60, (48, 48), dtype=np.uint8)
+    img[label * 6:label * 6 + 6, :] = 220
+    return img
+
+
+def encode(img: np.ndarray, ext: str = ".jpg") -> bytes:
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    return buf.tobytes()
+
+
+def kaggle_entries(per_class=(6, 3, 3), prefixes=True):
+    """(relative path, image bytes, label) for train/ and test/ in the Kaggle layout."""
+    n_train, n_public, n_private = per_class
+    entries, seed = [], 0
+    for folder in KAGGLE_FOLDERS:
+        label = EMOTIONS.index(folder)
+        for split_dir, usage, count in (("train", "Training", n_train), ("test", "PublicTest", n_public),
+                                        ("test", "PrivateTest", n_private)):
+            for i in range(count):
+                seed += 1
+                name = f"{usage}_{seed}.jpg" if prefixes else f"im{seed}.jpg"
+                entries.append((f"{split_dir}/{folder}/{name}", encode(face(label, seed)), label))
+    return entries
+
+
+@pytest.fixture
+def make_kaggle_zip(tmp_path):
+    def make(name="archive.zip", extra=(), **kw) -> Path:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as zf:
+            for rel, data, _ in [*kaggle_entries(**kw), *extra]:
+                zf.writestr(rel, data)
+        return path
+    return make
+
+
+@pytest.fixture
+def make_kaggle_folder(tmp_path):
+    def make(name="fer2013", extra=(), **kw) -> Path:
+        root = tmp_path / name
+        for rel, data, _ in [*kaggle_entries(**kw), *extra]:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+        return root
+    return make
+
+
+@pytest.fixture
+def make_fer_csv(tmp_path):
+    def make(name="fer2013.csv", per_usage=4, bad_rows=()) -> Path:
+        lines, seed = ["emotion,pixels,Usage"], 0
+        for usage in ("Training", "PublicTest", "PrivateTest"):
+            for label in range(7):
+                for _ in range(per_usage):
+                    seed += 1
+                    lines.append(f"{label},{' '.join(map(str, face(label, seed).ravel()))},{usage}")
+        lines.extend(bad_rows)
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+    return make
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """An untrained fer_vgg_small checkpoint in the shipped format (weights in half precision)."""
+    import torch
+
+    from fer_core.checkpoints import save_checkpoint
+    from fer_core.models import create_model
+    torch.manual_seed(0)
+    model = create_model("fer_vgg_small")
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, {"arch": "fer_vgg_small", "model_config": {}, "labels": list(EMOTIONS),
+                           "state_dict": {k: v.half() if v.is_floating_point() else v
+                                          for k, v in model.state_dict().items()},
+                           "epoch": 0, "val_accuracy": 0.0, "train_config": {}})
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_dataset():
+    if not FER2013_ZIP.exists():
+        pytest.skip(f"FER2013 is not at {FER2013_ZIP}")
+    from fer_core.data import load_dataset
+    return load_dataset(FER2013_ZIP, cache_dir=Path(os.environ.get("FER_TEST_CACHE", "/tmp/fer-test-cache")))
