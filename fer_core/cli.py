@@ -77,7 +77,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_ship(args) -> int:
     from .model_cards import ship_run
-    card = ship_run(args.run_dir, args.name, notes=args.notes)
+    card = ship_run(args.run_dir, args.name, notes=args.notes, data=args.data)
     print(f"shipped {args.run_dir} as {card.with_suffix('.pt')} with its card {card}")
     return 0
 
@@ -86,6 +86,50 @@ def cmd_bench(args) -> int:
     from .bench import run_benchmarks
     run_benchmarks(args)
     return 0
+
+
+def cmd_predict(args) -> int:
+    """Emotions per face in each file; a file's failure is reported in its entry, the others go on."""
+    from .images import is_video_name
+    from .inference import EmotionRecognizer
+    from .tta import MAX_VIEWS
+    if not 2 <= args.tta_views <= MAX_VIEWS:
+        print(f"error: --tta-views must be between 2 and {MAX_VIEWS}", file=sys.stderr)
+        return 2
+    if args.every_n < 1:
+        print("error: --every-n must be at least 1", file=sys.stderr)
+        return 2
+    rec = EmotionRecognizer.load(args.checkpoint, yunet_model=args.yunet)
+    options = dict(tta=args.tta, views=args.tta_views, detect=not args.no_detect)
+    entries = []
+    for file in args.files:
+        try:
+            if is_video_name(file):
+                frames = [f.to_dict() for f in rec.predict_video(file, every_n=args.every_n, **options)]
+                entries.append({"file": file, "frames": frames})
+            else:
+                entries.append({"file": file, "faces": [f.to_dict() for f in rec.predict(file, **options)]})
+        except FERError as exc:
+            entries.append({"file": file, "error": str(exc)})
+        if not args.json:
+            _print_prediction(entries[-1])
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    return 1 if any("error" in e for e in entries) else 0
+
+
+def _print_prediction(entry: dict) -> None:
+    if "error" in entry:
+        print(f"{entry['file']}: error: {entry['error']}", file=sys.stderr)
+        return
+    def describe(faces):
+        return ", ".join(f"{f['label']} {f['confidence']:.0%} at {f['box']}" for f in faces) or "no face found"
+    if "frames" in entry:
+        print(f"{entry['file']}: {len(entry['frames'])} frames analysed")
+        for frame in entry["frames"]:
+            print(f"  frame {frame['frame']} ({frame['time']:.2f}s): {describe(frame['faces'])}")
+    else:
+        print(f"{entry['file']}: {describe(entry['faces'])}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("run_dir", help="a finished run folder")
     ship.add_argument("--name", default="default", help="models/<name>.pt and models/<name>.json (default %(default)s)")
     ship.add_argument("--notes", default="", help="free text for the card (how and where it was trained)")
+    ship.add_argument("--data", help="dataset to measure the card's metrics on (default: the run's)")
     ship.set_defaults(func=cmd_ship)
 
     bench = commands.add_parser("bench", help="speed benchmarks: decode, cache, training and evaluation images/s")
@@ -128,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
     bench.set_defaults(func=cmd_bench)
+
+    predict = commands.add_parser("predict", help="emotions of the faces in photos (and videos)")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="jpg, png, webp, bmp; or mp4, avi, mov, webm")
+    predict.add_argument("--checkpoint", help="a checkpoint (default: the shipped model, models/default.pt)")
+    predict.add_argument("--tta", action="store_true", help="test-time augmentation")
+    predict.add_argument("--tta-views", type=int, default=10, help="TTA views (default %(default)s)")
+    predict.add_argument("--no-detect", action="store_true", help="each image is one face (pre-cropped faces)")
+    predict.add_argument("--yunet", help="YuNet ONNX file for face detection (default $FER_YUNET_MODEL, else Haar)")
+    predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
+    predict.add_argument("--json", action="store_true", help="a JSON list: per file, file and faces (or frames) or error")
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 

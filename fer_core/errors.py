@@ -15,3 +15,7 @@ class CheckpointError(FERError):
 
 class PretrainedWeightsError(FERError):
     """Pretrained weights could not be found or downloaded."""
+
+
+class ImageError(FERError):
+    """An image or video file cannot be used: empty, not an image, truncated, too large, animated."""

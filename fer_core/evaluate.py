@@ -52,3 +52,9 @@ def evaluate_model(model, split, views: int = 1, device="cpu", batch_size: int =
     report["tta"] = views > 1
     report["tta_views"] = views
     return report
+
+
+def evaluate_splits(model, splits, views: int, device="cpu") -> dict:
+    """{"val": {"plain": report, "tta": report}, "test": {...}}: what eval.json and model cards hold."""
+    return {name: {"plain": evaluate_model(model, splits[name], 1, device),
+                   "tta": evaluate_model(model, splits[name], views, device)} for name in ("val", "test")}

@@ -11,15 +11,18 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .checkpoints import export_half
+from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
+from .data import load_dataset
 from .errors import FERError
+from .evaluate import evaluate_splits
 from .models import count_parameters, create_model
 from .paths import MODELS_DIR
 
 FORMAT = "fer_core.model_card/1"
 
 
-def make_card(run_dir: str | Path, name: str, notes: str = "") -> dict:
+def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | None = None) -> dict:
+    """A card from a finished run; `metrics` (val/test, plain/tta) default to the run's eval.json."""
     run_dir = Path(run_dir)
     missing = [f for f in ("config.json", "metrics.jsonl", "eval.json", "best.pt") if not (run_dir / f).exists()]
     if missing:
@@ -35,7 +38,7 @@ def make_card(run_dir: str | Path, name: str, notes: str = "") -> dict:
         "checkpoint": f"{name}.pt",
         "train_config": config,
         "epochs_trained": len(curve),
-        "metrics": {split: evaluation[split] for split in ("val", "test")},
+        "metrics": metrics or {split: evaluation[split] for split in ("val", "test")},
         "tta_views": evaluation["tta_views"],
         "learning_curve": curve,
         "training_seconds": evaluation["training_seconds"],
@@ -46,13 +49,23 @@ def make_card(run_dir: str | Path, name: str, notes: str = "") -> dict:
     }
 
 
-def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR, notes: str = "") -> Path:
-    """Export a run's best checkpoint in half precision to models/<name>.pt with its card."""
-    models_dir = Path(models_dir)
-    card = make_card(run_dir, name, notes)
-    export_half(Path(run_dir) / "best.pt", models_dir / f"{name}.pt")
+def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR, notes: str = "",
+             data: str | None = None) -> Path:
+    """Export a run's best checkpoint in half precision to models/<name>.pt with its card.
+
+    The card's metrics are measured on the exported file itself, so they are exactly what
+    `python -m fer_core evaluate` reports for the shipped checkpoint.
+    """
+    run_dir, models_dir = Path(run_dir), Path(models_dir)
+    make_card(run_dir, name, notes)  # fail early on an unfinished run
+    checkpoint = export_half(run_dir / "best.pt", models_dir / f"{name}.pt")
+    config = json.loads((run_dir / "config.json").read_text())
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    dataset = load_dataset(data or config.get("data"))
+    model = model_from_checkpoint(load_checkpoint(checkpoint))
+    metrics = evaluate_splits(model, dataset.splits, evaluation["tta_views"])
     path = models_dir / f"{name}.json"
-    path.write_text(json.dumps(card, indent=2) + "\n")
+    path.write_text(json.dumps(make_card(run_dir, name, notes, metrics), indent=2) + "\n")
     return path
 
 

@@ -29,7 +29,7 @@ from .balance import BALANCE_METHODS, class_weights, epoch_indices
 from .checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import load_dataset
 from .errors import FERError
-from .evaluate import evaluate_model, metrics_report, predict_images
+from .evaluate import evaluate_splits, metrics_report, predict_images
 from .labels import EMOTIONS, NUM_CLASSES
 from .models import count_parameters, create_model, list_models, normalize_images
 
@@ -187,7 +187,7 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
     seen = 0
     start = time.perf_counter()
     bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30, disable=None)
+               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30)
     for i in bar:
         idx = order[i * batch_size:(i + 1) * batch_size]
         x = augment_batch(normalize_images(images[idx]), aug, aug_gen).contiguous(memory_format=memory_format)
@@ -203,7 +203,7 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
         total_loss += loss.detach() * len(y)
         total_correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-        if bar is not None and i % 20 == 0:
+        if i % 20 == 0:
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{total_correct.item() / seen:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
         if stop.stop:
@@ -309,6 +309,7 @@ def main(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
     stop.install()
     write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
                  device=_device_name(device), parameters=count_parameters(model), batch_size=batch_size,
+                 train_images=len(splits["train"]),
                  started=_now(), error=None)
     print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {_device_name(device)}, "
           f"{len(splits['train'])} training images, batch {batch_size}", file=sys.stderr)
@@ -355,10 +356,7 @@ def final_eval(run_dir: Path, splits, views: int, device, training_seconds: floa
     """eval.json: the best checkpoint on val and test, with TTA off and on."""
     model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"), device)
     result = {"checkpoint": "best.pt", "tta_views": views, "training_seconds": training_seconds,
-              "device": _device_name(device)}
-    for split in ("val", "test"):
-        result[split] = {"plain": evaluate_model(model, splits[split], 1, device),
-                         "tta": evaluate_model(model, splits[split], views, device)}
+              "device": _device_name(device), **evaluate_splits(model, splits, views, device)}
     (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     print(f"best checkpoint: val {result['val']['plain']['accuracy']:.4f} (TTA {result['val']['tta']['accuracy']:.4f}), "
           f"test {result['test']['plain']['accuracy']:.4f} (TTA {result['test']['tta']['accuracy']:.4f})", file=sys.stderr)

@@ -1,0 +1,102 @@
+"""Face detection and cropping: OpenCV's Haar cascade offline by default, YuNet when its ONNX file is set.
+
+Detection runs on a copy whose longest side is at most `detect_side` pixels (faster; faces smaller
+than about 5% of the image side are missed), and boxes are mapped back to the full image.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import FERError
+
+YUNET_ENV = "FER_YUNET_MODEL"  # path of face_detection_yunet*.onnx from OpenCV's model zoo
+FACE_SIZE = 48
+# FER2013 faces were framed by a face detector with some room around the face; Haar and YuNet boxes
+# end at the eyebrows and chin, so a square crop with 10% margin per side is closer to FER2013 framing.
+CROP_MARGIN = 0.10
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, w, h in pixels of the full image
+    score: float | None = None      # detector confidence (YuNet); None for Haar and whole-image faces
+
+
+class FaceDetector:
+    """`detect(rgb)` -> faces, largest first. Haar unless a YuNet model path is given or in $FER_YUNET_MODEL."""
+
+    def __init__(self, yunet_model: str | os.PathLike | None = None, detect_side: int = 320,
+                 min_face_fraction: float = 0.08, yunet_threshold: float = 0.7):
+        yunet_model = yunet_model if yunet_model not in (None, "") else os.environ.get(YUNET_ENV) or None
+        self.detect_side = detect_side
+        self.min_face_fraction = min_face_fraction
+        if yunet_model:
+            path = Path(yunet_model).expanduser()
+            if not path.is_file():
+                raise FERError(f"YuNet model not found at {path}: give the path of face_detection_yunet*.onnx "
+                               f"(OpenCV model zoo), or leave it empty to use the Haar cascade")
+            try:
+                self._yunet = cv2.FaceDetectorYN.create(str(path), "", (320, 320), yunet_threshold, 0.3, 50)
+            except cv2.error:
+                raise FERError(f"{path} is not a YuNet model OpenCV can load") from None
+            self.backend, self.model_path = "yunet", str(path)
+        else:
+            cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+            self._haar = cv2.CascadeClassifier(str(cascade))
+            if self._haar.empty():
+                raise FERError(f"OpenCV's Haar cascade is missing ({cascade}): reinstall opencv-python-headless<5")
+            self.backend, self.model_path = "haar", None
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.detect_side / max(h, w))
+        small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+            if scale < 1.0 else rgb
+        found = self._detect_yunet(small) if self.backend == "yunet" else self._detect_haar(small)
+        faces = []
+        for (x, y, bw, bh), score in found:
+            x0, y0 = max(0, round(x / scale)), max(0, round(y / scale))
+            x1, y1 = min(w, round((x + bw) / scale)), min(h, round((y + bh) / scale))
+            if x1 > x0 and y1 > y0:
+                faces.append(Face((x0, y0, x1 - x0, y1 - y0), score))
+        return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
+
+    def _detect_haar(self, rgb: np.ndarray):
+        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        side = max(20, round(self.min_face_fraction * min(gray.shape)))
+        boxes = self._haar.detectMultiScale(gray, scaleFactor=1.15, minNeighbors=5, minSize=(side, side))
+        return [(tuple(int(v) for v in b), None) for b in boxes]
+
+    def _detect_yunet(self, rgb: np.ndarray):
+        h, w = rgb.shape[:2]
+        self._yunet.setInputSize((w, h))
+        _, rows = self._yunet.detect(np.ascontiguousarray(rgb[..., ::-1]))  # YuNet wants BGR
+        return [] if rows is None else [((r[0], r[1], r[2], r[3]), float(r[14])) for r in rows]
+
+
+def whole_image_face(rgb: np.ndarray) -> Face:
+    """The whole image as one face: for photos that are already face crops (e.g. FER2013's 48x48)."""
+    return Face((0, 0, rgb.shape[1], rgb.shape[0]))
+
+
+def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = CROP_MARGIN,
+              size: int = FACE_SIZE) -> np.ndarray:
+    """A size x size uint8 crop: the box made square with `margin` per side, edges replicated past the image."""
+    x, y, w, h = box
+    side = max(w, h) * (1 + 2 * margin)
+    if (x, y, w, h) == (0, 0, gray.shape[1], gray.shape[0]):
+        side = max(w, h)  # the whole image is the face: no margin to add
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = round(cx - side / 2), round(cy - side / 2)
+    x1, y1 = x0 + round(side), y0 + round(side)
+    pad = max(0, -x0, -y0, x1 - gray.shape[1], y1 - gray.shape[0])
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    crop = gray[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
+    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)

@@ -1,0 +1,84 @@
+"""The `python -m fer_core` contract: JSON shapes, exit codes, one-line errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fer_core.cli import main
+from fer_core.labels import EMOTIONS
+
+from .conftest import REPO
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "fer_core", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_data_report_json(make_kaggle_zip, capsys):
+    assert main(["data", "report", "--data", str(make_kaggle_zip()), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["splits"]["train"]["counts"] == dict.fromkeys(EMOTIONS, 6)
+    assert report["splits"]["test"]["total"] == 21 and report["splits"]["val"]["imbalance_ratio"] == 1.0
+
+
+def test_data_report_text(make_fer_csv, capsys):
+    assert main(["data", "report", "--data", str(make_fer_csv())]) == 0
+    out = capsys.readouterr().out
+    assert "disgust" in out and "imbalance" in out
+
+
+def test_evaluate_json_contract(make_kaggle_zip, tiny_checkpoint, capsys):
+    assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--data", str(make_kaggle_zip()),
+                 "--split", "val", "--tta", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"n", "accuracy", "macro_f1", "weighted_f1", "per_class", "confusion_matrix", "labels", "tta"} <= set(report)
+    assert report["n"] == 21 and report["tta"] is True and report["labels"] == list(EMOTIONS)
+    cm = report["confusion_matrix"]
+    assert sum(map(sum, cm)) == 21
+    assert report["accuracy"] == pytest.approx(sum(cm[i][i] for i in range(7)) / 21)
+    assert set(report["per_class"]) == set(EMOTIONS)
+    assert set(report["per_class"]["fear"]) == {"precision", "recall", "f1", "support"}
+
+
+def test_errors_are_one_line_with_exit_1(tmp_path):
+    result = run_cli("data", "report", "--data", tmp_path / "missing.zip")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: dataset not found")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, make_kaggle_zip):
+    result = run_cli("evaluate", "--checkpoint", tmp_path / "nope.pt", "--data", make_kaggle_zip())
+    assert result.returncode == 1 and result.stderr.startswith("error: checkpoint not found")
+
+
+@pytest.mark.parametrize("args", [["train", "--arch", "no_such_net"], ["evaluate", "--split", "train"],
+                                  ["train", "--epochs", "0"], ["frobnicate"], []])
+def test_usage_errors_exit_2(args):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_cli_writes_a_run_and_prints_its_folder(make_kaggle_zip, tmp_path):
+    result = run_cli("train", "--arch", "elu_cnn", "--data", make_kaggle_zip(), "--epochs", "1", "--batch-size", "16",
+                     "--out", tmp_path, "--name", "cli-run", "--tta-views", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("cli-run")
+    assert (tmp_path / "cli-run" / "eval.json").exists()
+    assert "epoch 1/1" in result.stderr and "img/s" in result.stderr
+
+
+def test_ship_writes_half_precision_checkpoint_and_card(make_kaggle_zip, tmp_path):
+    from fer_core.model_cards import load_cards, ship_run
+    from fer_core.train import TrainConfig
+    from fer_core.train import main as train
+    run = train(TrainConfig(arch="fer_vgg_small", data=str(make_kaggle_zip()), out=str(tmp_path), epochs=1,
+                            batch_size=16, tta_views=2))
+    ship_run(run, "candidate", models_dir=tmp_path / "models", notes="unit test")
+    (card,) = load_cards(tmp_path / "models")
+    assert card["arch"] == "fer_vgg_small" and card["checkpoint"] == "candidate.pt"
+    assert card["metrics"]["test"]["tta"]["n"] == 21 and len(card["learning_curve"]) == 1
+    assert card["hardware"].startswith("CPU") and card["training_seconds"] > 0

@@ -1,0 +1,50 @@
+"""Integration on the real FER2013 archive (../shared/data/fer2013.zip) and the shipped model."""
+import json
+
+import pytest
+
+from fer_core.labels import EMOTIONS
+from fer_core.paths import DEFAULT_CHECKPOINT, MODELS_DIR
+
+from .conftest import FER2013_ZIP, requires_fer2013
+
+pytestmark = [pytest.mark.integration, requires_fer2013]
+
+# ../shared/README.md: train / PublicTest / PrivateTest per class
+REAL_COUNTS = {
+    "angry": (3995, 467, 491), "disgust": (436, 56, 55), "fear": (4097, 496, 528), "happy": (7215, 895, 879),
+    "sad": (4830, 653, 594), "surprise": (3171, 415, 416), "neutral": (4965, 607, 626),
+}
+
+
+def test_real_split_counts(real_dataset):
+    assert len(real_dataset) == 35887 and real_dataset.problems == []
+    for i, split in enumerate(("train", "val", "test")):
+        assert real_dataset.counts()[split] == {e: REAL_COUNTS[e][i] for e in EMOTIONS}
+
+
+shipped = pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"no shipped model at {DEFAULT_CHECKPOINT}")
+
+
+@shipped
+def test_shipped_model_is_small_and_meets_its_target():
+    card = json.loads((MODELS_DIR / "default.json").read_text())
+    assert DEFAULT_CHECKPOINT.stat().st_size < 20 * 2 ** 20
+    assert card["metrics"]["test"]["tta"]["accuracy"] >= 0.63
+    assert card["metrics"]["test"]["tta"]["n"] == 3589
+
+
+@shipped
+@pytest.mark.parametrize("tta", [False, True])
+def test_model_card_matches_evaluate_on_the_shipped_checkpoint(tta, capsys):
+    from fer_core.cli import main
+    card = json.loads((MODELS_DIR / "default.json").read_text())
+    args = ["evaluate", "--data", str(FER2013_ZIP), "--split", "test", "--json", "--device", "cpu"]
+    if tta:
+        args += ["--tta", "--tta-views", str(card["tta_views"])]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = card["metrics"]["test"]["tta" if tta else "plain"]
+    assert report["n"] == 3589
+    assert report["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-9)
+    assert report["confusion_matrix"] == expected["confusion_matrix"]

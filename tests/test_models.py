@@ -1,0 +1,161 @@
+"""The architecture registry, pretrained-weight loading, augmentation, balancing and TTA."""
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from fer_core import models, tta
+from fer_core.augment import AugmentConfig, augment_batch
+from fer_core.balance import class_weights, epoch_indices
+from fer_core.errors import PretrainedWeightsError
+from fer_core.models import create_model, list_models
+
+EXPECTED = {"seed_cnn", "elu_cnn", "vgg16", "inception_v3", "resnet18", "fer_vgg", "fer_vgg_small"}
+
+
+def test_registry_has_every_architecture_of_the_seeds():
+    assert EXPECTED <= set(list_models())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_model_maps_48x48_grayscale_to_7_logits(name):
+    model = create_model(name).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 1, 48, 48) * 2 - 1)
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+def test_unknown_architecture():
+    with pytest.raises(KeyError, match="unknown architecture 'resnet999'"):
+        create_model("resnet999")
+
+
+def test_imagenet_weights_offline_say_where_to_put_the_file(monkeypatch, tmp_path):
+    import torchvision.models as tvm
+
+    def offline(self, *a, **kw):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(tvm.WeightsEnum, "get_state_dict", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(PretrainedWeightsError) as err:
+        create_model("resnet18", pretrained="imagenet")
+    message = str(err.value)
+    assert "https://download.pytorch.org/models/resnet18" in message
+    assert str(tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
+
+
+def test_local_state_dict_loads_into_the_backbone(tmp_path):
+    from torchvision.models import resnet18
+    torch.manual_seed(1)
+    source = resnet18(weights=None)  # an "ImageNet" file: 1000-class head, as users download it
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    model = create_model("resnet18", pretrained=str(path))
+    assert torch.equal(model.backbone.conv1.weight, source.conv1.weight)
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
+    assert model.backbone.fc.out_features == 7  # the head keeps its own shape
+
+
+def test_pretrained_path_errors(tmp_path):
+    with pytest.raises(PretrainedWeightsError, match="not found"):
+        create_model("vgg16", pretrained=str(tmp_path / "missing.pth"))
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a state dict")
+    with pytest.raises(PretrainedWeightsError, match="not a readable"):
+        create_model("vgg16", pretrained=str(bad))
+    with pytest.raises(PretrainedWeightsError, match="trains from scratch"):
+        create_model("seed_cnn", pretrained="imagenet")
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+def test_augmentation_is_batched_deterministic_and_keeps_shape():
+    x = torch.rand(16, 1, 48, 48) * 2 - 1
+    cfg = AugmentConfig(flip=True, rotate=15, zoom=0.1, shift=0.1, erase=0.5)
+    a = augment_batch(x, cfg, torch.Generator().manual_seed(3))
+    b = augment_batch(x, cfg, torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, x)
+    assert a.min() >= -1.0001 and a.max() <= 1.0001
+
+
+def test_flip_only_mirrors_about_half_the_batch():
+    x = torch.rand(200, 1, 48, 48)
+    out = augment_batch(x, AugmentConfig(flip=True, rotate=0, zoom=0, shift=0), torch.Generator().manual_seed(0))
+    flipped = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x)]
+    kept = [torch.equal(o, i) for o, i in zip(out, x)]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert 60 < sum(flipped) < 140
+
+
+def test_random_erasing_blanks_a_rectangle():
+    x = torch.ones(8, 1, 48, 48)
+    out = augment_batch(x, AugmentConfig(flip=False, rotate=0, zoom=0, shift=0, erase=1.0), torch.Generator().manual_seed(0))
+    erased = (out == 0).flatten(1).sum(1)
+    assert (erased > 0).all() and (erased < 48 * 48 * 0.3).all()
+
+
+# ----------------------------------------------------------------------------- class balancing
+
+COUNTS = np.array([400, 40, 400, 800, 400, 300, 500])
+
+
+def test_class_weights_per_method():
+    weighted = class_weights(COUNTS, "weighted")
+    assert np.allclose(weighted, COUNTS.sum() / (7 * COUNTS))
+    assert np.allclose(class_weights(COUNTS, "undersample"), 40 / COUNTS)
+    assert np.allclose(class_weights(COUNTS, "oversample") * COUNTS, COUNTS.sum() / 7)
+    assert np.allclose(class_weights(COUNTS, "none"), 1)
+
+
+def test_epoch_indices_balance_the_classes():
+    labels = torch.from_numpy(np.repeat(np.arange(7), COUNTS))
+    gen = torch.Generator().manual_seed(0)
+    plain = epoch_indices(labels, "none", gen)
+    assert sorted(plain.tolist()) == list(range(len(labels)))
+    under = labels[epoch_indices(labels, "undersample", gen)]
+    assert torch.bincount(under).tolist() == [40] * 7
+    over = torch.bincount(labels[epoch_indices(labels, "oversample", gen)], minlength=7)
+    assert over.sum() == len(labels) and (over > 0.7 * len(labels) / 7).all()
+
+
+# ----------------------------------------------------------------------------- TTA
+
+def test_views_are_the_image_its_mirror_then_shifts():
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48)
+    v = tta.make_views(x, 4)
+    assert v.shape == (4, 1, 48, 48)
+    assert torch.equal(v[0], x[0]) and torch.equal(v[1], x[0].flip(-1))
+    assert torch.equal(v[2][..., :, :-1], x[0][..., :, 1:])  # shifted one pixel
+    with pytest.raises(ValueError):
+        tta.make_views(x, tta.MAX_VIEWS + 1)
+
+
+class _CountingModel(torch.nn.Module):
+    """Logits from the left/right brightness difference; counts forward calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        d = x[..., :24].mean((1, 2, 3)) - x[..., 24:].mean((1, 2, 3))
+        return torch.stack([d * k for k in range(7)], 1)
+
+
+def test_tta_averages_softmax_over_views_in_one_forward_pass():
+    x = torch.rand(5, 1, 48, 48)
+    model = _CountingModel()
+    probs = tta.predict_proba(model, x, views=6)
+    assert model.calls == 1
+    expected = torch.stack([model(v.unsqueeze(0)).softmax(-1)[0]
+                            for i in range(5) for v in tta.make_views(x[i:i + 1], 6)]).view(5, 6, 7).mean(1)
+    assert torch.allclose(probs, expected, atol=1e-6)
+    assert torch.allclose(probs.sum(1), torch.ones(5))
+
+
+def test_normalize_images_maps_pixels_to_minus_one_one():
+    x = torch.tensor([0, 255], dtype=torch.uint8)
+    assert models.normalize_images(x).tolist() == [-1.0, 1.0]

@@ -1,0 +1,158 @@
+"""Training runs on a tiny synthetic dataset: every architecture, the run folder, resume, reproducibility."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fer_core import train as train_module
+from fer_core.checkpoints import export_half, load_checkpoint, model_from_checkpoint
+from fer_core.errors import CheckpointError, FERError
+from fer_core.evaluate import metrics_report, predict_images
+from fer_core.models import list_models
+from fer_core.train import TrainConfig, main
+
+SMALL = dict(batch_size=16, tta_views=4, rotate=5, zoom=0.05, shift=0.05, erase=0.25)
+
+
+@pytest.fixture
+def tiny_zip(make_kaggle_zip):
+    return make_kaggle_zip(per_class=(6, 3, 3))
+
+
+def run_config(tmp_path, data, **kw):
+    return TrainConfig(data=str(data), out=str(tmp_path / "runs"), **{"epochs": 1, **SMALL, **kw})
+
+
+@pytest.mark.parametrize("arch", sorted(list_models()))
+def test_one_epoch_smoke_training_per_architecture(arch, tmp_path, tiny_zip):
+    run = main(run_config(tmp_path, tiny_zip, arch=arch, name=arch))
+    assert {"config.json", "metrics.jsonl", "best.pt", "last.pt", "eval.json", "status.json"} <= {
+        p.name for p in run.iterdir()}
+    (line,) = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1", "lr",
+            "images_per_s", "seconds"} <= set(line)
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    evaluation = json.loads((run / "eval.json").read_text())
+    for split, n in (("val", 21), ("test", 21)):
+        assert evaluation[split]["plain"]["n"] == n and evaluation[split]["tta"]["tta_views"] == 4
+
+
+@pytest.mark.parametrize("balance", ["weighted", "oversample", "undersample"])
+def test_balancing_methods_train(balance, tmp_path, tiny_zip):
+    run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", balance=balance, optimizer="adam",
+                          scheduler="plateau"))
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+
+
+@pytest.mark.parametrize("optimizer,scheduler", [("nadam", "cosine"), ("adamw", "none"), ("sgd", "onecycle")])
+def test_optimizers_and_schedulers(optimizer, scheduler, tmp_path, tiny_zip):
+    run = main(run_config(tmp_path, tiny_zip, arch="elu_cnn", optimizer=optimizer, scheduler=scheduler, epochs=2))
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_early_stopping(tmp_path, tiny_zip):
+    run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=30, patience=1, lr=1e-9,
+                          optimizer="adam", scheduler="none"))
+    assert len((run / "metrics.jsonl").read_text().splitlines()) < 30
+
+
+def test_fixed_seed_reproduces_a_run(tmp_path, tiny_zip):
+    a = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=2, name="a"))
+    b = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=2, name="b"))
+    strip = lambda run: [{k: v for k, v in json.loads(s).items() if k not in ("images_per_s", "seconds", "time")}  # noqa: E731
+                         for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert strip(a) == strip(b)
+
+
+def test_resume_after_a_crash_counts_every_epoch_once_and_matches(tmp_path, tiny_zip, monkeypatch):
+    cfg = dict(arch="fer_vgg_small", epochs=3)
+    straight = main(run_config(tmp_path, tiny_zip, name="straight", **cfg))
+
+    real_epoch = train_module.train_one_epoch
+
+    def crash_in_epoch_3(*args, **kw):
+        if args[7] == 3:  # the epoch argument
+            raise MemoryError("simulated out of memory")
+        return real_epoch(*args, **kw)
+    monkeypatch.setattr(train_module, "train_one_epoch", crash_in_epoch_3)
+    with pytest.raises(MemoryError):
+        main(run_config(tmp_path, tiny_zip, name="crashed", **cfg))
+    crashed = tmp_path / "runs" / "crashed"
+    assert load_checkpoint(crashed / "last.pt")["epoch"] == 2
+    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+
+    main(None, resume=crashed)
+    epochs = [json.loads(s)["epoch"] for s in (crashed / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    final = lambda run: json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]  # noqa: E731
+    assert final(crashed) == pytest.approx(final(straight), rel=1e-5)
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    with pytest.raises(FERError, match="no config.json"):
+        main(None, resume=tmp_path)
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path, tiny_zip):
+    main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", name="taken"))
+    with pytest.raises(FERError, match="already exists"):
+        main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", name="taken"))
+
+
+def test_exclude_file_leaves_images_out(tmp_path, tiny_zip):
+    from fer_core.data import load_dataset
+    ids = load_dataset(tiny_zip)["train"].ids[:10]
+    exclude = tmp_path / "flagged.txt"
+    exclude.write_text("\n".join(ids) + "\n")
+    run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", exclude=str(exclude)))
+    assert json.loads((run / "status.json").read_text())["train_images"] == 42 - 10
+    assert json.loads((run / "config.json").read_text())["exclude"] == str(exclude)
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(optimizer="rmsprop"), dict(balance="smote"),
+                                 dict(label_smoothing=1.5), dict(batch_size=1), dict(tta_views=99)])
+def test_invalid_options_are_refused_before_anything_starts(bad, tmp_path, tiny_zip):
+    with pytest.raises(ValueError):
+        run_config(tmp_path, tiny_zip, **bad).validate()
+
+
+# ----------------------------------------------------------------------------- checkpoints and evaluation
+
+def test_checkpoint_round_trip_and_half_precision_export(tmp_path, tiny_zip):
+    from fer_core.data import load_dataset
+    run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small"))
+    images = load_dataset(tiny_zip)["test"].images
+    full = predict_images(model_from_checkpoint(load_checkpoint(run / "best.pt")), images)
+    small = export_half(run / "best.pt", tmp_path / "small.pt")
+    half = predict_images(model_from_checkpoint(load_checkpoint(small)), images)
+    assert small.stat().st_size < (run / "best.pt").stat().st_size * 0.6
+    assert np.abs(full - half).max() < 0.02
+    assert (full.argmax(1) == half.argmax(1)).mean() > 0.9
+
+
+def test_damaged_checkpoints_are_reported(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(damaged)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not a fer_core checkpoint"):
+        load_checkpoint(foreign)
+
+
+def test_metrics_report_is_consistent():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 7, 500)
+    y_pred = np.where(rng.random(500) < 0.6, y_true, rng.integers(0, 7, 500))
+    report = metrics_report(y_true, y_pred)
+    cm = np.array(report["confusion_matrix"])
+    assert cm.shape == (7, 7) and cm.sum() == report["n"] == 500
+    assert report["accuracy"] == pytest.approx(np.trace(cm) / 500)
+    assert [report["per_class"][e]["support"] for e in report["labels"]] == cm.sum(1).tolist()
+    happy = report["per_class"]["happy"]
+    assert happy["recall"] == pytest.approx(cm[3, 3] / cm[3].sum())
+    assert happy["precision"] == pytest.approx(cm[3, 3] / cm[:, 3].sum())
