@@ -82,6 +82,17 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_results_table(args) -> int:
+    from .model_cards import load_cards, results_table, update_readme
+    from .paths import PROJECT_ROOT
+    if args.write:
+        changed = update_readme(PROJECT_ROOT / "README.md")
+        print("README.md results table " + ("updated" if changed else "already up to date"))
+    else:
+        print(results_table(load_cards()))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_benchmarks
     run_benchmarks(args)
@@ -165,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--notes", default="", help="free text for the card (how and where it was trained)")
     ship.add_argument("--data", help="dataset to measure the card's metrics on (default: the run's)")
     ship.set_defaults(func=cmd_ship)
+
+    table = commands.add_parser("results-table", help="the README's results table, made from models/*.json")
+    table.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    table.set_defaults(func=cmd_results_table)
 
     bench = commands.add_parser("bench", help="speed benchmarks: decode, cache, training and evaluation images/s")
     bench.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")

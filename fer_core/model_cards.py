@@ -89,3 +89,36 @@ def headline(card: dict) -> dict:
     return {"test_accuracy": m["test"]["plain"]["accuracy"], "test_accuracy_tta": m["test"]["tta"]["accuracy"],
             "val_accuracy": m["val"]["plain"]["accuracy"], "val_accuracy_tta": m["val"]["tta"]["accuracy"],
             "test_macro_f1": m["test"]["tta"]["macro_f1"]}
+
+
+RESULTS_START, RESULTS_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+
+
+def results_table(cards: list[dict]) -> str:
+    """The README's results table, one row per model card, best PrivateTest (TTA) first."""
+    rows = ["| model | architecture | params | PublicTest acc | PrivateTest acc | PrivateTest acc (TTA) "
+            "| macro-F1 (TTA) | epochs | training time | hardware |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for card in sorted(cards, key=lambda c: -headline(c)["test_accuracy_tta"]):
+        h = headline(card)
+        minutes = card["training_seconds"] / 60
+        rows.append(f"| {card['name']} | {card['arch']} | {card['parameters'] / 1e6:.2f}M "
+                    f"| {100 * h['val_accuracy']:.2f}% | {100 * h['test_accuracy']:.2f}% "
+                    f"| **{100 * h['test_accuracy_tta']:.2f}%** ({card['tta_views']} views) "
+                    f"| {h['test_macro_f1']:.3f} | {card['epochs_trained']} | {minutes:.0f} min | {card['hardware']} |")
+    if not cards:
+        rows.append("| (no model cards in models/ yet) | | | | | | | | | |")
+    return "\n".join(rows)
+
+
+def update_readme(readme: str | Path, models_dir: str | Path = MODELS_DIR) -> bool:
+    """Rewrite the table between the README's markers; True when the file changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if RESULTS_START not in text or RESULTS_END not in text:
+        raise FERError(f"{readme} has no {RESULTS_START} ... {RESULTS_END} markers")
+    head, rest = text.split(RESULTS_START, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    new = f"{head}{RESULTS_START}\n{results_table(load_cards(models_dir))}\n{RESULTS_END}{tail}"
+    readme.write_text(new)
+    return new != text
