@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import tta
@@ -172,12 +174,13 @@ class _StopFlag:
 # ----------------------------------------------------------------------------- one epoch
 
 def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels, cfg: TrainConfig, epoch: int,
-                    loss_weights, device, stop: _StopFlag, batch_size: int) -> dict:
+                    loss_weights, device, stop: _StopFlag, batch_size: int, ddp: Distributed | None = None) -> dict:
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: resume replays the same epoch
-    order = epoch_indices(labels, cfg.balance, gen)
+    ddp = ddp or Distributed()
+    order = shard(epoch_indices(labels, cfg.balance, gen), ddp)
     n_batches = len(order) // batch_size + (1 if len(order) % batch_size >= 2 else 0)
     aug = cfg.augment()
     use_amp = cfg.amp and device.type == "cuda"
@@ -187,7 +190,7 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
     seen = 0
     start = time.perf_counter()
     bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30)
+               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30, disable=not ddp.is_main)
     for i in bar:
         idx = order[i * batch_size:(i + 1) * batch_size]
         x = augment_batch(normalize_images(images[idx]), aug, aug_gen).contiguous(memory_format=memory_format)
@@ -206,12 +209,15 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
         if i % 20 == 0:
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{total_correct.item() / seen:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
-        if stop.stop:
+        if stop.stop and ddp.world == 1:  # under DDP, ranks stop together at the epoch's end
             break
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    totals = torch.stack([total_loss.double(), total_correct.double(), torch.tensor(seen, dtype=torch.float64,
+                                                                                     device=device)])
+    if ddp.world > 1:
+        dist.all_reduce(totals)
+    loss_sum, correct, seen = totals.tolist()
     seconds = time.perf_counter() - start
-    return {"train_loss": total_loss.item() / max(seen, 1), "train_accuracy": total_correct.item() / max(seen, 1),
+    return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
             "images_per_s": seen / seconds, "seconds": seconds, "complete": not stop.stop}
 
 
@@ -248,15 +254,49 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def main(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
-    """Train into a new run folder (or continue `resume`); returns the run folder."""
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise FERError(f"cannot resume {run_dir}: no config.json there (is it a run folder?)")
-        cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    cfg.validate()
-    device = resolve_device(cfg.device)
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when started directly)."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> Distributed:
+    """Join the process group torchrun set up: NCCL on GPUs, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    return Distributed(dist.get_rank(), world, local_rank)
+
+
+def shard(order: torch.Tensor, ddp: Distributed) -> torch.Tensor:
+    """This rank's share of an epoch, as DistributedSampler does: pad to a multiple, take every world-th."""
+    if ddp.world == 1:
+        return order
+    padded = torch.cat([order, order[:(-len(order)) % ddp.world]])
+    return padded[ddp.rank::ddp.world]
+
+
+def _stop_requested(stop: _StopFlag, ddp: Distributed, device) -> bool:
+    """True on every rank when any rank was asked to stop."""
+    if ddp.world == 1:
+        return stop.stop
+    flag = torch.tensor(float(stop.stop), device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def load_splits(cfg: TrainConfig) -> dict:
     dataset = load_dataset(cfg.data)
     if cfg.exclude:
         exclude_file = Path(cfg.exclude)
@@ -267,10 +307,47 @@ def main(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
     if cfg.limit:
         pick = lambda n: np.sort(np.random.default_rng(cfg.seed).permutation(n)[:cfg.limit])  # noqa: E731
         splits = {n: s.subset(pick(len(s))) for n, s in splits.items()}
+    return splits
 
-    if resume is None:
-        run_dir = new_run_dir(cfg)
-        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Path:
+    """Train into a new run folder (or continue `resume`); returns the run folder.
+
+    Under torchrun every rank trains on its shard of each epoch; rank 0 alone writes the run folder.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").is_file():
+            raise FERError(f"cannot resume {run_dir}: no config.json there (is it a run folder?)")
+        cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    cfg.validate()
+    ddp = init_distributed(cfg.device)
+    try:
+        if resume is None:
+            run_dir = new_run_dir(cfg) if ddp.is_main else None
+            if ddp.world > 1:
+                shared = [str(run_dir) if run_dir else None]
+                dist.broadcast_object_list(shared, src=0)
+                run_dir = Path(shared[0])
+            if ddp.is_main:
+                (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        try:
+            _train(cfg, run_dir, resume is not None, ddp)
+        except BaseException as exc:
+            if ddp.is_main:
+                write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+    finally:
+        if ddp.world > 1:
+            dist.destroy_process_group()
+    return run_dir
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) -> None:
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and ddp.world > 1:
+        device = torch.device("cuda", ddp.local_rank)
+    splits = load_splits(cfg)
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, pretrained=cfg.pretrained).to(device)
     if device.type == "cuda":
@@ -278,21 +355,20 @@ def main(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     batch_size = auto_batch_size(model, device) if cfg.batch_size == "auto" else int(cfg.batch_size)
-    batch_size = min(batch_size, len(splits["train"]))
+    batch_size = min(batch_size, len(splits["train"]) // ddp.world)
 
     images = torch.from_numpy(splits["train"].images).unsqueeze(1).to(device)
     labels = torch.from_numpy(splits["train"].labels).to(device)
     counts = np.bincount(splits["train"].labels, minlength=NUM_CLASSES)
     loss_weights = (torch.tensor(class_weights(counts, "weighted"), dtype=torch.float32, device=device)
                     if cfg.balance == "weighted" else None)
-    epoch_len = len(epoch_indices(labels, cfg.balance, torch.Generator().manual_seed(0)))
+    epoch_len = len(shard(epoch_indices(labels, cfg.balance, torch.Generator().manual_seed(0)), ddp))
     steps_per_epoch = epoch_len // batch_size + (1 if epoch_len % batch_size >= 2 else 0)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
-    step_model = torch.compile(model) if cfg.compile else model
 
     start_epoch, best_acc, stale_epochs, elapsed = 1, -1.0, 0, 0.0
-    if resume is not None and (run_dir / "last.pt").exists():
+    if resuming and (run_dir / "last.pt").exists():
         last = load_checkpoint(run_dir / "last.pt")
         model.load_state_dict(last["state_dict"])
         optimizer.load_state_dict(last["optimizer"])
@@ -300,56 +376,72 @@ def main(cfg: TrainConfig, resume: str | os.PathLike | None = None) -> Path:
             scheduler.load_state_dict(last["scheduler"])
         start_epoch = last["epoch"] + 1
         best_acc, stale_epochs, elapsed = last["best_val_accuracy"], last["stale_epochs"], last["elapsed"]
-        _truncate_metrics(run_dir / "metrics.jsonl", last["epoch"])
-    elif resume is not None:
-        _truncate_metrics(run_dir / "metrics.jsonl", 0)
+    if resuming and ddp.is_main:
+        _truncate_metrics(run_dir / "metrics.jsonl", start_epoch - 1)
+    step_model = model
+    if ddp.world > 1:
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        step_model = torch.compile(step_model)
 
     meta = {"arch": cfg.arch, "model_config": {}, "labels": list(EMOTIONS), "train_config": asdict(cfg)}
     stop = _StopFlag()
     stop.install()
-    write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
-                 device=_device_name(device), parameters=count_parameters(model), batch_size=batch_size,
-                 train_images=len(splits["train"]),
-                 started=_now(), error=None)
-    print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {_device_name(device)}, "
-          f"{len(splits['train'])} training images, batch {batch_size}", file=sys.stderr)
+    if ddp.is_main:
+        write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
+                     device=_device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else ""),
+                     parameters=count_parameters(model), batch_size=batch_size * ddp.world,
+                     train_images=len(splits["train"]), started=_now(), error=None)
+        print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {_device_name(device)}"
+              f"{f' x{ddp.world}' if ddp.world > 1 else ''}, {len(splits['train'])} training images, "
+              f"batch {batch_size * ddp.world}", file=sys.stderr)
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
         stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
-                                loss_weights, device, stop, batch_size)
+                                loss_weights, device, stop, batch_size, ddp)
         if not stats.pop("complete"):
-            write_status(run_dir, state="cancelled", epoch=epoch - 1)
-            print(f"cancelled during epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
-            return run_dir
-        stats.update(validate(model, splits["val"], device))
+            if ddp.is_main:
+                write_status(run_dir, state="cancelled", epoch=epoch - 1)
+                print(f"cancelled during epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
+            return
+        stats.update(validate(model, splits["val"], device))  # every rank: same decisions, no messages
         if scheduler is not None and not step_per_batch:
             scheduler.step(stats["val_accuracy"])
         elapsed += stats["seconds"]
         improved = stats["val_accuracy"] > best_acc
         best_acc = max(best_acc, stats["val_accuracy"])
         stale_epochs = 0 if improved else stale_epochs + 1
-        line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": _now()}
-        if improved:
-            save_checkpoint(run_dir / "best.pt", {**meta, "state_dict": model.state_dict(), "epoch": epoch,
-                                                  "val_accuracy": stats["val_accuracy"]})
-        save_checkpoint(run_dir / "last.pt", {
-            **meta, "state_dict": model.state_dict(), "epoch": epoch, "val_accuracy": stats["val_accuracy"],
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else {},
-            "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed})
-        with open(run_dir / "metrics.jsonl", "a") as fh:  # after last.pt: a resume never counts an epoch twice
-            fh.write(json.dumps(line) + "\n")
-        write_status(run_dir, epoch=epoch, best_val_accuracy=best_acc)
-        print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
-              f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
-              f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
+        if ddp.is_main:
+            line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": _now()}
+            if improved:
+                save_checkpoint(run_dir / "best.pt", {**meta, "state_dict": model.state_dict(), "epoch": epoch,
+                                                      "val_accuracy": stats["val_accuracy"]})
+            save_checkpoint(run_dir / "last.pt", {
+                **meta, "state_dict": model.state_dict(), "epoch": epoch, "val_accuracy": stats["val_accuracy"],
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else {},
+                "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed})
+            with open(run_dir / "metrics.jsonl", "a") as fh:  # after last.pt: a resume never counts an epoch twice
+                fh.write(json.dumps(line) + "\n")
+            write_status(run_dir, epoch=epoch, best_val_accuracy=best_acc)
+            print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
+                  f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
+                  f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
+        if _stop_requested(stop, ddp, device):
+            if ddp.is_main:
+                write_status(run_dir, state="cancelled", epoch=epoch)
+                print(f"cancelled after epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
+            return
         if cfg.patience and stale_epochs >= cfg.patience:
-            print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
+            if ddp.is_main:
+                print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
             break
 
-    final_eval(run_dir, splits, cfg.tta_views, device, training_seconds=elapsed)
-    write_status(run_dir, state="finished", epoch=epoch)
-    return run_dir
+    if ddp.world > 1:
+        dist.barrier()  # best.pt is complete before rank 0 reads it back
+    if ddp.is_main:
+        final_eval(run_dir, splits, cfg.tta_views, device, training_seconds=elapsed)
+        write_status(run_dir, state="finished", epoch=epoch)
 
 
 def final_eval(run_dir: Path, splits, views: int, device, training_seconds: float) -> dict:

@@ -1,5 +1,8 @@
 """Training runs on a tiny synthetic dataset: every architecture, the run folder, resume, reproducibility."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -87,6 +90,22 @@ def test_resume_after_a_crash_counts_every_epoch_once_and_matches(tmp_path, tiny
     assert epochs == [1, 2, 3]
     final = lambda run: json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]  # noqa: E731
     assert final(crashed) == pytest.approx(final(straight), rel=1e-5)
+
+
+def test_ddp_with_two_cpu_processes_writes_one_run(tmp_path, tiny_zip):
+    """The torchrun code path (DistributedDataParallel, sharded epochs, rank-0 writes) on gloo."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+           "-m", "fer_core", "train", "--arch", "fer_vgg_small", "--data", str(tiny_zip), "--epochs", "2",
+           "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path), "--name", "ddp", "--tta-views", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "ddp"
+    assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt", "last.pt"]
+    assert [json.loads(s)["epoch"] for s in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["device"].endswith("x2 processes")
+    assert status["batch_size"] == 16  # 8 per process
+    assert load_checkpoint(run / "best.pt")["arch"] == "fer_vgg_small"
 
 
 def test_resume_needs_a_run_folder(tmp_path):
