@@ -93,6 +93,36 @@ def cmd_results_table(args) -> int:
     return 0
 
 
+def cmd_runs_list(args) -> int:
+    from .runs import Registry
+    runs = Registry(args.runs_dir).list()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    print(f"{'id':40} {'arch':14} {'state':12} {'epochs':>7} {'best val':>9} {'test':>8} {'test TTA':>9}")
+    for r in runs:
+        print(f"{r.id:40} {r.arch:14} {r.state:12} {f'{r.epochs_done}/{r.epochs}':>7} {pct(r.best_val_accuracy):>9} "
+              f"{pct(r.test_accuracy):>8} {pct(r.test_accuracy_tta):>9}")
+    return 0
+
+
+def cmd_runs_action(args) -> int:
+    from .runs import Registry
+    getattr(Registry(args.runs_dir), args.action)(args.run_id)
+    print(f"{args.action}: {args.run_id}")
+    return 0
+
+
+def cmd_runs_worker(args) -> int:
+    from .runs import run_worker
+    run_worker(args.runs_dir, args.slot)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_benchmarks
     run_benchmarks(args)
@@ -176,6 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--notes", default="", help="free text for the card (how and where it was trained)")
     ship.add_argument("--data", help="dataset to measure the card's metrics on (default: the run's)")
     ship.set_defaults(func=cmd_ship)
+
+    from .paths import DEFAULT_RUNS_DIR
+    runs = commands.add_parser("runs", help="the run registry: list, cancel, resume, delete")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
+    runs_list = runs_commands.add_parser("list", help="id, architecture, state, epochs, best val and test accuracy")
+    runs_list.add_argument("--json", action="store_true")
+    runs_list.set_defaults(func=cmd_runs_list)
+    for action, text in (("cancel", "stop a queued or running job (its checkpoint is kept)"),
+                         ("resume", "continue an interrupted, cancelled or failed run"),
+                         ("delete", "remove a run and its files")):
+        sub = runs_commands.add_parser(action, help=text)
+        sub.add_argument("run_id")
+        sub.set_defaults(func=cmd_runs_action, action=action)
+    worker = runs_commands.add_parser("worker", help="(internal) start queued jobs of one device slot")
+    worker.add_argument("--slot", default="cpu", choices=("cpu", "cuda"))
+    worker.set_defaults(func=cmd_runs_worker)
+    for sub in (runs_list, worker, *[runs_commands.choices[a] for a in ("cancel", "resume", "delete")]):
+        sub.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR), help="default %(default)s")
 
     table = commands.add_parser("results-table", help="the README's results table, made from models/*.json")
     table.add_argument("--write", action="store_true", help="rewrite the table in README.md")

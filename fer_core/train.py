@@ -248,7 +248,7 @@ def write_status(run_dir: Path, **fields_) -> None:
 def new_run_dir(cfg: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(cfg.out) / (cfg.name or f"{stamp}-{cfg.arch}")
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(p.name != "train.log" for p in run_dir.iterdir()):  # the launcher's log may be there
         raise FERError(f"run folder {run_dir} already exists: choose another --name, or --resume it")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
@@ -519,6 +519,23 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--tta-views", type=int, default=d.tta_views, help="views for the final TTA evaluation")
     p.add_argument("--limit", type=int, help="use a fixed random N images of each split (quick checks)")
     return p
+
+
+def config_to_args(cfg: TrainConfig) -> list[str]:
+    """The `fer_core train` arguments that reproduce `cfg` (the inverse of config_from_args)."""
+    args = []
+    for f in fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if value is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "compile":
+            args += [flag] if value else []
+        elif isinstance(value, bool):
+            args += [flag, "on" if value else "off"]
+        else:
+            args += [flag, str(value)]
+    return args
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -1,0 +1,410 @@
+"""The run registry and job launcher: one process per training job, state on disk.
+
+Each run is a folder under the runs directory (what `train.py` writes) plus a row in an SQLite index
+beside them (`registry.sqlite`, WAL mode), so every dashboard tab and `python -m fer_core runs list`
+see the same state, and it survives restarts. A job is `python -m fer_core train ...` (under torchrun
+when it asks for several GPUs), started by a worker process that runs queued jobs one at a time per
+device slot. A job whose process vanished without finishing is shown as interrupted, never running.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import FERError
+from .paths import DEFAULT_RUNS_DIR, PROJECT_ROOT
+from .train import TrainConfig, config_to_args
+
+ACTIVE = ("queued", "running")
+STATES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    arch TEXT NOT NULL,
+    state TEXT NOT NULL,
+    slot TEXT NOT NULL,               -- device slot the worker schedules on: "cpu" or "cuda"
+    sweep TEXT,                       -- the hyperparameter sweep this run belongs to, if any
+    gpus INTEGER NOT NULL DEFAULT 1,
+    resume INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    created TEXT NOT NULL,
+    started TEXT,
+    ended TEXT,
+    epochs INTEGER,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    best_val_accuracy REAL,
+    test_accuracy REAL,
+    test_accuracy_tta REAL,
+    error TEXT,
+    config TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class Run:
+    id: str
+    arch: str
+    state: str
+    slot: str
+    sweep: str | None
+    gpus: int
+    resume: int
+    pid: int | None
+    created: str
+    started: str | None
+    ended: str | None
+    epochs: int | None
+    epochs_done: int
+    best_val_accuracy: float | None
+    test_accuracy: float | None
+    test_accuracy_tta: float | None
+    error: str | None
+    config: str
+    run_dir: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["config"] = json.loads(self.config)
+        return d
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    """True when `pid` is a live (non-zombie) fer_core process: a recycled PID does not count."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"fer_core" in cmdline
+
+
+class Registry:
+    def __init__(self, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR):
+        self.runs_dir = Path(runs_dir)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.runs_dir / "registry.sqlite"
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _db(self):
+        db = sqlite3.connect(self.db_path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def _run(self, row) -> Run:
+        return Run(**dict(row), run_dir=str(self.runs_dir / row["id"]))
+
+    def list(self, refresh: bool = True) -> list[Run]:
+        """Every run, newest first; `refresh` first reconciles the index with the run folders."""
+        if refresh:
+            self.refresh()
+        with self._db() as db:
+            return [self._run(r) for r in db.execute("SELECT * FROM runs ORDER BY created DESC, id DESC")]
+
+    def get(self, run_id: str) -> Run:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise FERError(f"no run '{run_id}' in {self.runs_dir}")
+        return self._run(row)
+
+    # ------------------------------------------------------------------ writing
+
+    def submit(self, config: TrainConfig, gpus: int = 1, sweep: str | None = None, start_worker: bool = True) -> str:
+        """Queue a training job; returns its run id. Invalid options raise ValueError before anything starts."""
+        config.validate()
+        if gpus < 1:
+            raise ValueError("gpus must be at least 1")
+        run_id = config.name or self._new_id(config.arch)
+        if (self.runs_dir / run_id).exists():
+            raise ValueError(f"a run named '{run_id}' already exists")
+        config = TrainConfig(**{**asdict(config), "name": run_id, "out": str(self.runs_dir)})
+        slot = "cuda" if config.device.startswith("cuda") or (config.device == "auto" and _cuda_available()) else "cpu"
+        with self._db() as db:
+            db.execute("INSERT INTO runs (id, arch, state, slot, sweep, gpus, created, epochs, config) "
+                       "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                       (run_id, config.arch, slot, sweep, gpus, _now(), config.epochs, json.dumps(asdict(config))))
+        if start_worker:
+            ensure_worker(self.runs_dir, slot)
+        return run_id
+
+    def submit_sweep(self, base: TrainConfig, grid: dict[str, list], name: str | None = None, **kw) -> list[str]:
+        """One queued job per combination of the values in `grid` (one or two options), grouped as a sweep."""
+        if not 1 <= len(grid) <= 2 or not all(grid.values()):
+            raise ValueError("a sweep varies one or two options, each with at least one value")
+        sweep = name or f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        combos: list[dict] = [{}]
+        for key, values in grid.items():
+            combos = [{**c, key: v} for c in combos for v in values]
+        configs = [TrainConfig(**{**asdict(base), **combo, "name": None}) for combo in combos]
+        for c in configs:
+            c.validate()  # refuse the whole sweep before queueing any of it
+        return [self.submit(c, sweep=sweep, **kw) for c in configs]
+
+    def cancel(self, run_id: str) -> None:
+        """Stop a job cleanly: a queued job never starts; a running one gets SIGTERM and keeps last.pt."""
+        run = self.get(run_id)
+        if run.state == "queued":
+            self._set(run_id, state="cancelled", ended=_now())
+        elif run.state == "running" and _pid_alive(run.pid):
+            # Jobs lead their own process group: torchrun and its workers all get the signal.
+            if _is_group_leader(run.pid):
+                os.killpg(run.pid, signal.SIGTERM)
+            else:
+                os.kill(run.pid, signal.SIGTERM)
+        else:
+            raise FERError(f"run '{run_id}' is {run.state}: nothing to cancel")
+
+    def resume(self, run_id: str) -> None:
+        """Queue an interrupted, cancelled or failed run to continue from its last checkpoint."""
+        run = self.get(run_id)
+        if run.state not in ("interrupted", "cancelled", "failed"):
+            raise FERError(f"run '{run_id}' is {run.state}: only interrupted, cancelled or failed runs resume")
+        if not (Path(run.run_dir) / "config.json").exists():
+            raise FERError(f"run '{run_id}' never started (no config.json): start a new run instead")
+        self._set(run_id, state="queued", resume=1, error=None, ended=None, pid=None)
+        ensure_worker(self.runs_dir, run.slot)
+
+    def delete(self, run_id: str) -> None:
+        run = self.get(run_id)
+        if run.state == "running" and _pid_alive(run.pid):
+            raise FERError(f"run '{run_id}' is running: cancel it first")
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        with self._db() as db:
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def _set(self, run_id: str, **values) -> None:
+        cols = ", ".join(f"{k} = ?" for k in values)
+        with self._db() as db:
+            db.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*values.values(), run_id))
+
+    def _new_id(self, arch: str) -> str:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id, n = f"{stamp}-{arch}", 1
+        while (self.runs_dir / run_id).exists() or self._exists(run_id):
+            n += 1
+            run_id = f"{stamp}-{arch}-{n}"
+        return run_id
+
+    def _exists(self, run_id: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+    # ------------------------------------------------------------------ reconciling with the run folders
+
+    def refresh(self) -> None:
+        """Bring every row up to date from its run folder; adopt run folders made by the CLI."""
+        with self._db() as db:
+            rows = {r["id"]: r for r in db.execute("SELECT * FROM runs")}
+        for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and (p / "config.json").exists()):
+            if folder.name not in rows:
+                self._adopt(folder)
+        for run_id, row in rows.items():
+            if row["state"] == "queued":
+                continue
+            update = self._from_folder(self.runs_dir / run_id, row)
+            if update:
+                self._set(run_id, **update)
+
+    def _adopt(self, folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        status = _read_json(folder / "status.json")
+        slot = "cuda" if "CPU" not in status.get("device", "CPU") else "cpu"
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO runs (id, arch, state, slot, created, epochs, pid, config) "
+                       "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                       (folder.name, config.get("arch", "?"), slot, status.get("started") or _now(),
+                        config.get("epochs"), status.get("pid"), json.dumps(config)))
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (folder.name,)).fetchone()
+        update = self._from_folder(folder, row)
+        if update:
+            self._set(folder.name, **update)
+
+    def _from_folder(self, folder: Path, row) -> dict:
+        status = _read_json(folder / "status.json")
+        metrics = _read_metrics(folder / "metrics.jsonl")
+        update: dict = {"epochs_done": len(metrics)}
+        if metrics:
+            update["best_val_accuracy"] = max(m["val_accuracy"] for m in metrics)
+        evaluation = _read_json(folder / "eval.json")
+        if evaluation:
+            update["test_accuracy"] = evaluation["test"]["plain"]["accuracy"]
+            update["test_accuracy_tta"] = evaluation["test"]["tta"]["accuracy"]
+        state = status.get("state")
+        if row["state"] == "running":
+            # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
+            alive = _pid_alive(row["pid"]) or _pid_alive(status.get("pid"))
+            if state in ("finished", "failed", "cancelled"):
+                update.update(state=state, ended=status.get("updated") or _now(), error=status.get("error"))
+            elif not alive and not status:  # died before training started: a crash, not an interruption
+                update.update(state="failed", ended=_now(),
+                              error=_log_tail(folder / "train.log", 3) or "the job ended before training started")
+            elif not alive:
+                update.update(state="interrupted", ended=_now(),
+                              error=status.get("error") or _interruption_note(folder, len(metrics)))
+        return update
+
+
+def _interruption_note(folder: Path, epochs_done: int) -> str:
+    tail = _log_tail(folder / "train.log", 3)
+    note = f"the training process ended without finishing (killed, out of memory or machine restarted) after epoch {epochs_done}"
+    return f"{note}; last log lines: {tail}" if tail else note
+
+
+def _log_tail(path: Path, lines: int) -> str:
+    """The last `lines` non-empty lines of a log (progress-bar redraws split), joined on one line."""
+    try:
+        text = path.read_text(errors="replace").replace("\r", "\n")
+    except OSError:
+        return ""
+    return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-lines:])[-600:]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line being written right now
+    return out
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+# ----------------------------------------------------------------------------- the worker
+
+def job_command(run: Run) -> list[str]:
+    """The command line of a job: `fer_core train`, under torchrun for several GPUs."""
+    config = TrainConfig(**json.loads(run.config))
+    train_args = ["--resume", run.run_dir] if run.resume else config_to_args(config)
+    if run.gpus > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+                "--nproc_per_node", str(run.gpus), "-m", "fer_core", "train", *train_args]
+    return [sys.executable, "-m", "fer_core", "train", *train_args]
+
+
+def start_job(registry: Registry, run: Run) -> subprocess.Popen:
+    folder = Path(run.run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "train.log", "ab")
+    proc = subprocess.Popen(job_command(run), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    registry._set(run.id, state="running", pid=proc.pid, started=_now(), error=None)
+    return proc
+
+
+def run_worker(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, slot: str = "cpu", parallel: int | None = None,
+               poll_s: float = 1.0) -> None:
+    """Start queued jobs of one device slot, `parallel` at a time, until the queue is empty.
+
+    A lock file makes this the only worker of its slot; a second one exits at once.
+    """
+    registry = Registry(runs_dir)
+    parallel = parallel or int(os.environ.get("FER_JOBS_PER_DEVICE", "1"))
+    lock = open(registry.runs_dir / f"worker-{slot}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return
+    running: dict[str, subprocess.Popen] = {}
+    try:
+        while True:
+            for run_id, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[run_id]
+                    _record_exit(registry, run_id, proc.returncode)
+            with registry._db() as db:
+                queued = [r["id"] for r in db.execute(
+                    "SELECT id FROM runs WHERE state = 'queued' AND slot = ? ORDER BY created, id", (slot,))]
+            for run_id in queued[:max(0, parallel - len(running))]:
+                running[run_id] = start_job(registry, registry.get(run_id))
+            if not running and not queued:
+                return
+            time.sleep(poll_s)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    with registry._db() as db:  # a job queued while this worker was exiting must not be stranded
+        if db.execute("SELECT 1 FROM runs WHERE state = 'queued' AND slot = ?", (slot,)).fetchone():
+            ensure_worker(registry.runs_dir, slot)
+
+
+def _record_exit(registry: Registry, run_id: str, returncode: int) -> None:
+    """A job process ended: its status.json says how, unless it died before writing it."""
+    registry.refresh()
+    run = registry.get(run_id)
+    if run.state != "running":
+        return
+    log = _log_tail(Path(run.run_dir) / "train.log", 3)
+    if returncode < 0:  # killed by a signal: SIGKILL, the OOM killer
+        error = f"killed by signal {-returncode} after epoch {run.epochs_done}" + (f"; last log lines: {log}" if log else "")
+        registry._set(run_id, state="interrupted", ended=_now(), error=error)
+    else:
+        registry._set(run_id, state="failed", ended=_now(), error=f"exit code {returncode}: {log}")
+
+
+def ensure_worker(runs_dir: str | os.PathLike, slot: str) -> None:
+    """Start a detached worker for `slot` unless one is running (it survives the dashboard)."""
+    lock_path = Path(runs_dir) / f"worker-{slot}.lock"
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        except BlockingIOError:
+            return  # a worker holds the lock
+    log = open(Path(runs_dir) / f"worker-{slot}.log", "ab")
+    subprocess.Popen([sys.executable, "-m", "fer_core", "runs", "worker", "--runs-dir", str(runs_dir), "--slot", slot],
+                     cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                     start_new_session=True)
+    log.close()

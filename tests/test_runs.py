@@ -1,0 +1,117 @@
+"""The run registry and job launcher, through the same API the Train page uses."""
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from fer_core.runs import Registry
+from fer_core.train import TrainConfig
+
+TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, rotate=5)
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return Registry(tmp_path / "runs")
+
+
+@pytest.fixture
+def tiny_zip(make_kaggle_zip):
+    return str(make_kaggle_zip(per_class=(6, 3, 3)))
+
+
+def wait_for(registry, run_id, predicate, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = next(r for r in registry.list() if r.id == run_id)
+        if predicate(run):
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; last state {run.state}, log: {_log(run)}")
+
+
+def _log(run):
+    path = os.path.join(run.run_dir, "train.log")
+    return open(path).read()[-1500:] if os.path.exists(path) else "(no log)"
+
+
+def test_a_submitted_job_runs_to_completion_in_its_own_process(registry, tiny_zip):
+    run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=2, **TINY))
+    assert registry.get(run_id).state in ("queued", "running")
+    run = wait_for(registry, run_id, lambda r: r.state not in ("queued", "running"))
+    assert run.state == "finished", _log(run)
+    assert run.pid != os.getpid() and run.epochs_done == 2
+    assert run.test_accuracy is not None and run.test_accuracy_tta is not None
+    folder = registry.runs_dir / run_id
+    assert [json.loads(s)["epoch"] for s in (folder / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert (folder / "best.pt").exists() and (folder / "eval.json").exists()
+
+
+def test_sigkill_is_reported_as_interrupted_and_resume_counts_epochs_once(registry, tiny_zip):
+    run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=10, **TINY))
+    run = wait_for(registry, run_id, lambda r: r.state == "running" and r.epochs_done >= 2)
+    os.killpg(run.pid, signal.SIGKILL)
+    run = wait_for(registry, run_id, lambda r: r.state != "running")
+    assert run.state == "interrupted"
+    assert "signal 9" in run.error or "ended without finishing" in run.error
+    done = run.epochs_done
+    assert done >= 2
+
+    registry.resume(run_id)
+    run = wait_for(registry, run_id, lambda r: r.state not in ("queued", "running"), timeout=300)
+    assert run.state == "finished", _log(run)
+    epochs = [json.loads(s)["epoch"] for s in (registry.runs_dir / run_id / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 11))
+
+
+def test_cancel_keeps_the_checkpoint_and_resume_finishes(registry, tiny_zip):
+    run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=40, **TINY))
+    wait_for(registry, run_id, lambda r: r.state == "running" and r.epochs_done >= 1)
+    registry.cancel(run_id)
+    run = wait_for(registry, run_id, lambda r: r.state != "running")
+    assert run.state == "cancelled"
+    assert (registry.runs_dir / run_id / "last.pt").exists()
+
+
+def test_a_crashing_job_is_failed_with_its_error_and_the_registry_survives(registry, tmp_path):
+    run_id = registry.submit(TrainConfig(data=str(tmp_path / "missing.zip"), epochs=1, **TINY))
+    run = wait_for(registry, run_id, lambda r: r.state not in ("queued", "running"))
+    assert run.state == "failed" and "dataset not found" in run.error
+
+
+def test_queued_jobs_cancel_and_delete(registry, tiny_zip):
+    run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=1, **TINY), start_worker=False)
+    registry.cancel(run_id)
+    assert registry.get(run_id).state == "cancelled"
+    registry.delete(run_id)
+    assert all(r.id != run_id for r in registry.list())
+
+
+def test_sweep_queues_one_job_per_combination_and_refuses_bad_values(registry, tiny_zip):
+    base = TrainConfig(data=tiny_zip, epochs=1, **TINY)
+    ids = registry.submit_sweep(base, {"lr": [0.01, 0.05], "balance": ["none", "weighted"]}, name="lr-x-balance",
+                                start_worker=False)
+    runs = [registry.get(i) for i in ids]
+    assert len(runs) == 4 and {r.sweep for r in runs} == {"lr-x-balance"}
+    combos = {(json.loads(r.config)["lr"], json.loads(r.config)["balance"]) for r in runs}
+    assert combos == {(0.01, "none"), (0.01, "weighted"), (0.05, "none"), (0.05, "weighted")}
+    with pytest.raises(ValueError):
+        registry.submit_sweep(base, {"epochs": [1, 0]}, start_worker=False)
+    assert len(registry.list()) == 4
+
+
+def test_invalid_options_never_reach_the_queue(registry, tiny_zip):
+    with pytest.raises(ValueError, match="optimizer"):
+        registry.submit(TrainConfig(data=tiny_zip, optimizer="rmsprop"), start_worker=False)
+    assert registry.list() == []
+
+
+def test_runs_list_cli_shows_the_same_registry(registry, tiny_zip, capsys):
+    from fer_core.cli import main
+    registry.submit(TrainConfig(data=tiny_zip, epochs=1, name="listed", **TINY), start_worker=False)
+    assert main(["runs", "list", "--json", "--runs-dir", str(registry.runs_dir)]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["id"] == "listed" and row["state"] == "queued" and row["arch"] == "fer_vgg_small"
+    assert {"epochs_done", "best_val_accuracy", "test_accuracy"} <= set(row)
