@@ -73,7 +73,7 @@ def bench_eval(arch: str, device: torch.device, seconds: float) -> None:
     model = create_model(arch).to(device).eval()
     images = np.random.default_rng(0).integers(0, 256, (512, 48, 48), dtype=np.uint8)
     for views in (1, DEFAULT_VIEWS):
-        per_call, _ = _timed(lambda: predict_images(model, images, views, 512, device), seconds / 2)
+        per_call, _ = _timed(lambda v=views: predict_images(model, images, v, 512, device), seconds / 2)
         label = "TTA off" if views == 1 else f"TTA {views} views"
         print(f"evaluate {arch:14} {label:13}: {len(images) / per_call:8.0f} images/s")
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import DataError
 from .labels import EMOTIONS, NUM_CLASSES, label_index
+from .paths import DATA_DIR
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VAL_FRACTION = 0.1  # of train, for sources without a PublicTest split
 CACHE_VERSION = 1
-from .paths import DATA_DIR
 _USAGE_PREFIX = re.compile(r"^(Training|PublicTest|PrivateTest)_", re.IGNORECASE)
 
 HOW_TO_GET = ("Download FER2013 from Kaggle (https://www.kaggle.com/datasets/msambare/fer2013, "
@@ -228,7 +228,8 @@ def _split_of(parts: tuple[str, ...]) -> str | None:
     """The split an image belongs to: its filename prefix first, then its split folder."""
     match = _USAGE_PREFIX.match(parts[-1])
     if match:
-        return SPLIT_OF_USAGE[next(k for k in SPLIT_OF_USAGE if k.lower() == match.group(1).lower())]
+        usage = {k.lower(): v for k, v in SPLIT_OF_USAGE.items()}
+        return usage[match.group(1).lower()]
     for part in reversed(parts[:-2]):
         if part.lower() in SPLIT_DIRS:
             return SPLIT_DIRS[part.lower()]

@@ -52,7 +52,7 @@ def kaggle_entries(per_class=(6, 3, 3), prefixes=True):
         label = EMOTIONS.index(folder)
         for split_dir, usage, count in (("train", "Training", n_train), ("test", "PublicTest", n_public),
                                         ("test", "PrivateTest", n_private)):
-            for i in range(count):
+            for _ in range(count):
                 seed += 1
                 name = f"{usage}_{seed}.jpg" if prefixes else f"im{seed}.jpg"
                 entries.append((f"{split_dir}/{folder}/{name}", encode(face(label, seed)), label))
