@@ -100,7 +100,7 @@ def cmd_runs_list(args) -> int:
         print(json.dumps([r.to_dict() for r in runs], indent=2))
         return 0
     if not runs:
-        print(f"no runs in {args.runs_dir}")
+        print(f"no runs in {Registry(args.runs_dir).runs_dir}")
         return 0
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
     print(f"{'id':40} {'arch':14} {'state':12} {'epochs':>7} {'best val':>9} {'test':>8} {'test TTA':>9}")
@@ -207,7 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--data", help="dataset to measure the card's metrics on (default: the run's)")
     ship.set_defaults(func=cmd_ship)
 
-    from .paths import DEFAULT_RUNS_DIR
     runs = commands.add_parser("runs", help="the run registry: list, cancel, resume, delete")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
     runs_list = runs_commands.add_parser("list", help="id, architecture, state, epochs, best val and test accuracy")
@@ -223,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--slot", default="cpu", choices=("cpu", "cuda"))
     worker.set_defaults(func=cmd_runs_worker)
     for sub in (runs_list, worker, *[runs_commands.choices[a] for a in ("cancel", "resume", "delete")]):
-        sub.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR), help="default %(default)s")
+        sub.add_argument("--runs-dir", help="default $FER_RUNS_DIR, else runs/ in the project")
 
     table = commands.add_parser("results-table", help="the README's results table, made from models/*.json")
     table.add_argument("--write", action="store_true", help="rewrite the table in README.md")

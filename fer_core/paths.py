@@ -1,4 +1,5 @@
-"""Where the project keeps things: the shipped models and the default run folder."""
+"""Where the project keeps things: the shipped models, the run folders, the data."""
+import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -6,3 +7,8 @@ MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_CHECKPOINT = MODELS_DIR / "default.pt"
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
 DATA_DIR = PROJECT_ROOT / "data"
+
+
+def runs_dir() -> Path:
+    """Where run folders and the registry live: $FER_RUNS_DIR, else runs/ in the project."""
+    return Path(os.environ.get("FER_RUNS_DIR") or DEFAULT_RUNS_DIR)

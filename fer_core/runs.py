@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import FERError
-from .paths import DEFAULT_RUNS_DIR, PROJECT_ROOT
+from .paths import PROJECT_ROOT, runs_dir
 from .train import TrainConfig, config_to_args
 
 ACTIVE = ("queued", "running")
@@ -99,8 +99,8 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 class Registry:
-    def __init__(self, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR):
-        self.runs_dir = Path(runs_dir)
+    def __init__(self, folder: str | os.PathLike | None = None):
+        self.runs_dir = Path(folder or runs_dir())
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.runs_dir / "registry.sqlite"
         with self._db() as db:
@@ -250,7 +250,7 @@ class Registry:
 
     def _from_folder(self, folder: Path, row) -> dict:
         status = _read_json(folder / "status.json")
-        metrics = _read_metrics(folder / "metrics.jsonl")
+        metrics = read_metrics(folder / "metrics.jsonl")
         update: dict = {"epochs_done": len(metrics)}
         if metrics:
             update["best_val_accuracy"] = max(m["val_accuracy"] for m in metrics)
@@ -266,7 +266,7 @@ class Registry:
                 update.update(state=state, ended=status.get("updated") or _now(), error=status.get("error"))
             elif not alive and not status:  # died before training started: a crash, not an interruption
                 update.update(state="failed", ended=_now(),
-                              error=_log_tail(folder / "train.log", 3) or "the job ended before training started")
+                              error=log_tail(folder / "train.log", 3) or "the job ended before training started")
             elif not alive:
                 update.update(state="interrupted", ended=_now(),
                               error=status.get("error") or _interruption_note(folder, len(metrics)))
@@ -274,12 +274,12 @@ class Registry:
 
 
 def _interruption_note(folder: Path, epochs_done: int) -> str:
-    tail = _log_tail(folder / "train.log", 3)
+    tail = log_tail(folder / "train.log", 3)
     note = f"the training process ended without finishing (killed, out of memory or machine restarted) after epoch {epochs_done}"
     return f"{note}; last log lines: {tail}" if tail else note
 
 
-def _log_tail(path: Path, lines: int) -> str:
+def log_tail(path: Path, lines: int) -> str:
     """The last `lines` non-empty lines of a log (progress-bar redraws split), joined on one line."""
     try:
         text = path.read_text(errors="replace").replace("\r", "\n")
@@ -295,7 +295,7 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: Path) -> list[dict]:
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -344,13 +344,13 @@ def start_job(registry: Registry, run: Run) -> subprocess.Popen:
     return proc
 
 
-def run_worker(runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, slot: str = "cpu", parallel: int | None = None,
+def run_worker(folder: str | os.PathLike | None = None, slot: str = "cpu", parallel: int | None = None,
                poll_s: float = 1.0) -> None:
     """Start queued jobs of one device slot, `parallel` at a time, until the queue is empty.
 
     A lock file makes this the only worker of its slot; a second one exits at once.
     """
-    registry = Registry(runs_dir)
+    registry = Registry(folder)
     parallel = parallel or int(os.environ.get("FER_JOBS_PER_DEVICE", "1"))
     lock = open(registry.runs_dir / f"worker-{slot}.lock", "w")
     try:
@@ -386,7 +386,7 @@ def _record_exit(registry: Registry, run_id: str, returncode: int) -> None:
     run = registry.get(run_id)
     if run.state != "running":
         return
-    log = _log_tail(Path(run.run_dir) / "train.log", 3)
+    log = log_tail(Path(run.run_dir) / "train.log", 3)
     if returncode < 0:  # killed by a signal: SIGKILL, the OOM killer
         error = f"killed by signal {-returncode} after epoch {run.epochs_done}" + (f"; last log lines: {log}" if log else "")
         registry._set(run_id, state="interrupted", ended=_now(), error=error)
@@ -394,17 +394,17 @@ def _record_exit(registry: Registry, run_id: str, returncode: int) -> None:
         registry._set(run_id, state="failed", ended=_now(), error=f"exit code {returncode}: {log}")
 
 
-def ensure_worker(runs_dir: str | os.PathLike, slot: str) -> None:
+def ensure_worker(folder: str | os.PathLike, slot: str) -> None:
     """Start a detached worker for `slot` unless one is running (it survives the dashboard)."""
-    lock_path = Path(runs_dir) / f"worker-{slot}.lock"
+    lock_path = Path(folder) / f"worker-{slot}.lock"
     with open(lock_path, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(lock, fcntl.LOCK_UN)
         except BlockingIOError:
             return  # a worker holds the lock
-    log = open(Path(runs_dir) / f"worker-{slot}.log", "ab")
-    subprocess.Popen([sys.executable, "-m", "fer_core", "runs", "worker", "--runs-dir", str(runs_dir), "--slot", slot],
+    log = open(Path(folder) / f"worker-{slot}.log", "ab")
+    subprocess.Popen([sys.executable, "-m", "fer_core", "runs", "worker", "--runs-dir", str(folder), "--slot", slot],
                      cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                      start_new_session=True)
     log.close()

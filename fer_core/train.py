@@ -59,7 +59,7 @@ class TrainConfig:
     zoom: float = 0.1
     shift: float = 0.1
     erase: float = 0.0
-    exclude: str | None = None           # file with one image id per line to leave out (health audit)
+    exclude: str | None = None           # "audit" (what the health audit flags) or a file of image ids
     pretrained: str | None = None        # "imagenet" or a state_dict path (torchvision backbones)
     device: str = "auto"
     amp: bool = True                     # bf16 autocast, CUDA only
@@ -297,7 +297,10 @@ def _stop_requested(stop: _StopFlag, ddp: Distributed, device) -> bool:
 
 def load_splits(cfg: TrainConfig) -> dict:
     dataset = load_dataset(cfg.data)
-    if cfg.exclude:
+    if cfg.exclude == "audit":  # the data-health audit's own list
+        from .audit import audit_dataset
+        dataset = dataset.without(audit_dataset(dataset).exclude)
+    elif cfg.exclude:
         exclude_file = Path(cfg.exclude)
         if not exclude_file.is_file():
             raise FERError(f"--exclude file not found: {exclude_file}")
@@ -509,7 +512,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--zoom", type=float, default=d.zoom, help="max zoom fraction")
     p.add_argument("--shift", type=float, default=d.shift, help="max shift, fraction of the side")
     p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
-    p.add_argument("--exclude", help="file of image ids to leave out (one per line)")
+    p.add_argument("--exclude", help="'audit' (leave out what the data-health audit flags) or a file of image ids")
     p.add_argument("--pretrained", help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
     p.add_argument("--amp", type=_bool, default=d.amp, metavar="on|off", help="bf16 autocast on CUDA")

@@ -1,0 +1,224 @@
+"""Train: launch training jobs, watch them live, cancel, resume, delete; hyperparameter sweeps.
+
+Jobs never run in this process: the registry queues them and a worker process starts each one,
+so a refresh, a second tab or a restart of the dashboard neither stops nor duplicates a job.
+"""
+import sys
+from pathlib import Path
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # AppTest runs pages directly
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from dashboard.links import page_link  # noqa: E402
+from dashboard.run_views import STATE_BADGES, format_duration, learning_curves, run_log_tail, run_metrics, run_progress  # noqa: E402
+from fer_core.balance import BALANCE_METHODS  # noqa: E402
+from fer_core.data import resolve_data_path  # noqa: E402
+from fer_core.errors import FERError  # noqa: E402
+from fer_core.models import list_models  # noqa: E402
+from fer_core.paths import runs_dir  # noqa: E402
+from fer_core.runs import Registry  # noqa: E402
+from fer_core.train import DEFAULT_LR, OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: E402
+from fer_core.tta import MAX_VIEWS  # noqa: E402
+
+# Options a sweep can vary, with how to read the values typed for them.
+SWEEPABLE = {"lr": float, "weight_decay": float, "batch_size": int, "epochs": int, "label_smoothing": float,
+             "balance": str, "optimizer": str, "scheduler": str, "arch": str, "rotate": float, "zoom": float,
+             "shift": float, "erase": float, "seed": int}
+
+
+@st.cache_resource
+def get_registry(folder: str) -> Registry:
+    return Registry(folder)
+
+
+def training_form(prefix: str) -> tuple[dict, int]:
+    """Every training option; returns TrainConfig fields and the number of GPUs."""
+    d = TrainConfig()
+    models = list_models()
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.markdown("**Model**")
+        arch = st.selectbox("Architecture", list(models), index=list(models).index(d.arch), key=f"{prefix}arch",
+                            help="\n".join(f"- `{k}`: {v}" for k, v in models.items()))
+        st.caption(models[arch])
+        pretrained_choice = st.selectbox("Pretrained weights", ["none", "imagenet", "local file"], key=f"{prefix}pre",
+                                         help="torchvision backbones only (vgg16, inception_v3, resnet18)")
+        pretrained_path = st.text_input("State-dict path", key=f"{prefix}prepath",
+                                        disabled=pretrained_choice != "local file")
+        epochs = st.number_input("Epochs", 1, 1000, d.epochs, key=f"{prefix}epochs")
+        auto_batch = st.checkbox("Batch size: auto (largest that fits the GPU)", key=f"{prefix}autobs")
+        batch = st.number_input("Batch size", 2, 8192, d.batch_size, key=f"{prefix}bs", disabled=auto_batch)
+    with c2:
+        st.markdown("**Optimisation**")
+        optimizer = st.selectbox("Optimiser", OPTIMIZERS, key=f"{prefix}opt")
+        lr = st.number_input("Learning rate (peak for one-cycle)", 1e-6, 5.0, DEFAULT_LR[optimizer],
+                             format="%.5f", key=f"{prefix}lr_{optimizer}")
+        weight_decay = st.number_input("Weight decay", 0.0, 1.0, d.weight_decay, format="%.5f", key=f"{prefix}wd")
+        scheduler = st.selectbox("Scheduler", SCHEDULERS, key=f"{prefix}sched")
+        patience = st.number_input("Early stopping patience (epochs, 0 = off)", 0, 1000, d.patience, key=f"{prefix}pat")
+        label_smoothing = st.number_input("Label smoothing", 0.0, 0.99, d.label_smoothing, key=f"{prefix}ls")
+        balance = st.selectbox("Class balancing", BALANCE_METHODS, key=f"{prefix}bal",
+                               help="weighted loss, oversampling or undersampling of the rare classes")
+    with c3:
+        st.markdown("**Augmentation and data**")
+        flip = st.checkbox("Horizontal flip", d.flip, key=f"{prefix}flip")
+        rotate = st.slider("Rotation (degrees)", 0.0, 45.0, d.rotate, key=f"{prefix}rot")
+        zoom = st.slider("Zoom", 0.0, 0.5, d.zoom, key=f"{prefix}zoom")
+        shift = st.slider("Shift (fraction of side)", 0.0, 0.3, d.shift, key=f"{prefix}shift")
+        erase = st.slider("Random erasing probability", 0.0, 1.0, d.erase, key=f"{prefix}erase")
+        exclude = st.checkbox("Exclude images flagged by the data-health audit", key=f"{prefix}excl")
+        data = st.text_input("Dataset (empty: $FER_DATA, then data/)", key=f"{prefix}data")
+    c4, c5, c6, c7 = st.columns(4)
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    device = c4.selectbox("Device", devices, key=f"{prefix}dev")
+    gpu_count = torch.cuda.device_count()
+    gpus = c5.number_input("GPUs (torchrun DDP)", 1, max(gpu_count, 1), 1, key=f"{prefix}gpus",
+                           disabled=gpu_count < 2, help="more than one runs the job under torchrun")
+    seed = c6.number_input("Seed", 0, 2**31 - 1, d.seed, key=f"{prefix}seed")
+    tta_views = c7.number_input("TTA views (final evaluation)", 1, MAX_VIEWS, d.tta_views, key=f"{prefix}tta")
+    fields = dict(arch=arch, epochs=int(epochs), batch_size="auto" if auto_batch else int(batch), optimizer=optimizer,
+                  lr=float(lr), weight_decay=float(weight_decay), scheduler=scheduler, patience=int(patience),
+                  label_smoothing=float(label_smoothing), balance=balance, flip=flip, rotate=float(rotate),
+                  zoom=float(zoom), shift=float(shift), erase=float(erase), exclude="audit" if exclude else None,
+                  data=data.strip() or None, device=device, seed=int(seed), tta_views=int(tta_views),
+                  pretrained={"none": None, "imagenet": "imagenet"}.get(pretrained_choice, pretrained_path.strip() or None))
+    return fields, int(gpus)
+
+
+def check_data(path: str | None) -> None:
+    """Refuse a job whose dataset cannot be found, before it is queued."""
+    resolve_data_path(path)
+
+
+def new_run_tab(registry: Registry) -> None:
+    with st.form("new_run"):
+        fields, gpus = training_form("new_")
+        name = st.text_input("Run name (optional)")
+        submitted = st.form_submit_button("Start training", type="primary")
+    if submitted:
+        try:
+            check_data(fields["data"])
+            run_id = registry.submit(TrainConfig(**fields, name=name.strip() or None), gpus=gpus)
+        except (ValueError, FERError) as exc:
+            st.error(f"Not started: {exc}")
+        else:
+            st.success(f"Queued **{run_id}**. It appears below and updates by itself.")
+
+
+def sweep_tab(registry: Registry) -> None:
+    st.caption("Queue one job per combination of the values of one or two options; Compare shows the sweep together.")
+    with st.form("sweep"):
+        fields, gpus = training_form("sweep_")
+        c1, c2 = st.columns(2)
+        option1 = c1.selectbox("Vary", list(SWEEPABLE), index=0)
+        values1 = c1.text_input("Values (comma-separated)", "0.01, 0.05, 0.1")
+        option2 = c2.selectbox("and (optional)", ["—", *SWEEPABLE], index=0)
+        values2 = c2.text_input("Values", "", key="values2")
+        sweep_name = st.text_input("Sweep name (optional)")
+        submitted = st.form_submit_button("Queue sweep", type="primary")
+    if submitted:
+        try:
+            grid = {option1: parse_values(option1, values1)}
+            if option2 != "—":
+                if option2 == option1:
+                    raise ValueError("choose two different options")
+                grid[option2] = parse_values(option2, values2)
+            check_data(fields["data"])
+            ids = registry.submit_sweep(TrainConfig(**fields), grid, name=sweep_name.strip() or None, gpus=gpus)
+        except (ValueError, FERError) as exc:
+            st.error(f"Not queued: {exc}")
+        else:
+            st.success(f"Queued {len(ids)} jobs: {', '.join(ids)}")
+
+
+def parse_values(option: str, text: str) -> list:
+    kind = SWEEPABLE[option]
+    try:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"'{text}' are not {kind.__name__} values for {option}") from None
+    if not values:
+        raise ValueError(f"give at least one value for {option}")
+    return values
+
+
+@st.fragment(run_every=3)
+def runs_panel(registry: Registry) -> None:
+    runs = registry.list()
+    if not runs:
+        st.info("No runs yet: start one above, or with `python -m fer_core train`.")
+        return
+    states = st.multiselect("Show", list(STATE_BADGES), default=list(STATE_BADGES), key="state_filter")
+    shown = [r for r in runs if r.state in states]
+    st.caption(f"{len(shown)} of {len(runs)} runs · updates every 3 s")
+    for run in shown[:30]:
+        run_card(registry, run)
+
+
+def run_card(registry: Registry, run) -> None:
+    metrics = run_metrics(run)
+    progress = run_progress(run, metrics)
+    with st.container(border=True):
+        head, actions = st.columns([4, 2])
+        sweep = f" · sweep `{run.sweep}`" if run.sweep else ""
+        head.markdown(f"**{run.id}** · `{run.arch}` · {STATE_BADGES.get(run.state, run.state)}{sweep}")
+        head.progress(progress.fraction, text=(
+            f"epoch {run.epochs_done}/{run.epochs} · elapsed {format_duration(progress.elapsed_s)}"
+            + (f" · ETA {format_duration(progress.eta_s)}" if progress.eta_s is not None else "")
+            + (f" · {progress.images_per_s:,.0f} images/s" if progress.images_per_s else "")))
+        cols = head.columns(3)
+        cols[0].metric("best val accuracy", "–" if run.best_val_accuracy is None else f"{100 * run.best_val_accuracy:.2f}%")
+        cols[1].metric("test accuracy", "–" if run.test_accuracy is None else f"{100 * run.test_accuracy:.2f}%")
+        cols[2].metric("test accuracy (TTA)", "–" if run.test_accuracy_tta is None else f"{100 * run.test_accuracy_tta:.2f}%")
+        if run.error:
+            head.error(run.error)
+        action_buttons(registry, run, actions)
+        if run.state == "finished":
+            page_link("compare", "Compare this run with others", "📊", head)
+        with st.expander("Curves and log", expanded=run.state == "running"):
+            if metrics:
+                st.plotly_chart(learning_curves({run.id: metrics}), width="stretch", key=f"curves_{run.id}")
+            st.code(run_log_tail(run) or "(no log yet)", language=None)
+
+
+def action_buttons(registry: Registry, run, area) -> None:
+    key = run.id
+    try:
+        if run.state in ("queued", "running") and area.button("Cancel", key=f"cancel_{key}"):
+            registry.cancel(run.id)
+            st.toast(f"Cancelling {run.id}: it stops after the current batch and keeps its checkpoint")
+        if run.state in ("interrupted", "cancelled", "failed") and area.button("Resume", key=f"resume_{key}"):
+            registry.resume(run.id)
+            st.toast(f"{run.id} queued to continue from its last checkpoint")
+        if run.state not in ("queued", "running"):
+            if st.session_state.get("confirm_delete") == run.id:
+                area.warning("Delete this run and all its files?")
+                yes, no = area.columns(2)
+                if yes.button("Delete", key=f"yes_{key}", type="primary"):
+                    registry.delete(run.id)
+                    st.session_state.pop("confirm_delete")
+                    st.rerun(scope="fragment")
+                if no.button("Keep", key=f"no_{key}"):
+                    st.session_state.pop("confirm_delete")
+                    st.rerun(scope="fragment")
+            elif area.button("Delete…", key=f"delete_{key}"):
+                st.session_state["confirm_delete"] = run.id
+                st.rerun(scope="fragment")
+    except FERError as exc:
+        area.error(str(exc))
+
+
+st.title("Train")
+st.caption("Each job runs as its own process, one at a time per device (set FER_JOBS_PER_DEVICE for more). "
+           "Closing or refreshing this page does not stop it.")
+registry = get_registry(str(runs_dir()))
+new_tab, sweep = st.tabs(["New run", "Hyperparameter sweep"])
+with new_tab:
+    new_run_tab(registry)
+with sweep:
+    sweep_tab(registry)
+st.subheader("Runs")
+runs_panel(registry)

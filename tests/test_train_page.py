@@ -1,0 +1,79 @@
+"""The Train page under Streamlit's AppTest, against an isolated run registry."""
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core.runs import Registry
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "train.py")
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch, make_kaggle_zip):
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA", str(make_kaggle_zip()))
+    return tmp_path / "runs"
+
+
+def open_page():
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def fill_tiny_run(at, prefix="new_"):
+    at.selectbox(key=f"{prefix}arch").set_value("fer_vgg_small")
+    at.number_input(key=f"{prefix}epochs").set_value(1)
+    at.number_input(key=f"{prefix}bs").set_value(16)
+    at.number_input(key=f"{prefix}tta").set_value(2)
+
+
+def test_empty_registry_says_how_to_start(isolated):
+    at = open_page()
+    assert any("No runs yet" in i.value for i in at.info)
+    labels = {w.label for w in [*at.selectbox, *at.number_input, *at.checkbox, *at.slider, *at.text_input]}
+    for option in ("Architecture", "Optimiser", "Scheduler", "Class balancing", "Epochs", "Batch size",
+                   "Label smoothing", "Rotation (degrees)", "Zoom", "Random erasing probability", "Horizontal flip",
+                   "Exclude images flagged by the data-health audit", "Device", "Seed"):
+        assert option in labels, option
+
+
+def test_start_from_the_form_runs_a_job_that_the_page_then_shows_finished(isolated):
+    at = open_page()
+    fill_tiny_run(at)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception and any("Queued" in s.value for s in at.success), [e.value for e in at.error]
+    (run,) = Registry(isolated).list()
+    deadline = time.time() + 240
+    while Registry(isolated).get(run.id).state in ("queued", "running") and time.time() < deadline:
+        time.sleep(1)
+    assert Registry(isolated).get(run.id).state == "finished"
+    at = open_page()
+    text = " ".join(m.value for m in at.markdown)
+    assert run.id in text and "finished" in text
+    assert any(m.label == "test accuracy (TTA)" and m.value.endswith("%") for m in at.metric)
+
+
+def test_invalid_values_are_refused_in_the_form(isolated, tmp_path):
+    at = open_page()
+    at.text_input(key="new_data").set_value(str(tmp_path / "nowhere.zip"))
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert any("Not started" in e.value and "dataset not found" in e.value for e in at.error)
+    assert Registry(isolated).list() == []
+
+
+def test_a_sweep_queues_one_job_per_value(isolated, monkeypatch):
+    monkeypatch.setattr("fer_core.runs.ensure_worker", lambda *a: None)  # queue only, start nothing
+    at = open_page()
+    def queue(values):
+        next(t for t in at.text_input if t.label == "Values (comma-separated)").set_value(values)
+        next(b for b in at.button if b.label == "Queue sweep").click().run()
+
+    queue("0.01, abc")
+    assert any("Not queued" in e.value and "'0.01, abc'" in e.value for e in at.error)
+    assert Registry(isolated).list() == []
+    queue("0.01, 0.02")
+    runs = Registry(isolated).list()
+    assert len(runs) == 2 and len({r.sweep for r in runs}) == 1
