@@ -56,6 +56,9 @@ def cmd_evaluate(args) -> int:
         print("error: --tta-views must be at least 2", file=sys.stderr)
         return 2
     device = resolve_device(args.device)
+    if args.checkpoint == str(DEFAULT_CHECKPOINT) and not DEFAULT_CHECKPOINT.exists():
+        raise FERError(f"no default model at {DEFAULT_CHECKPOINT}: pass --checkpoint, or train one and "
+                       f"`python -m fer_core ship RUN_DIR`")
     model = model_from_checkpoint(load_checkpoint(args.checkpoint), device)
     split = load_dataset(args.data)[args.split]
     views = (args.tta_views or 10) if args.tta else 1

@@ -171,6 +171,10 @@ def resnet18(num_classes: int = NUM_CLASSES, input_size: int = 96) -> nn.Module:
 _IMAGENET_WEIGHTS = {"vgg16": "VGG16_Weights", "inception_v3": "Inception_V3_Weights", "resnet18": "ResNet18_Weights"}
 
 
+def supports_pretrained(name: str) -> bool:
+    return name in _IMAGENET_WEIGHTS
+
+
 def load_pretrained(model: nn.Module, name: str, source: str | Path) -> None:
     """Load backbone weights: "imagenet" through torchvision's weights API, or a local state_dict.
 

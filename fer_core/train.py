@@ -32,7 +32,7 @@ from .data import load_dataset
 from .errors import FERError
 from .evaluate import evaluate_splits, metrics_report, predict_images
 from .labels import EMOTIONS, NUM_CLASSES
-from .models import count_parameters, create_model, list_models, normalize_images
+from .models import count_parameters, create_model, list_models, normalize_images, supports_pretrained
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
@@ -93,6 +93,8 @@ class TrainConfig:
             (0 <= self.erase <= 1, "erase probability must be in [0, 1]"),
             (1 <= self.tta_views <= tta.MAX_VIEWS, f"TTA views must be 1..{tta.MAX_VIEWS}"),
             (self.limit is None or self.limit >= 8, "limit must be at least 8 images"),
+            (not self.pretrained or supports_pretrained(self.arch),
+             f"'{self.arch}' trains from scratch: pretrained weights exist for vgg16, inception_v3 and resnet18"),
         ]
         for ok, message in checks:
             if not ok:
