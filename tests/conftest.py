@@ -120,3 +120,34 @@ def real_dataset():
         pytest.skip(f"FER2013 is not at {FER2013_ZIP}")
     from fer_core.data import load_dataset
     return load_dataset(FER2013_ZIP, cache_dir=Path(os.environ.get("FER_TEST_CACHE", "/tmp/fer-test-cache")))
+
+
+@pytest.fixture
+def dashboard_url(tmp_path):
+    """A factory: start the dashboard with extra environment variables, get its URL (stopped after the test)."""
+    from .browser_harness import dashboard_server
+    servers = []
+
+    def start(**env) -> str:
+        env = {"FER_RUNS_DIR": str(tmp_path / "runs"), **{k: str(v) for k, v in env.items()}}
+        server = dashboard_server(env)
+        servers.append(server)
+        return server.__enter__()
+    yield start
+    for server in reversed(servers):
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def browser_page():
+    """A factory: a chromium page with optional extra command-line flags (e.g. a fake camera)."""
+    from .browser_harness import chromium_page
+    pages = []
+
+    def open_page(extra_args=()):
+        ctx = chromium_page(list(extra_args))
+        pages.append(ctx)
+        return ctx.__enter__()
+    yield open_page
+    for ctx in reversed(pages):
+        ctx.__exit__(None, None, None)

@@ -1,0 +1,94 @@
+"""Dataset: class counts and imbalance, balancing weights, samples, mean faces, intensities, data health."""
+import sys
+from pathlib import Path
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # AppTest runs pages directly
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import json  # noqa: E402
+
+import streamlit as st  # noqa: E402
+
+from dashboard.data_access import require_dataset  # noqa: E402
+from dashboard.dataset_views import (balancing_table, cached_audit, counts_chart, counts_frame,  # noqa: E402
+                                     emotion_caption, histogram_chart, intensity_histograms, mean_faces,
+                                     sample_strip, thumbnails)
+from fer_core.data import dataset_report  # noqa: E402
+from fer_core.labels import EMOTIONS  # noqa: E402
+
+st.title("Dataset")
+dataset = require_dataset()
+source = f"{dataset.source}:{len(dataset)}"
+report = dataset_report(dataset)
+st.caption(f"`{dataset.source}` ({dataset.format}) · {len(dataset):,} images"
+           + (" · val carved from train (the source has no PublicTest split)" if dataset.val_from_train else ""))
+
+st.subheader("Class counts per split")
+cols = st.columns(3)
+for col, (name, split) in zip(cols, report["splits"].items()):
+    col.metric(f"{name} images", f"{split['total']:,}", help="largest class / smallest class")
+    col.caption(f"imbalance ratio **{split['imbalance_ratio']}x**")
+frame = counts_frame(report)
+st.plotly_chart(counts_chart(frame), width="stretch")
+
+st.subheader("Class balancing")
+st.caption("What each balancing method in training would apply to each class (training split).")
+train_counts = dataset["train"].class_counts()
+st.table(balancing_table(train_counts).set_index("emotion"))
+with st.expander("Counts and percentages per split"):
+    frame["images (share)"] = [f"{n:,} ({p:.1f}%)" for n, p in zip(frame["images"], frame["percent"])]
+    st.table(frame.pivot(index="emotion", columns="split", values="images (share)").loc[list(EMOTIONS)])
+
+st.subheader("Samples")
+if st.button("🔀 Reshuffle"):
+    st.session_state["sample_seed"] = st.session_state.get("sample_seed", 0) + 1
+seed = st.session_state.get("sample_seed", 0)
+for label in range(len(EMOTIONS)):
+    strip = sample_strip(dataset, label, 12, seed * 7 + label)
+    st.markdown(emotion_caption(label), unsafe_allow_html=True)
+    if strip is None:
+        st.caption("no training images")
+    else:
+        st.image(strip)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Mean face per emotion")
+    faces = mean_faces(dataset, source)
+    st.image([f for f in faces], caption=list(EMOTIONS), width=72)
+with right:
+    st.subheader("Pixel intensities per split")
+    st.plotly_chart(histogram_chart(intensity_histograms(dataset, source)), width="stretch")
+
+st.subheader("Data health")
+st.caption("Exact duplicates (identical pixels), near-duplicates (perceptual hash, confirmed by correlation), "
+           "duplicates with different labels, and blank images. Train/test leakage is a known FER2013 problem.")
+if dataset.problems:
+    with st.expander(f"{len(dataset.problems)} images or rows skipped or resized while loading"):
+        st.code("\n".join(dataset.problems[:500]), language=None)
+if st.toggle("Run the data-health audit", value=st.session_state.get("audit_on", False), key="audit_on"):
+    audit = cached_audit(dataset, source)
+    summary = audit.summary()
+    c = st.columns(5)
+    c[0].metric("exact duplicate groups", summary["exact"]["groups"])
+    c[1].metric("across splits (leakage)", summary["exact"]["cross_split"] + summary["near"]["cross_split"])
+    c[2].metric("duplicates with different labels",
+                summary["exact"]["label_conflicts"] + summary["near"]["label_conflicts"])
+    c[3].metric("near-duplicate groups", summary["near"]["groups"])
+    c[4].metric("blank images", summary["blank"])
+    st.caption(f"{summary['flagged']} images flagged; {summary['excluded']} would be left out of training "
+               f"(PrivateTest is never changed). Audit took {summary['seconds']} s.")
+    d1, d2 = st.columns(2)
+    d1.download_button("Download the exclusion list (for training)", audit.exclude_text(), "fer2013-exclude.txt",
+                       help="Use it with `python -m fer_core train --exclude FILE`, or tick "
+                            "'Exclude images flagged by the data-health audit' on the Train page.")
+    d2.download_button("Download all findings (JSON)", json.dumps(audit.to_dict(), indent=1), "fer2013-audit.json")
+    groups = sorted(audit.exact_groups + audit.near_groups, key=lambda g: (not g.label_conflict, not g.cross_split))
+    for group in groups[:12]:
+        tag = " · **labels differ**" if group.label_conflict else ""
+        st.markdown(f"{', '.join(f'`{i}`' for i in group.ids[:4])}{' …' if len(group.ids) > 4 else ''}{tag}")
+        st.image(thumbnails(dataset, group.ids[:6]),
+                 caption=[f"{s}: {lb}" for s, lb in zip(group.splits[:6], group.labels[:6])], width=96)
+    if audit.blank_ids:
+        st.markdown("**Blank or near-constant images**")
+        st.image(thumbnails(dataset, audit.blank_ids[:12]), caption=audit.blank_ids[:12], width=96)

@@ -1,0 +1,45 @@
+"""Home and Dataset in a real browser against the real FER2013 archive."""
+import re
+
+import pytest
+
+from .browser_harness import assert_no_exception, requires_chromium, screenshot, wait_for_app
+from .conftest import FER2013_ZIP, requires_fer2013
+
+pytestmark = [pytest.mark.browser, requires_chromium]
+
+
+@requires_fer2013
+def test_home_and_dataset_show_the_real_counts(dashboard_url, browser_page):
+    url = dashboard_url(FER_DATA=FER2013_ZIP)
+    page = browser_page()
+    page.goto(url, timeout=60_000)
+    page.get_by_text("FER2013 found").wait_for(timeout=90_000)
+    wait_for_app(page)
+    assert "35,887 images" in page.inner_text("body")
+    assert_no_exception(page)
+    screenshot(page, "home")
+
+    page.goto(f"{url}/dataset", timeout=60_000)
+    page.get_by_text("Class counts per split").wait_for(timeout=90_000)
+    page.get_by_text("Mean face per emotion").wait_for(timeout=90_000)
+    wait_for_app(page)
+    body = page.inner_text("body")
+    assert "28,709" in body
+    assert re.search(r"\b436\b", body), "disgust's 436 training images are not shown"
+    assert "16.55x" in body  # train imbalance: happy 7,215 / disgust 436
+    assert_no_exception(page)
+    screenshot(page, "dataset")
+
+
+def test_home_without_a_dataset_says_how_to_get_one(dashboard_url, browser_page, tmp_path):
+    url = dashboard_url(FER_DATA=tmp_path / "nowhere.zip")
+    page = browser_page()
+    page.goto(url, timeout=60_000)
+    page.get_by_text("No dataset yet").wait_for(timeout=90_000)
+    assert "kaggle" in page.inner_text("body").lower()
+    assert_no_exception(page)
+    page.goto(f"{url}/dataset", timeout=60_000)
+    page.get_by_text("No dataset.").wait_for(timeout=60_000)
+    assert_no_exception(page)
+    screenshot(page, "dataset-without-data")
