@@ -239,10 +239,10 @@ class Registry:
         status = _read_json(folder / "status.json")
         slot = "cuda" if "CPU" not in status.get("device", "CPU") else "cpu"
         with self._db() as db:
-            db.execute("INSERT OR IGNORE INTO runs (id, arch, state, slot, created, epochs, pid, config) "
-                       "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+            db.execute("INSERT OR IGNORE INTO runs (id, arch, state, slot, created, started, epochs, pid, config) "
+                       "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                        (folder.name, config.get("arch", "?"), slot, status.get("started") or _now(),
-                        config.get("epochs"), status.get("pid"), json.dumps(config)))
+                        status.get("started"), config.get("epochs"), status.get("pid"), json.dumps(config)))
             row = db.execute("SELECT * FROM runs WHERE id = ?", (folder.name,)).fetchone()
         update = self._from_folder(folder, row)
         if update:
