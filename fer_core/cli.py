@@ -126,6 +126,32 @@ def cmd_runs_worker(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    """Evaluate the averaged probabilities of checkpoints on val and test; --name saves it to models/."""
+    from pathlib import Path
+
+    from .compare import ensemble_metrics
+    from .data import load_dataset
+    from .ensemble import save_ensemble
+    if len(args.checkpoints) < 2:
+        print("error: an ensemble needs at least two checkpoints", file=sys.stderr)
+        return 2
+    metrics = ensemble_metrics(args.checkpoints, load_dataset(args.data), args.tta_views)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for split, name in (("val", "PublicTest"), ("test", "PrivateTest")):
+            plain, tta = metrics[split]["plain"], metrics[split]["tta"]
+            print(f"{name}: accuracy {plain['accuracy']:.4f} (TTA {tta['accuracy']:.4f}), "
+                  f"macro-F1 {plain['macro_f1']:.4f} (TTA {tta['macro_f1']:.4f})")
+    if args.name:
+        members = [{"name": Path(c).parent.name if Path(c).name == "best.pt" else Path(c).stem, "checkpoint": c}
+                   for c in args.checkpoints]
+        path = save_ensemble(args.name, members, metrics, args.tta_views, args.models_dir)
+        print(f"saved the ensemble as {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_benchmarks
     run_benchmarks(args)
@@ -249,6 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
     predict.add_argument("--json", action="store_true", help="a JSON list: per file, file and faces (or frames) or error")
     predict.set_defaults(func=cmd_predict)
+
+    from .paths import MODELS_DIR
+    ensemble = commands.add_parser("ensemble", help="evaluate checkpoints' averaged probabilities; --name saves it")
+    ensemble.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="two or more .pt files")
+    ensemble.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    ensemble.add_argument("--tta-views", type=int, default=10, help="TTA views (default %(default)s)")
+    ensemble.add_argument("--name", help="save as models/<name>.json (members copied in float16)")
+    ensemble.add_argument("--models-dir", default=str(MODELS_DIR), help="default %(default)s")
+    ensemble.add_argument("--json", action="store_true")
+    ensemble.set_defaults(func=cmd_ensemble)
     return parser
 
 

@@ -12,3 +12,8 @@ DATA_DIR = PROJECT_ROOT / "data"
 def runs_dir() -> Path:
     """Where run folders and the registry live: $FER_RUNS_DIR, else runs/ in the project."""
     return Path(os.environ.get("FER_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+def models_dir() -> Path:
+    """Where shipped models and their cards live: $FER_MODELS_DIR, else models/ in the project."""
+    return Path(os.environ.get("FER_MODELS_DIR") or MODELS_DIR)

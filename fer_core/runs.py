@@ -236,7 +236,7 @@ class Registry:
 
     def _adopt(self, folder: Path) -> None:
         config = json.loads((folder / "config.json").read_text())
-        status = _read_json(folder / "status.json")
+        status = read_json(folder / "status.json")
         slot = "cuda" if "CPU" not in status.get("device", "CPU") else "cpu"
         with self._db() as db:
             db.execute("INSERT OR IGNORE INTO runs (id, arch, state, slot, created, started, epochs, pid, config) "
@@ -249,12 +249,12 @@ class Registry:
             self._set(folder.name, **update)
 
     def _from_folder(self, folder: Path, row) -> dict:
-        status = _read_json(folder / "status.json")
+        status = read_json(folder / "status.json")
         metrics = read_metrics(folder / "metrics.jsonl")
         update: dict = {"epochs_done": len(metrics)}
         if metrics:
             update["best_val_accuracy"] = max(m["val_accuracy"] for m in metrics)
-        evaluation = _read_json(folder / "eval.json")
+        evaluation = read_json(folder / "eval.json")
         if evaluation:
             update["test_accuracy"] = evaluation["test"]["plain"]["accuracy"]
             update["test_accuracy_tta"] = evaluation["test"]["tta"]["accuracy"]
@@ -288,11 +288,13 @@ def log_tail(path: Path, lines: int) -> str:
     return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-lines:])[-600:]
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A run file's JSON object, or {} while it is missing or half-written."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+    return value if isinstance(value, dict) else {}
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -1,0 +1,152 @@
+"""Ensembles: several checkpoints whose class probabilities are averaged.
+
+A saved ensemble is a model card (`models/<name>.json`, arch "ensemble") whose `members` name
+float16 copies of the member checkpoints in `models/<name>.members/`, so it is self-contained:
+
+    model = load_model("models/my-ensemble.json")   # or any .pt checkpoint: one loader for both
+    EmotionRecognizer(model, source="models/my-ensemble.json")
+
+The ensemble module returns log-probabilities, so softmax (what every predictor applies) gives
+exactly the averaged member probabilities, and TTA works unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
+from .errors import CheckpointError, FERError
+from .evaluate import metrics_report
+from .model_cards import FORMAT as CARD_FORMAT
+from .paths import MODELS_DIR
+
+ENSEMBLE_ARCH = "ensemble"
+
+
+def average_probabilities(member_probs: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
+    """(N, K) weighted mean of the members' (N, K) probabilities (equal weights by default)."""
+    if len(member_probs) < 1:
+        raise ValueError("an ensemble needs at least one member")
+    shapes = {p.shape for p in member_probs}
+    if len(shapes) != 1:
+        raise ValueError(f"members' predictions differ in shape: {sorted(shapes)}")
+    w = np.ones(len(member_probs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return np.tensordot(w / w.sum(), np.stack(member_probs), axes=1)
+
+
+def ensemble_report(member_probs: list[np.ndarray], labels: np.ndarray, views: int = 1) -> dict:
+    """The evaluate contract (metrics_report) for the averaged probabilities, plus the TTA setting."""
+    report = metrics_report(labels, average_probabilities(member_probs).argmax(1))
+    report.update(tta=views > 1, tta_views=views, members=len(member_probs))
+    return report
+
+
+class EnsembleModel(nn.Module):
+    """Averages the softmax of its members; forward returns log of that average (see module doc)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).float().softmax(-1) for m in self.members]).mean(0)
+        return probs.clamp_min(1e-12).log()
+
+
+# ----------------------------------------------------------------------------- saved ensembles
+
+def is_ensemble_file(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(card, dict) and card.get("arch") == ENSEMBLE_ARCH
+
+
+def list_ensembles(models_dir: str | os.PathLike = MODELS_DIR) -> list[tuple[str, Path]]:
+    """(name, card path) of every saved ensemble in models_dir."""
+    return [(p.stem, p) for p in sorted(Path(models_dir).glob("*.json")) if is_ensemble_file(p)]
+
+
+def member_paths(card_path: str | os.PathLike) -> list[Path]:
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text())
+    return [card_path.parent / m["checkpoint"] for m in card.get("members", [])]
+
+
+def load_ensemble(card_path: str | os.PathLike, device: str | torch.device = "cpu") -> EnsembleModel:
+    """The EnsembleModel of a saved ensemble; a missing or damaged member raises CheckpointError naming it."""
+    card_path = Path(card_path)
+    if not is_ensemble_file(card_path):
+        raise CheckpointError(f"{card_path} is not a saved ensemble (a models/<name>.json with arch 'ensemble')")
+    paths = member_paths(card_path)
+    if not paths:
+        raise CheckpointError(f"ensemble {card_path} lists no members")
+    return EnsembleModel([model_from_checkpoint(load_checkpoint(p), device) for p in paths]).to(device).eval()
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """A network ready to predict from a checkpoint (.pt) or a saved ensemble (.json)."""
+    if Path(path).suffix == ".json":
+        return load_ensemble(path, device)
+    return model_from_checkpoint(load_checkpoint(path), device)
+
+
+def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
+                  models_dir: str | os.PathLike = MODELS_DIR, notes: str = "", overwrite: bool = False) -> Path:
+    """Write models/<name>.json and float16 copies of the members; returns the card path.
+
+    `members`: dicts with `name` and `checkpoint` (a path), plus optional arch, parameters,
+    training_seconds, hardware, learning_curve. `metrics`: {"val"/"test": {"plain"/"tta": report}}.
+    """
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise FERError(f"'{name}' is not a usable ensemble name (letters, digits, - and _)")
+    if len(members) < 2:
+        raise FERError("an ensemble needs at least two members")
+    models_dir = Path(models_dir)
+    if not overwrite and ((models_dir / f"{name}.json").exists() or (models_dir / f"{name}.pt").exists()):
+        raise FERError(f"a model named '{name}' already exists in {models_dir}: choose another name")
+    folder = models_dir / f"{name}.members"
+    if folder.exists():
+        shutil.rmtree(folder)  # members of an ensemble being replaced
+    entries = []
+    for i, member in enumerate(members):
+        rel = Path(folder.name) / f"{i}-{Path(str(member['name'])).name}.pt"
+        export_half(member["checkpoint"], models_dir / rel)
+        entries.append({"name": member["name"], "arch": member.get("arch"), "checkpoint": rel.as_posix(),
+                        "source": str(member["checkpoint"])})
+    card = {
+        "format": CARD_FORMAT,
+        "name": name,
+        "arch": ENSEMBLE_ARCH,
+        "members": entries,
+        "parameters": int(sum(m.get("parameters") or 0 for m in members)),
+        "checkpoint": None,
+        "train_config": {"arch": ENSEMBLE_ARCH, "members": [m["name"] for m in members]},
+        "epochs_trained": 0,
+        "metrics": metrics,
+        "tta_views": tta_views,
+        "learning_curve": [],
+        "training_seconds": float(sum(m.get("training_seconds") or 0 for m in members)),
+        "hardware": " + ".join(sorted({str(m.get("hardware")) for m in members if m.get("hardware")})) or "-",
+        "host": f"{platform.machine()} {platform.system()}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notes": notes or ("average of the members' probabilities; metrics measured with the members' "
+                           "original checkpoints (shipped copies are float16)"),
+    }
+    path = models_dir / f"{name}.json"
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path

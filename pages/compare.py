@@ -1,0 +1,353 @@
+"""Compare: every run and reference model in one table; 2 to 4 side by side; ensembles of them."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # when this script runs on its own (AppTest), not through dashboard/Home.py
+    sys.path.insert(0, str(ROOT))
+
+import os  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure,  # noqa: E402
+                                      tta_gain_figure)
+from dashboard.data_access import chosen_path  # noqa: E402
+from fer_core.compare import (SPLIT_NAMES, Entry, all_entries, architectures_without_cards, cell_indices,  # noqa: E402
+                              ensemble_metrics, predictions, reading, summary_rows)
+from fer_core.data import load_dataset, resolve_data_path  # noqa: E402
+from fer_core.ensemble import save_ensemble  # noqa: E402
+from fer_core.errors import FERError  # noqa: E402
+from fer_core.evaluate import metrics_report  # noqa: E402
+from fer_core.labels import EMOTIONS  # noqa: E402
+from fer_core.paths import DATA_DIR, models_dir  # noqa: E402
+from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS  # noqa: E402
+
+NO_CELL = "—"
+CELL_IMAGES = 24  # images shown per model in the cell explorer
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=2)
+def cached_dataset(path: str, stamp: float):
+    return load_dataset(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_predictions(checkpoint: str, stamp: float, data_path: str, data_stamp: float, split: str,
+                       views: int) -> np.ndarray:
+    """In-process cache over fer_core.compare.predictions' on-disk cache: a revisit costs nothing."""
+    return predictions(checkpoint, cached_dataset(data_path, data_stamp), split, views)
+
+
+def _mtime(path: Path | str) -> float:
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def load_entries() -> list[Entry]:
+    try:
+        entries = all_entries()
+    except Exception as exc:  # a broken registry must not take the page down
+        st.error(f"Could not read the runs: {exc}")
+        entries = []
+    extra = st.session_state.get("ensemble_entry")
+    return entries + ([extra] if extra else [])
+
+
+# ----------------------------------------------------------------------------- the table of everything
+
+def overview(entries: list[Entry]) -> None:
+    st.subheader("All runs and reference models")
+    missing = architectures_without_cards(entries)
+    if missing:
+        st.info("No reference model card yet for: " + ", ".join(f"`{a}`" for a in missing)
+                + ". Cards appear here when a run is shipped with `python -m fer_core ship`.")
+    if not entries:
+        st.warning("No runs and no model cards yet: train a model on the Train page, or ship one into models/.")
+        return
+    table = pd.DataFrame(summary_rows(entries))
+    search_col, arch_col, kind_col, sweep_col = st.columns([2, 2, 2, 2])
+    text = search_col.text_input("Filter by name", key="compare_search", placeholder="part of a name")
+    archs = arch_col.multiselect("Architecture", sorted(table["architecture"].unique()), key="compare_arch")
+    kinds = kind_col.multiselect("Kind", sorted(table["kind"].unique()), key="compare_kind")
+    sweeps = sorted(s for s in table["sweep"].unique() if s)
+    sweep = sweep_col.selectbox("Sweep", ["all"] + sweeps, key="compare_sweep", disabled=not sweeps)
+    shown = table
+    if text:
+        shown = shown[shown["name"].str.contains(text, case=False, regex=False)]
+    if archs:
+        shown = shown[shown["architecture"].isin(archs)]
+    if kinds:
+        shown = shown[shown["kind"].isin(kinds)]
+    if sweep != "all":
+        shown = shown[shown["sweep"] == sweep]
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "parameters": st.column_config.NumberColumn(format="%d"),
+        "note": st.column_config.TextColumn(width="large")})
+    st.download_button("Table as CSV", shown.to_csv(index=False).encode(), "fer-compare.csv", "text/csv",
+                       key="compare_csv")
+    if sweep != "all":
+        keys = [e.key for e in entries if e.sweep == sweep]
+        st.button(f"Compare this sweep's runs side by side{' (the first 4)' if len(keys) > 4 else ''}",
+                  key="compare_sweep_pick", on_click=_set_pick, args=(keys[:4],))
+
+
+def _set_pick(keys: list[str]) -> None:
+    st.session_state["compare_pick"] = keys
+
+
+# ----------------------------------------------------------------------------- side by side
+
+def pick(entries: list[Entry]) -> list[Entry]:
+    by_key = {e.key: e for e in entries}
+    if "compare_pick" in st.session_state:  # drop picks whose run or card is gone
+        st.session_state["compare_pick"] = [k for k in st.session_state["compare_pick"] if k in by_key]
+    else:
+        rated = sorted((e for e in entries if e.report("test", True)), key=lambda e: -e.accuracy("test", True))
+        st.session_state["compare_pick"] = [e.key for e in rated[:2]]
+    keys = st.multiselect("Models to compare (up to 4)", list(by_key), key="compare_pick", max_selections=4,
+                          format_func=lambda k: f"{by_key[k].name} · {by_key[k].kind} · {by_key[k].arch}")
+    return [by_key[k] for k in keys]
+
+
+def side_by_side(chosen: list[Entry], data_box) -> None:
+    split_col, tta_col, norm_col = st.columns(3)
+    split = split_col.radio("Split", list(SPLIT_NAMES), format_func=SPLIT_NAMES.get, index=1, key="compare_split",
+                            horizontal=True)
+    tta = tta_col.toggle("Test-time augmentation", value=True, key="compare_tta")
+    normalised = norm_col.radio("Confusion matrix", ["counts", "row-normalised"], key="compare_norm",
+                                horizontal=True) == "row-normalised"
+    reports = {}
+    names = [e.name for e in chosen]
+    label = {e.key: e.name if names.count(e.name) == 1 else f"{e.name} ({e.kind})" for e in chosen}
+    columns = st.columns(max(len(chosen), 2))
+    for col, entry in zip(columns, chosen):
+        with col:
+            st.markdown(f"**{label[entry.key]}**  \n{entry.kind} · {entry.arch}")
+            report = entry.report(split, tta) or evaluated_now(entry, split, tta, data_box)
+            if report is None:
+                continue
+            reports[label[entry.key]] = report
+            st.caption(f"accuracy {report['accuracy']:.2%} · macro-F1 {report['macro_f1']:.3f} · {report['n']:,} images"
+                       + (f" · TTA {report.get('tta_views')} views" if tta else ""))
+            event = st.plotly_chart(confusion_figure(report, normalised), width="stretch",
+                                    key=f"cm:{entry.key}", on_select="rerun", selection_mode="points")
+            _take_cell_from_chart(entry.key, event)
+    cell_explorer(chosen, split, tta, data_box)
+    if reports:
+        st.markdown("#### Reading")
+        st.markdown("\n".join(f"- {line}" for line in reading(reports)))
+        st.markdown("#### Per-class precision, recall and F1")
+        st.plotly_chart(per_class_figure(reports), width="stretch", key="per_class")
+    curves = {label[e.key]: e.learning_curve for e in chosen if e.learning_curve}
+    if curves:
+        st.markdown("#### Learning curves")
+        st.plotly_chart(learning_curves_figure(curves), width="stretch", key="curves")
+    gains = {label[e.key]: {s: 100 * (e.accuracy(s, True) - e.accuracy(s, False)) for s in SPLIT_NAMES
+                      if e.report(s, True) and e.report(s, False)} for e in chosen}
+    gains = {n: g for n, g in gains.items() if g}
+    if gains:
+        st.markdown("#### What TTA adds")
+        st.plotly_chart(tta_gain_figure(gains), width="stretch", key="tta_gain")
+
+
+def evaluated_now(entry: Entry, split: str, tta: bool, data_box) -> dict | None:
+    """A report for an entry that has a checkpoint but no stored evaluation (e.g. a run still training),
+    computed on request from the cached per-image predictions."""
+    st.info(f"No {'TTA ' if tta else ''}evaluation on {SPLIT_NAMES[split]} stored"
+            + (f": {entry.note}" if entry.note else "."))
+    if entry.checkpoint is None:
+        return None
+    flag = f"evaluate:{entry.key}:{split}:{tta}"
+    if not (st.button("Evaluate its checkpoint now", key=flag) or st.session_state.get(f"_{flag}")):
+        return None
+    st.session_state[f"_{flag}"] = True  # stays evaluated on later reruns (the predictions are cached)
+    dataset_path = data_box()
+    probs = None if dataset_path is None else entry_predictions(entry, dataset_path, split, tta)
+    if probs is None:
+        return None
+    labels = cached_dataset(dataset_path, _mtime(dataset_path))[split].labels
+    report = metrics_report(labels, probs.argmax(1))
+    st.caption(f"evaluated from {entry.checkpoint.name} as it is now")
+    return report
+
+
+def _take_cell_from_chart(key: str, event) -> None:
+    """A click on a heatmap cell chooses that cell in the explorer (once per new click)."""
+    try:
+        points = event.selection.points
+    except AttributeError:
+        return
+    if not points:
+        return
+    point = points[0]
+    cell = (point.get("y"), point.get("x"))
+    if cell[0] in EMOTIONS and cell[1] in EMOTIONS and st.session_state.get(f"_cell_from:{key}") != cell:
+        st.session_state[f"_cell_from:{key}"] = cell
+        st.session_state["cell_true"], st.session_state["cell_pred"] = cell
+
+
+def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
+    st.markdown("#### Images in a cell")
+    st.caption("Click a cell of a confusion matrix, or choose one here. Model cards hold confusion matrices but "
+               "no per-image predictions: this view needs each model's checkpoint and the dataset.")
+    true_col, pred_col = st.columns(2)
+    true = true_col.selectbox("True emotion", [NO_CELL, *EMOTIONS], key="cell_true")
+    predicted = pred_col.selectbox("Predicted emotion", [NO_CELL, *EMOTIONS], key="cell_pred")
+    if NO_CELL in (true, predicted):
+        return
+    dataset_path = data_box()
+    if dataset_path is None:
+        return
+    t, p = EMOTIONS.index(true), EMOTIONS.index(predicted)
+    for col, entry in zip(st.columns(max(len(chosen), 2)), chosen):
+        with col:
+            st.markdown(f"**{entry.name}**: true *{true}*, predicted *{predicted}*")
+            probs = entry_predictions(entry, dataset_path, split, tta)
+            if probs is None:
+                continue
+            data = cached_dataset(dataset_path, _mtime(dataset_path))[split]
+            idx = cell_indices(data.labels, probs, t, p)
+            st.caption(f"{len(idx)} images" + (f", the {CELL_IMAGES} most confident shown" if len(idx) > CELL_IMAGES else ""))
+            if len(idx):
+                shown = idx[:CELL_IMAGES]
+                st.image([data.images[i] for i in shown], width=96,
+                         caption=[f"{predicted} {probs[i, p]:.0%}" + (f" · {true} {probs[i, t]:.0%}" if t != p else "")
+                                  for i in shown])
+                with st.expander("Probabilities of these images"):
+                    table = pd.DataFrame(np.round(100 * probs[shown], 1), columns=list(EMOTIONS))
+                    table.insert(0, "image", [str(data.ids[i]) for i in shown])
+                    st.dataframe(table, hide_index=True)
+
+
+def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) -> np.ndarray | None:
+    if entry.checkpoint is None:
+        st.info(f"No per-image predictions: {entry.note or 'this model has no checkpoint here'}.")
+        return None
+    views = (entry.tta_views or DEFAULT_VIEWS) if tta else 1
+    try:
+        with st.spinner(f"Predicting {SPLIT_NAMES[split]} with {entry.name} (once; cached)…"):
+            return cached_predictions(str(entry.checkpoint), _mtime(entry.checkpoint), dataset_path,
+                                      _mtime(dataset_path), split, views)
+    except FERError as exc:
+        st.warning(f"{entry.name}: {exc}")
+    except Exception as exc:  # an unexpected failure stays in this column; the page goes on
+        st.error(f"{entry.name}: could not predict ({type(exc).__name__}: {exc})")
+    return None
+
+
+# ----------------------------------------------------------------------------- the dataset, only when needed
+
+def dataset_input(entries: list[Entry]):
+    """A dataset path field; returns a function giving the usable path, or None after saying why."""
+    candidates = [chosen_path(), os.environ.get("FER_DATA"), *(e.data for e in entries if e.data), str(DATA_DIR)]
+    default = next((c for c in candidates if c and Path(c).exists()), "")
+    path = st.text_input("Dataset for per-image views and ensembles", value=default, key="compare_data",
+                         placeholder="path to FER2013 (Kaggle zip or folder, or fer2013.csv)")
+
+    def resolve() -> str | None:
+        try:
+            source = str(resolve_data_path(path or None))
+            cached_dataset(source, _mtime(source))
+            return source
+        except FERError as exc:
+            st.warning(f"The dataset is needed here: {exc}")
+        except Exception as exc:
+            st.error(f"Could not load the dataset at {path}: {type(exc).__name__}: {exc}")
+        return None
+    return resolve
+
+
+# ----------------------------------------------------------------------------- ensembles
+
+def ensemble_section(entries: list[Entry], data_box) -> None:
+    st.subheader("Ensemble")
+    st.caption("Average the class probabilities of several models, evaluated on PublicTest and PrivateTest.")
+    usable = {e.key: e for e in entries if e.checkpoint is not None}
+    if len(usable) < 2:
+        st.info("An ensemble needs at least two models with checkpoints (finished runs or shipped models).")
+        return
+    members_col, views_col = st.columns([3, 1])
+    keys = members_col.multiselect("Members", list(usable), key="ens_members",
+                                   format_func=lambda k: f"{usable[k].name} · {usable[k].arch}")
+    views = views_col.number_input("TTA views", 2, MAX_VIEWS, DEFAULT_VIEWS, key="ens_views")
+    if st.button("Evaluate ensemble", key="ens_eval", disabled=len(keys) < 2):
+        dataset_path = data_box()
+        if dataset_path is not None and evaluate_ensemble([usable[k] for k in keys], dataset_path, int(views)):
+            st.rerun()  # so the table and the model picker above include it
+    if "ensemble_saved" in st.session_state:
+        st.success(st.session_state.pop("ensemble_saved"))
+    entry = st.session_state.get("ensemble_entry")
+    if entry is None:
+        return
+    st.markdown(f"**{entry.name}** — it is now in the table above and can be compared like any run.")
+    cols = st.columns(2)
+    for col, split in zip(cols, SPLIT_NAMES):
+        plain, tta = entry.report(split, False), entry.report(split, True)
+        col.metric(f"{SPLIT_NAMES[split]} accuracy (TTA)", f"{tta['accuracy']:.2%}",
+                   f"{100 * (tta['accuracy'] - plain['accuracy']):+.2f} points from TTA")
+    st.plotly_chart(confusion_figure(entry.report("test", True), False, "PrivateTest, TTA"),
+                    width="stretch", key="ens_cm")
+    name_col, save_col = st.columns([3, 1])
+    name = name_col.text_input("Save as model", key="ens_name", placeholder="e.g. vgg-ensemble")
+    if save_col.button("Save ensemble", key="ens_save", disabled=not name.strip()):
+        try:
+            path = save_ensemble(name.strip(), st.session_state["ensemble_members"], entry.reports,
+                                 entry.tta_views or DEFAULT_VIEWS, models_dir())
+        except FERError as exc:
+            st.error(str(exc))
+            return
+        except OSError as exc:
+            st.error(f"Could not save the ensemble: {exc}")
+            return
+        # the saved card replaces the unsaved entry in the table and the pickers
+        st.session_state["ensemble_saved"] = f"Saved {path}: the Predict page can use it."
+        del st.session_state["ensemble_entry"]
+        st.rerun()
+
+
+def evaluate_ensemble(members: list[Entry], dataset_path: str, views: int) -> bool:
+    bar = st.progress(0.0, text="Predicting with each member (cached after the first time)…")
+    try:
+        dataset = cached_dataset(dataset_path, _mtime(dataset_path))
+        metrics = ensemble_metrics([m.checkpoint for m in members], dataset, views,
+                                   progress=lambda done, total: bar.progress(done / total))
+    except FERError as exc:
+        st.error(f"The ensemble could not be evaluated: {exc}")
+        return False
+    finally:
+        bar.empty()
+    name = "ensemble of " + " + ".join(m.name for m in members)
+    st.session_state["ensemble_entry"] = Entry(
+        key="session:ensemble", name=name, kind="ensemble (unsaved)", arch="ensemble",
+        parameters=sum(m.parameters or 0 for m in members), reports=metrics, tta_views=views,
+        note="not saved: save it below to use it on Predict")
+    st.session_state["ensemble_members"] = [
+        {"name": m.name, "checkpoint": str(m.checkpoint), "arch": m.arch, "parameters": m.parameters,
+         "training_seconds": m.training_seconds, "hardware": m.device} for m in members]
+    return True
+
+
+# ----------------------------------------------------------------------------- the page
+
+st.title("Compare")
+entries = load_entries()
+overview(entries)
+st.divider()
+st.subheader("Side by side")
+data_box = dataset_input(entries)
+chosen = pick(entries)
+if not chosen:
+    st.info("Choose up to 4 models above to see them side by side.")
+else:
+    if len(chosen) == 1:
+        st.caption("Add a second model above to compare.")
+    side_by_side(chosen, data_box)
+st.divider()
+ensemble_section(entries, data_box)

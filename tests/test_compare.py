@@ -1,0 +1,141 @@
+"""fer_core.compare: runs and cards as entries, cached per-image predictions, the computed reading.
+
+The `compare_world` fixture (two tiny trained runs, a damaged run and a shipped card) is shared
+with the page tests, which import it.
+"""
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from fer_core.compare import (all_entries, architectures_without_cards, card_entries, cell_indices,
+                              ensemble_metrics, most_confused_pair, predictions, reading, run_entries,
+                              summary_rows)
+from fer_core.errors import CheckpointError
+from fer_core.evaluate import metrics_report
+from fer_core.labels import EMOTIONS
+from tests.conftest import kaggle_entries
+
+
+_WORLD: dict = {}  # built once per session, even when the fixture is imported by other test modules
+
+
+@pytest.fixture(scope="session")
+def compare_world(tmp_path_factory):
+    """runs/: two finished one-epoch runs (different archs) and one with a damaged best.pt;
+    models/: a card shipped from the first run (its checkpoint included); and the data zip."""
+    if not _WORLD:
+        _WORLD.update(_build_world(tmp_path_factory))
+    return _WORLD
+
+
+def _build_world(tmp_path_factory) -> dict:
+    from fer_core.model_cards import ship_run
+    from fer_core.train import TrainConfig, main
+    root = tmp_path_factory.mktemp("compare-world")
+    data = root / "archive.zip"
+    with zipfile.ZipFile(data, "w") as zf:
+        for rel, blob, _ in kaggle_entries():
+            zf.writestr(rel, blob)
+    runs, models = root / "runs", root / "models"
+    made = []
+    for arch, name in (("fer_vgg_small", "small-a"), ("elu_cnn", "elu-b")):
+        made.append(main(TrainConfig(arch=arch, data=str(data), out=str(runs), name=name, epochs=1,
+                                     batch_size=16, tta_views=2, rotate=0, zoom=0, shift=0)))
+    damaged = runs / "damaged-c"
+    shutil.copytree(made[0], damaged)
+    (damaged / "best.pt").write_bytes(b"not a checkpoint")
+    ship_run(made[0], "reference-small", models_dir=models, data=str(data))
+    return {"root": root, "data": data, "runs": runs, "models": models}
+
+
+def test_runs_and_cards_become_entries(compare_world):
+    entries = all_entries(compare_world["runs"], compare_world["models"])
+    by_name = {e.name: e for e in entries}
+    assert set(by_name) == {"small-a", "elu-b", "damaged-c", "reference-small"}
+    card = by_name["reference-small"]
+    assert card.kind == "model card" and card.checkpoint.name == "reference-small.pt"
+    assert card.report("test", True)["tta_views"] == 2 and card.learning_curve
+    run = by_name["elu-b"]
+    assert run.kind == "run" and run.state == "finished" and run.arch == "elu_cnn" and run.epochs == 1
+    assert run.parameters and run.training_seconds and run.images_per_s and run.device
+    rows = {r["name"]: r for r in summary_rows(entries)}
+    assert rows["elu-b"]["test acc TTA %"] == pytest.approx(100 * run.accuracy("test", True), abs=0.01)
+    assert "damaged" in rows["damaged-c"]["note"] and by_name["damaged-c"].checkpoint is None
+    assert rows["reference-small"]["kind"] == "model card"
+    assert "fer_vgg_small" not in architectures_without_cards(entries)
+    assert "vgg16" in architectures_without_cards(entries)
+
+
+def test_a_fresh_clone_has_only_cards(tmp_path, compare_world):
+    assert run_entries(tmp_path / "no-runs") == [] and not (tmp_path / "no-runs").exists()
+    cards = card_entries(compare_world["models"])
+    assert [c.name for c in cards] == ["reference-small"]
+    assert card_entries(tmp_path / "nothing") == []
+
+
+def test_predictions_are_cached_per_checkpoint_split_and_views(compare_world, tmp_path):
+    from fer_core.data import load_dataset
+    dataset = load_dataset(compare_world["data"])
+    best = compare_world["runs"] / "small-a" / "best.pt"
+    cache = tmp_path / "cache"
+    probs = predictions(best, dataset, "test", 1, cache_dir=cache)
+    assert probs.shape == (len(dataset["test"]), len(EMOTIONS))
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
+    assert len(list(cache.rglob("*.npz"))) == 1
+    predictions(best, dataset, "test", 1, cache_dir=cache)
+    predictions(best, dataset, "test", 2, cache_dir=cache)
+    assert len(list(cache.rglob("*.npz"))) == 2
+    # the cached probabilities reproduce the run's own evaluation
+    report = metrics_report(dataset["test"].labels, probs.argmax(1))
+    evaluation = run_entries(compare_world["runs"])
+    small = next(e for e in evaluation if e.name == "small-a")
+    assert report["accuracy"] == pytest.approx(small.accuracy("test", False))
+    with pytest.raises(CheckpointError):
+        predictions(compare_world["runs"] / "damaged-c" / "best.pt", dataset, "test", 1, cache_dir=cache)
+    with pytest.raises(CheckpointError, match="not found"):
+        predictions(tmp_path / "gone.pt", dataset, "test", 1, cache_dir=cache)
+
+
+def test_ensemble_metrics_of_two_runs(compare_world):
+    from fer_core.data import load_dataset
+    dataset = load_dataset(compare_world["data"])
+    checkpoints = [compare_world["runs"] / n / "best.pt" for n in ("small-a", "elu-b")]
+    metrics = ensemble_metrics(checkpoints, dataset, tta_views=2)
+    assert metrics["test"]["tta"]["tta_views"] == 2 and metrics["val"]["plain"]["n"] == len(dataset["val"])
+    assert np.asarray(metrics["test"]["plain"]["confusion_matrix"]).sum() == len(dataset["test"])
+
+
+def test_cell_indices_most_confident_first():
+    labels = np.array([4, 4, 4, 2])
+    probs = np.zeros((4, 7))
+    probs[0, 2], probs[1, 2], probs[2, 4], probs[3, 2] = 0.6, 0.9, 0.8, 0.7
+    assert cell_indices(labels, probs, 4, 2).tolist() == [1, 0]
+
+
+def test_reading_names_best_and_worst_class_and_most_confused_pair():
+    y_true = np.array([0, 0, 0, 3, 3, 3, 4, 4, 4, 4])
+    a = metrics_report(y_true, np.array([0, 0, 0, 3, 3, 3, 2, 2, 2, 4]))  # sad -> fear three times
+    b = metrics_report(y_true, np.array([0, 4, 4, 3, 3, 3, 4, 4, 4, 4]))
+    assert most_confused_pair(a)[:3] == ("sad", "fear", 3)
+    lines = reading({"A": a, "B": b})
+    assert "**A**" in lines[0] and "mistakes *sad* for *fear* (3 images, 75% of sad)" in lines[0]
+    assert "best class *angry* (F1 1.00), worst *sad* (F1 0.40)" in lines[0]  # fear has no images: not ranked
+    assert lines[2] == "**B** is the most accurate here, 10.0 points above **A**."
+    assert lines[3].startswith("They differ most on *")
+
+
+def test_cli_ensemble_prints_metrics_and_saves(compare_world, tmp_path, capsys):
+    from fer_core.cli import main
+    from fer_core.ensemble import list_ensembles
+    checkpoints = [str(compare_world["runs"] / n / "best.pt") for n in ("small-a", "elu-b")]
+    code = main(["ensemble", *checkpoints, "--data", str(compare_world["data"]), "--tta-views", "2",
+                 "--name", "duo", "--models-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "PrivateTest: accuracy" in out and "saved the ensemble" in out
+    [(name, card)] = list_ensembles(tmp_path)
+    assert name == "duo" and "0-small-a.pt" in card.read_text()
+    assert main(["ensemble", checkpoints[0]]) == 2

@@ -1,0 +1,132 @@
+"""The Compare page in Streamlit's AppTest: the table, two runs side by side, the cell explorer,
+a fresh clone showing only model cards, damaged checkpoints and an ensemble saved for Predict."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+from tests.test_compare import compare_world  # noqa: F401  (shared session fixture)
+
+PAGE = str(REPO / "pages" / "compare.py")
+
+
+@pytest.fixture
+def page(compare_world, monkeypatch, tmp_path):  # noqa: F811
+    """The page over the tiny world, with a models/ copy the test may write into."""
+    import shutil
+    models = tmp_path / "models"
+    shutil.copytree(compare_world["models"], models)
+    monkeypatch.setenv("FER_RUNS_DIR", str(compare_world["runs"]))
+    monkeypatch.setenv("FER_MODELS_DIR", str(models))
+    monkeypatch.setenv("FER_DATA", str(compare_world["data"]))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_table_lists_runs_and_cards_with_a_csv_download(page):
+    table = page.dataframe[0].value
+    assert set(table["name"]) == {"small-a", "elu-b", "damaged-c", "reference-small"}
+    assert {"architecture", "parameters", "balancing", "epochs", "val acc %", "test acc TTA %",
+            "test macro-F1 (TTA)", "training min", "device", "images/s"} <= set(table.columns)
+    assert "damaged" in table.set_index("name").loc["damaged-c", "note"]
+    assert [b.label for b in page.get("download_button")] == ["Table as CSV"]
+    assert any("No reference model card yet for" in i.value and "vgg16" in i.value for i in page.info)
+    page.multiselect(key="compare_arch").select("elu_cnn").run()
+    assert list(page.dataframe[0].value["name"]) == ["elu-b"]
+
+
+def test_two_runs_side_by_side_and_the_images_of_a_chosen_cell(page):
+    page.multiselect(key="compare_pick").set_value(["run:small-a", "run:elu-b"]).run()
+    assert not page.exception and not page.error
+    assert [c.key for c in page.get("plotly_chart") if c.key.startswith("cm:")] == ["cm:run:small-a", "cm:run:elu-b"]
+    assert any("most accurate here" in md.value for md in page.markdown)
+    page.radio(key="compare_norm").set_value("row-normalised").run()
+    page.selectbox(key="cell_true").select("angry").run()
+    page.selectbox(key="cell_pred").select("angry").run()
+    assert not page.exception and not page.error
+    captions = [c.value for c in page.caption if c.value.endswith("images") or "most confident" in c.value]
+    assert len(captions) == 2  # one image count per model
+    assert page.get("image"), "the cell's images are shown"
+
+
+def test_damaged_checkpoint_is_a_note_not_an_exception(page):
+    page.multiselect(key="compare_pick").set_value(["run:small-a", "run:damaged-c"]).run()
+    page.selectbox(key="cell_true").select("fear").run()
+    page.selectbox(key="cell_pred").select("sad").run()
+    assert not page.exception
+    notes = [i.value for i in page.info if "No per-image predictions" in i.value]
+    assert len(notes) == 1 and "damaged-c" in notes[0] and "not a readable checkpoint" in notes[0]
+    assert page.get("image") or any(c.value == "0 images" for c in page.caption)  # the healthy run still works
+
+
+def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, monkeypatch, tmp_path):  # noqa: F811
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs-not-made"))
+    monkeypatch.setenv("FER_MODELS_DIR", str(compare_world["models"]))
+    monkeypatch.delenv("FER_DATA", raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception and not at.error
+    assert list(at.dataframe[0].value["name"]) == ["reference-small"]
+    assert not (tmp_path / "runs-not-made").exists()
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert "cm:card:reference-small" in charts and "curves" in charts  # the card alone: metrics, matrix, curves
+    assert any("Add a second model" in c.value for c in at.caption)
+
+
+def test_an_ensemble_is_evaluated_compared_and_saved_for_predict(page, tmp_path):
+    from fer_core.ensemble import list_ensembles, load_model
+    page.multiselect(key="ens_members").set_value(["run:small-a", "run:elu-b"]).run()
+    page.number_input(key="ens_views").set_value(2).run()
+    page.button(key="ens_eval").click().run()
+    assert not page.exception and not page.error
+    assert any(m.label.startswith("PrivateTest (test) accuracy") for m in page.metric)
+    assert "ensemble of small-a + elu-b" in set(page.dataframe[0].value["name"])
+    page.text_input(key="ens_name").input("duo").run()
+    page.button(key="ens_save").click().run()
+    assert not page.exception and not page.error
+    assert any("Predict page can use it" in s.value for s in page.success)
+    kinds = page.dataframe[0].value.set_index("name")["kind"]
+    assert kinds["duo"] == "ensemble" and "ensemble of small-a + elu-b" not in kinds.index
+    page.button(key="ens_eval").click().run()  # the saved one left the form; a second save of "duo" is refused
+    page.text_input(key="ens_name").input("duo").run()
+    page.button(key="ens_save").click().run()
+    assert any("already exists" in e.value for e in page.error) and not page.exception
+    [(name, card)] = list_ensembles(tmp_path / "models")
+    assert name == "duo" and len(load_model(card).members) == 2
+
+
+def test_a_run_without_evaluation_is_evaluated_on_request(compare_world, monkeypatch, tmp_path):  # noqa: F811
+    import shutil
+    runs = tmp_path / "runs"
+    shutil.copytree(compare_world["runs"] / "small-a", runs / "small-a")
+    shutil.copytree(compare_world["runs"] / "small-a", runs / "training-d")
+    (runs / "training-d" / "eval.json").unlink()  # as while it trains
+    monkeypatch.setenv("FER_RUNS_DIR", str(runs))
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setenv("FER_DATA", str(compare_world["data"]))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    table = at.dataframe[0].value.set_index("name")
+    assert table.loc["training-d", "val acc %"] is not None and "not evaluated yet" in table.loc["training-d", "note"]
+    at.multiselect(key="compare_pick").set_value(["run:small-a", "run:training-d"]).run()
+    assert [c.key for c in at.get("plotly_chart") if c.key.startswith("cm:")] == ["cm:run:small-a"]
+    at.button(key="evaluate:run:training-d:test:True").click().run()
+    assert not at.exception and not at.error
+    assert [c.key for c in at.get("plotly_chart") if c.key.startswith("cm:")] == ["cm:run:small-a", "cm:run:training-d"]
+    at.radio(key="compare_norm").set_value("row-normalised").run()  # stays evaluated on later reruns
+    assert len([c for c in at.get("plotly_chart") if c.key.startswith("cm:")]) == 2
+
+
+def test_a_sweeps_runs_are_shown_together(monkeypatch, tmp_path):
+    from fer_core.runs import Registry
+    from fer_core.train import TrainConfig
+    ids = Registry(tmp_path / "runs").submit_sweep(TrainConfig(epochs=1), {"lr": [0.01, 0.02]}, name="lr-sweep",
+                                                   start_worker=False)
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "no-models"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="compare_sweep").select("lr-sweep").run()
+    assert sorted(at.dataframe[0].value["name"]) == sorted(ids)
+    at.button(key="compare_sweep_pick").click().run()
+    assert not at.exception and sorted(at.multiselect(key="compare_pick").value) == sorted(f"run:{i}" for i in ids)
+    assert sum("No TTA evaluation" in i.value for i in at.info) == 2  # queued: nothing to show yet, said clearly
