@@ -74,8 +74,8 @@ def bench_predict(checkpoint: str | None = None, repeats: int = 30, yunet: str |
                "detect": _median_ms(lambda: rec.detector.detect(rgb), repeats)}
     print(f"{'':16}{'decode':>9}{'detect':>9}{'classify':>10}{'sum':>8}{'end to end':>12}")
     for name, views in (("TTA off", 1), (f"TTA {DEFAULT_VIEWS} views", DEFAULT_VIEWS)):
-        classify = _median_ms(lambda: rec.classify(rgb, faces, views), repeats)
-        total = _median_ms(lambda: rec.predict(jpeg, tta=views > 1, views=max(views, 1)), repeats)
+        classify = _median_ms(lambda v=views: rec.classify(rgb, faces, v), repeats)
+        total = _median_ms(lambda v=views: rec.predict(jpeg, tta=v > 1, views=max(v, 1)), repeats)
         figures[name] = {"classify": classify, "end_to_end": total}
         parts = figures["decode"] + figures["detect"] + classify
         print(f"{name:16}{figures['decode']:9.1f}{figures['detect']:9.1f}{classify:10.1f}{parts:8.1f}{total:12.1f}")
@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", help="default: models/default.pt, else an untrained fer_vgg_small")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--yunet", help="time YuNet detection with this ONNX file instead of Haar")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     bench_predict(args.checkpoint, args.repeats, args.yunet)
 
 

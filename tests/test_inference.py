@@ -133,3 +133,13 @@ def test_annotated_video_is_written_and_readable(rec, tmp_path):
             writer.write(draw_faces(frame.frame, frame.faces))
     assert writer.path.suffix in (".mp4", ".webm") and writer.path.stat().st_size > 0
     assert len(list(iter_frames(writer.path))) == 4
+
+
+def test_a_saved_ensemble_loads_and_predicts(tiny_checkpoint, tmp_path):
+    from dashboard.model_picker import model_choices
+    from fer_core.ensemble import save_ensemble
+    members = [{"name": f"m{i}", "checkpoint": str(tiny_checkpoint)} for i in range(2)]
+    card = save_ensemble("pair", members, metrics={}, tta_views=10, models_dir=tmp_path)
+    faces = EmotionRecognizer.load(card).predict(astronaut_rgb())
+    assert len(faces) == 1 and sum(faces[0].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert ("Ensemble: pair", card) in model_choices(tmp_path, tmp_path / "runs")

@@ -67,7 +67,7 @@ def test_bad_files_get_their_error_and_the_batch_goes_on_with_exit_1(capsys, tin
     code, entries = predict_json(capsys, *paths, photo, "--checkpoint", tiny_checkpoint)
     assert code == 1
     assert [e["file"] for e in entries] == [str(p) for p in paths] + [str(photo)]
-    for entry, (name, _, message) in zip(entries, BAD_IMAGES + BAD_VIDEOS):
+    for entry, (_name, _, message) in zip(entries, BAD_IMAGES + BAD_VIDEOS):
         assert set(entry) == {"file", "error"} and message in entry["error"], entry
     assert len(entries[-1]["faces"]) == 1  # the good file after the bad ones still succeeded
 

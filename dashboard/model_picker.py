@@ -1,0 +1,46 @@
+"""The models a page can predict with: the shipped default, other shipped models, ensembles, finished runs.
+
+`model_choices()` is the one place that lists them, saved ensembles (models/<name>.json) included.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fer_core.paths import DEFAULT_CHECKPOINT, MODELS_DIR, runs_dir as default_runs_dir
+
+
+def model_choices(models_dir: str | Path = MODELS_DIR, runs_dir: str | Path | None = None
+                  ) -> list[tuple[str, Path]]:
+    """(label shown to the user, checkpoint path) pairs, the default model first when it exists."""
+    models_dir, runs_dir = Path(models_dir), Path(runs_dir or default_runs_dir())  # $FER_RUNS_DIR or runs/
+    choices: list[tuple[str, Path]] = []
+    default = models_dir / DEFAULT_CHECKPOINT.name
+    if default.is_file():
+        choices.append((f"Default model{_accuracy(default.with_suffix('.json'))}", default))
+    for path in sorted(models_dir.glob("*.pt")):
+        if path != default:
+            choices.append((f"Shipped model: {path.stem}{_accuracy(path.with_suffix('.json'))}", path))
+    from fer_core.ensemble import list_ensembles
+    for name, card in list_ensembles(models_dir):
+        choices.append((f"Ensemble: {name}{_accuracy(card)}", card))
+    for run in sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []:
+        if (run / "best.pt").is_file() and _run_state(run) == "finished":
+            choices.append((f"Run: {run.name}", run / "best.pt"))
+    return choices
+
+
+def _accuracy(card_path: Path) -> str:
+    """' (PrivateTest 66.1% with TTA)' from a model card, or '' when it has none."""
+    try:
+        card = json.loads(card_path.read_text())
+        return f" (PrivateTest {card['metrics']['test']['tta']['accuracy']:.1%} with TTA)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _run_state(run: Path) -> str | None:
+    try:
+        return json.loads((run / "status.json").read_text()).get("state")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -1,0 +1,264 @@
+"""Predict: the emotion of every face in uploaded photos and videos, with downloads of the results."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # when this script runs on its own (AppTest), not through dashboard/Home.py
+    sys.path.insert(0, str(ROOT))
+
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dashboard.model_picker import model_choices  # noqa: E402
+from fer_core.annotate import draw_faces  # noqa: E402
+from fer_core.errors import FERError  # noqa: E402
+from fer_core.faces import YUNET_ENV, FaceDetector, whole_image_face  # noqa: E402
+from fer_core.images import IMAGE_EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image  # noqa: E402
+from fer_core.inference import EmotionRecognizer, FaceResult  # noqa: E402
+from fer_core.labels import EMOTION_COLORS, EMOTIONS  # noqa: E402
+from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS  # noqa: E402
+from fer_core.video import AnnotatedVideoWriter, video_info  # noqa: E402
+
+OTHER_CHECKPOINT = "Another checkpoint file…"
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def load_model(path: str, mtime: float) -> EmotionRecognizer:  # mtime: a re-shipped file is reloaded
+    return EmotionRecognizer.load(path)
+
+
+@st.cache_resource(max_entries=4)
+def load_detector(yunet_model: str) -> FaceDetector:
+    return FaceDetector(yunet_model or None)
+
+
+def settings() -> tuple[EmotionRecognizer | None, dict]:
+    """The settings row; returns the recognizer (None when no model can be loaded) and predict options."""
+    model_col, tta_col, face_col = st.columns(3)
+    with model_col:
+        choices = model_choices()
+        labels = [label for label, _ in choices] + [OTHER_CHECKPOINT]
+        choice = st.selectbox("Model", labels, key="model")
+        if choice == OTHER_CHECKPOINT:
+            path = st.text_input("Checkpoint path", key="checkpoint_path",
+                                 placeholder="runs/<run>/best.pt or models/<name>.pt").strip()
+            if not choices:
+                st.caption("No shipped model or finished run yet: train one on the Train page, "
+                           "or give a checkpoint path.")
+        else:
+            path = str(dict(choices)[choice])
+    with tta_col:
+        tta = st.toggle("Test-time augmentation", value=True, key="tta",
+                        help="Averages the prediction over flipped and shifted views of each face.")
+        views = st.slider("TTA views", 2, MAX_VIEWS, DEFAULT_VIEWS, key="views", disabled=not tta)
+    with face_col:
+        whole = st.toggle("Whole image is one face", key="whole_image",
+                          help="For photos that are already face crops, such as FER2013's 48x48 images.")
+        yunet = st.text_input("YuNet model file (optional)", value=os.environ.get(YUNET_ENV, ""), key="yunet",
+                              disabled=whole, help="face_detection_yunet*.onnx from OpenCV's model zoo; "
+                                                   "empty: OpenCV's Haar cascade, which needs no download.")
+    options = {"views": views if tta else 1, "detect": not whole}
+    if not path:
+        st.info("Choose a model to start.")
+        return None, options
+    try:
+        model = load_model(path, Path(path).stat().st_mtime if Path(path).is_file() else 0.0)
+    except FERError as exc:
+        st.error(str(exc))
+        return None, options
+    detector = model.detector
+    if not whole:
+        try:
+            detector = load_detector(yunet.strip())
+        except FERError as exc:
+            st.warning(f"{exc}. Using the Haar cascade instead.")
+    return EmotionRecognizer(model.model, detector, source=model.source), options
+
+
+def classify(rec: EmotionRecognizer, rgb, options: dict) -> list[FaceResult]:
+    faces = rec.detector.detect(rgb) if options["detect"] else [whole_image_face(rgb)]
+    return rec.classify(rgb, faces, options["views"])
+
+
+def probability_chart(probabilities: dict[str, float], height: int = 230) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[probabilities[e] for e in EMOTIONS], y=list(EMOTIONS), orientation="h",
+                           marker_color=[EMOTION_COLORS[e] for e in EMOTIONS],
+                           text=[f"{probabilities[e]:.0%}" for e in EMOTIONS], textposition="outside"))
+    fig.update_layout(height=height, margin=dict(l=0, r=10, t=10, b=0), xaxis=dict(range=[0, 1.15],
+                      tickformat=".0%"), yaxis=dict(autorange="reversed"), showlegend=False)
+    return fig
+
+
+def png_bytes(rgb) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def face_rows(file: str, faces: list[dict], **extra) -> list[dict]:
+    """CSV rows: one per face, box and every probability as columns."""
+    return [{"file": file, **extra, "face": i + 1, "x": f["box"][0], "y": f["box"][1], "w": f["box"][2],
+             "h": f["box"][3], "label": f["label"], "confidence": f["confidence"], **f["probabilities"]}
+            for i, f in enumerate(faces)]
+
+
+def photos_tab(rec: EmotionRecognizer, options: dict) -> None:
+    files = st.file_uploader(
+        "Photos", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS] + ["gif"], accept_multiple_files=True,
+        key="photos", help=f"JPEG, PNG, WebP or BMP, up to {MAX_PIXELS // 1_000_000} megapixels each.")
+    if not files:
+        st.caption("Upload one or more photos; each face gets a box, a label and its probabilities.")
+        return
+    report, rows = [], []
+    for i, file in enumerate(files):
+        with st.container(border=True):
+            try:
+                rgb = read_image(file, name=file.name)
+                results = classify(rec, rgb, options)
+            except FERError as exc:
+                st.error(str(exc), icon="🚫")
+                report.append({"file": file.name, "error": str(exc)})
+                rows.append({"file": file.name, "error": str(exc)})
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+                message = f"{file.name} could not be processed ({type(exc).__name__}: {exc})"
+                st.error(message, icon="🚫")
+                report.append({"file": file.name, "error": message})
+                rows.append({"file": file.name, "error": message})
+                continue
+            faces = [r.to_dict() for r in results]
+            report.append({"file": file.name, "faces": faces})
+            rows.extend(face_rows(file.name, faces) or [{"file": file.name, "face": 0}])
+            show_photo(i, file.name, rgb, results, options)
+    if any("faces" in entry for entry in report):
+        st.subheader("Download results")
+        csv_col, json_col = st.columns(2)
+        csv_col.download_button("Results as CSV", pd.DataFrame(rows).to_csv(index=False), "emotions.csv",
+                                "text/csv", on_click="ignore", key="csv")
+        json_col.download_button("Results as JSON", json.dumps(report, indent=2), "emotions.json",
+                                 "application/json", on_click="ignore", key="json")
+
+
+def show_photo(i: int, name: str, rgb, results: list[FaceResult], options: dict) -> None:
+    annotated = draw_faces(rgb, results)
+    image_col, chart_col = st.columns([3, 2])
+    summary = ", ".join(f"{r.label} {r.confidence:.0%}" for r in results) or "no face found"
+    image_col.image(annotated, caption=f"{name}: {summary}", width="stretch")
+    image_col.download_button("Annotated PNG", png_bytes(annotated), f"{Path(name).stem}_emotions.png",
+                              "image/png", on_click="ignore", key=f"png-{i}")
+    with chart_col:
+        if not results:
+            hint = " If the photo is already a face crop, switch on 'Whole image is one face'." \
+                if options["detect"] else ""
+            st.info(f"No face found in {name}.{hint}")
+        for j, r in enumerate(results):
+            st.markdown(f"**Face {j + 1}: {r.label}** ({r.confidence:.0%})")
+            st.plotly_chart(probability_chart(r.probabilities), key=f"chart-{i}-{j}",
+                            config={"displayModeBar": False})
+
+
+def video_tab(rec: EmotionRecognizer, options: dict) -> None:
+    video = st.file_uploader("Video", type=[e.lstrip(".") for e in VIDEO_EXTENSIONS], key="video",
+                             help="mp4, avi, mov or webm; frames are sampled at the rate below.")
+    every_n = st.number_input("Analyse every n-th frame", 1, 300, 5, key="every_n",
+                              help="1 analyses every frame; 5 at 30 fps is 6 frames per second.")
+    if video is None:
+        return
+    key = (video.file_id, every_n, options["views"], options["detect"], rec.source)
+    if st.button("Analyse video", type="primary", key="analyse"):
+        st.session_state["video_result"] = analyse_video(rec, video, every_n, options) | {"key": key}
+    result = st.session_state.get("video_result")
+    if result and result["key"] == key:
+        show_video_result(result)
+
+
+def analyse_video(rec: EmotionRecognizer, video, every_n: int, options: dict) -> dict:
+    suffix = Path(video.name).suffix.lower()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(video.getvalue())
+        frames = []
+        try:
+            info = video_info(path, name=video.name)
+            expected = -(-info.frames // every_n) if info.frames else 0
+            progress = st.progress(0.0, text=f"Analysing {video.name}…")
+            writer = AnnotatedVideoWriter(Path(tmp) / "annotated", fps=(info.fps or 30.0) / every_n)
+            with writer:
+                for frame in rec.predict_video(path, every_n, tta=True, views=options["views"], detect=options["detect"],
+                                               keep_frames=True):
+                    writer.write(draw_faces(frame.frame, frame.faces, copy=False))
+                    frames.append(frame.to_dict())
+                    done = min(1.0, len(frames) / expected) if expected else 0.0
+                    progress.progress(done, text=f"Frame {frame.index + 1:,}" + (f" of {info.frames:,}" if info.frames else ""))
+            progress.empty()
+            annotated = writer.path.read_bytes() if frames else None
+        except FERError as exc:
+            return {"name": video.name, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a broken video must not take the page down
+            return {"name": video.name, "error": f"{video.name} could not be processed ({type(exc).__name__}: {exc})"}
+    return {"name": video.name, "frames": frames, "video": annotated, "mime": writer.mime, "fps": info.fps,
+            "suffix": writer.path.suffix}
+
+
+def show_video_result(result: dict) -> None:
+    if "error" in result:
+        st.error(result["error"], icon="🚫")
+        return
+    frames, name = result["frames"], result["name"]
+    faces = [f for frame in frames for f in frame["faces"]]
+    with_face = sum(1 for frame in frames if frame["faces"])
+    st.success(f"{name}: {len(frames):,} frames analysed, {with_face:,} with a face, {len(faces):,} faces in all.")
+    if faces:
+        shares = pd.Series([f["label"] for f in faces]).value_counts(normalize=True).reindex(EMOTIONS, fill_value=0.0)
+        st.subheader("Summary")
+        st.plotly_chart(probability_chart(shares.to_dict()), key="video-summary", config={"displayModeBar": False})
+        st.caption("Share of all detected faces in the analysed frames with each emotion.")
+        st.subheader("Emotions over time")
+        st.plotly_chart(timeline_chart(frames), key="video-timeline", config={"displayModeBar": False})
+    if result["video"]:
+        st.subheader("Annotated video")
+        st.video(result["video"], format=result["mime"])
+    rows = [row for frame in frames for row in face_rows(name, frame["faces"], frame=frame["frame"], time=frame["time"])]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, height=240)
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Frames as CSV", pd.DataFrame(rows).to_csv(index=False), "video_emotions.csv", "text/csv",
+                       on_click="ignore", key="video-csv")
+    c2.download_button("Frames as JSON", json.dumps({"file": name, "frames": frames}, indent=2),
+                       "video_emotions.json", "application/json", on_click="ignore", key="video-json")
+    if result["video"]:
+        c3.download_button("Annotated video", result["video"], f"{Path(name).stem}_emotions{result['suffix']}",
+                           result["mime"], on_click="ignore", key="video-file")
+
+
+def timeline_chart(frames: list[dict]) -> go.Figure:
+    """Each emotion's probability over time, for the largest face of each frame (gaps where there is none)."""
+    fig = go.Figure()
+    times = [frame["time"] for frame in frames]
+    for emotion in EMOTIONS:
+        values = [frame["faces"][0]["probabilities"][emotion] if frame["faces"] else None for frame in frames]
+        fig.add_trace(go.Scatter(x=times, y=values, name=emotion, mode="lines",
+                                 line=dict(color=EMOTION_COLORS[emotion])))
+    fig.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="seconds",
+                      yaxis=dict(range=[0, 1], tickformat=".0%", title="probability (largest face)"))
+    return fig
+
+
+st.title("Predict")
+st.caption("Emotions of the faces in your photos and videos. Faces are found with OpenCV; each is classified "
+           "into angry, disgust, fear, happy, sad, surprise or neutral.")
+recognizer, predict_options = settings()
+if recognizer is not None:
+    photos, videos = st.tabs(["Photos", "Video"])
+    with photos:
+        photos_tab(recognizer, predict_options)
+    with videos:
+        video_tab(recognizer, predict_options)
