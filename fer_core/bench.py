@@ -1,8 +1,8 @@
 """`python -m fer_core bench`: speed figures, printed, never asserted.
 
 Measures the first decode of the dataset, a cached load, training images/s per architecture
-(forward, backward and optimizer step with batched augmentation, on the chosen device) and
-evaluation images/s with and without TTA.
+(forward, backward and optimizer step with batched augmentation, on the chosen device),
+evaluation images/s with and without TTA, and one photo end to end (bench_predict.py).
 """
 from __future__ import annotations
 
@@ -69,9 +69,9 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
           f"{batch_size / per_step:8.0f} images/s  ({runs} steps)")
 
 
-def bench_eval(arch: str, device: torch.device, seconds: float) -> None:
+def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 512) -> None:
     model = create_model(arch).to(device).eval()
-    images = np.random.default_rng(0).integers(0, 256, (512, 48, 48), dtype=np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, (n_images, 48, 48), dtype=np.uint8)
     for views in (1, DEFAULT_VIEWS):
         per_call, _ = _timed(lambda v=views: predict_images(model, images, v, 512, device), seconds / 2)
         label = "TTA off" if views == 1 else f"TTA {views} views"
@@ -88,7 +88,10 @@ def run_benchmarks(args) -> None:
         print("data     skipped: no dataset found (pass --data or set FER_DATA)")
     for arch in args.arch:
         bench_train(arch, device, args.batch_size, args.seconds)
-        bench_eval(arch, device, args.seconds)
+        bench_eval(arch, device, args.seconds, n_images=4 * args.batch_size)
+    if not args.no_predict:
+        from .bench_predict import bench_predict
+        bench_predict()
 
 
 def _default_data_exists() -> bool:

@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
+    bench.add_argument("--no-predict", action="store_true", help="skip the one-photo prediction benchmark")
     bench.set_defaults(func=cmd_bench)
 
     predict = commands.add_parser("predict", help="emotions of the faces in photos (and videos)")

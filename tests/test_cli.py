@@ -82,3 +82,11 @@ def test_ship_writes_half_precision_checkpoint_and_card(make_kaggle_zip, tmp_pat
     assert card["arch"] == "fer_vgg_small" and card["checkpoint"] == "candidate.pt"
     assert card["metrics"]["test"]["tta"]["n"] == 21 and len(card["learning_curve"]) == 1
     assert card["hardware"].startswith("CPU") and card["training_seconds"] > 0
+
+
+def test_bench_prints_figures(make_kaggle_zip, capsys):
+    assert main(["bench", "--data", str(make_kaggle_zip()), "--arch", "fer_vgg_small", "--seconds", "0.1",
+                 "--device", "cpu", "--batch-size", "8", "--no-predict"]) == 0
+    out = capsys.readouterr().out
+    assert "first decode" in out and "cached load" in out
+    assert "train    fer_vgg_small" in out and "TTA 10 views" in out and "images/s" in out
