@@ -1,0 +1,227 @@
+"""Live webcam frames: faces detected every N frames and tracked in between, emotions smoothed per face.
+
+`LiveProcessor.process(rgb)` is the whole frame callback minus the video-frame conversion, so it is
+tested and benchmarked without Streamlit or a browser. It never raises: an error is logged, the frame
+passes through unchanged, and `status().error` tells the page. Everything the page reads (status,
+snapshot, history) is copied under a lock because frames arrive on another thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .annotate import draw_faces
+from .faces import Face
+from .inference import FaceResult
+from .labels import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    detect_every: int = 3     # run the face detector on every N-th frame; keep the boxes in between
+    smoothing: float = 0.6    # weight of the past in each face's moving average of probabilities (0: none)
+    tta_views: int = 1        # 1: no test-time augmentation (the fast default)
+    iou_match: float = 0.3    # a detection continues a track when their boxes overlap at least this much
+    max_misses: int = 1       # detections a track may miss (detector flicker) before it is dropped
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: tuple[int, int, int, int]
+    probs: np.ndarray | None = None  # smoothed probabilities, None until first classified
+    misses: int = 0
+
+
+@dataclass(frozen=True)
+class LiveFace:
+    track_id: int
+    box: tuple[int, int, int, int]
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    faces: tuple[LiveFace, ...] = ()
+    fps: float = 0.0             # processed frames per second over the last few seconds
+    ms_per_frame: float = 0.0    # processing time of one frame, averaged like fps
+    frames: int = 0              # frames processed since the stream started
+    last_frame_at: float | None = None   # time.monotonic() of the last frame, None before the first
+    last_face_at: float | None = None    # ... of the last frame with a face
+    error: str | None = None     # the latest error from the frame callback, for the page
+    errors: int = 0
+
+
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+class FpsMeter:
+    """Frames per second and mean processing time over a sliding window of recent frames."""
+
+    def __init__(self, window_s: float = 2.0):
+        self.window_s = window_s
+        self._frames: deque[tuple[float, float]] = deque()  # (end time, seconds spent)
+
+    def add(self, end: float, spent: float) -> None:
+        self._frames.append((end, spent))
+        while self._frames and self._frames[0][0] < end - self.window_s:
+            self._frames.popleft()
+
+    def fps(self, now: float) -> float:
+        recent = [t for t, _ in self._frames if t >= now - self.window_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+    def ms_per_frame(self) -> float:
+        return 1000 * sum(s for _, s in self._frames) / len(self._frames) if self._frames else 0.0
+
+
+class LiveProcessor:
+    """Per-stream state: tracks, smoothing, FPS, the last annotated frame and the emotion history.
+
+    `recognizer` needs `detector.detect(rgb) -> list[Face]` and `classify(rgb, faces, views)`, as
+    fer_core.inference.EmotionRecognizer has.
+    """
+
+    def __init__(self, recognizer, settings: LiveSettings | None = None, history_every_s: float = 0.25,
+                 history_len: int = 4800):
+        self.recognizer = recognizer
+        self.settings = settings or LiveSettings()
+        self.history_every_s = history_every_s
+        self._history: deque[dict] = deque(maxlen=history_len)
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything from the previous stream (called when a new one starts)."""
+        with self._lock:
+            self._tracks: list[Track] = []
+            self._next_id = 1
+            self._frame_index = 0
+            self._started_at: float | None = None
+            self._last_history_at = -float("inf")
+            self._history.clear()
+            self._fps = FpsMeter()
+            self._status = LiveStatus()
+            self._snapshot: np.ndarray | None = None
+
+    def update(self, recognizer=None, settings: LiveSettings | None = None) -> None:
+        """New controls from the page, taking effect at the next frame (the stream keeps running)."""
+        with self._lock:
+            if recognizer is not None and recognizer is not self.recognizer:
+                self.recognizer = recognizer
+                for track in self._tracks:
+                    track.probs = None  # another model's probabilities are not comparable
+            if settings is not None:
+                self.settings = settings
+
+    # -- the frame callback ------------------------------------------------------------------------
+
+    def process(self, rgb: np.ndarray) -> np.ndarray:
+        """The annotated frame; on any error the frame unchanged (and the error recorded)."""
+        start = time.monotonic()
+        try:
+            with self._lock:
+                faces = self._step(rgb)
+                annotated = draw_faces(rgb, faces)
+                self._finish(start, faces, annotated)
+            return annotated
+        except Exception as exc:  # noqa: BLE001 - an error must never end the stream
+            log.exception("live frame processing failed")
+            with self._lock:
+                self._status = replace(self._status, error=f"{type(exc).__name__}: {exc}",
+                                       errors=self._status.errors + 1)
+            return rgb
+
+    def _step(self, rgb: np.ndarray) -> list[LiveFace]:
+        s = self.settings
+        if self._frame_index % max(1, s.detect_every) == 0:
+            self._match(self.recognizer.detector.detect(rgb))
+        self._frame_index += 1
+        if not self._tracks:
+            return []
+        results: list[FaceResult] = self.recognizer.classify(
+            rgb, [Face(t.box) for t in self._tracks], s.tta_views)
+        faces = []
+        for track, result in zip(self._tracks, results):
+            p = np.array([result.probabilities[e] for e in EMOTIONS], dtype=np.float64)
+            track.probs = p if track.probs is None else s.smoothing * track.probs + (1 - s.smoothing) * p
+            best = int(track.probs.argmax())
+            faces.append(LiveFace(track.track_id, track.box, EMOTIONS[best], float(track.probs[best]),
+                                  {e: float(v) for e, v in zip(EMOTIONS, track.probs)}))
+        return faces
+
+    def _match(self, detected: list[Face]) -> None:
+        """Continue tracks with the detections that overlap them best; new faces get new ids."""
+        s = self.settings
+        pairs = sorted(((box_iou(t.box, f.box), i, j) for i, t in enumerate(self._tracks)
+                        for j, f in enumerate(detected)), reverse=True)
+        used_tracks, used_faces = set(), set()
+        for iou, i, j in pairs:
+            if iou < s.iou_match:
+                break
+            if i in used_tracks or j in used_faces:
+                continue
+            used_tracks.add(i)
+            used_faces.add(j)
+            self._tracks[i].box, self._tracks[i].misses = detected[j].box, 0
+        kept = []
+        for i, track in enumerate(self._tracks):
+            if i not in used_tracks:
+                track.misses += 1
+            if track.misses <= s.max_misses:
+                kept.append(track)
+        for j, face in enumerate(detected):
+            if j not in used_faces:
+                kept.append(Track(self._next_id, face.box))
+                self._next_id += 1
+        self._tracks = sorted(kept, key=lambda t: -t.box[2] * t.box[3])  # largest first, as the detector
+
+    def _finish(self, start: float, faces: list[LiveFace], annotated: np.ndarray) -> None:
+        now = time.monotonic()
+        if self._started_at is None:
+            self._started_at = start
+        self._fps.add(now, now - start)
+        if faces and now - self._last_history_at >= self.history_every_s:
+            self._last_history_at = now
+            t = round(now - self._started_at, 3)
+            for f in faces:
+                self._history.append({"time_s": t, "face": f.track_id, "label": f.label, **f.probabilities})
+        self._snapshot = annotated
+        old = self._status
+        self._status = LiveStatus(tuple(faces), self._fps.fps(now), self._fps.ms_per_frame(), old.frames + 1,
+                                  now, now if faces else old.last_face_at, old.error, old.errors)
+
+    # -- what the page reads -----------------------------------------------------------------------
+
+    def status(self) -> LiveStatus:
+        with self._lock:
+            return self._status
+
+    def snapshot(self) -> np.ndarray | None:
+        """The last annotated frame (RGB), or None before the first frame."""
+        with self._lock:
+            return None if self._snapshot is None else self._snapshot.copy()
+
+    def history(self) -> list[dict]:
+        """Rows of time_s (since the stream started), face id, label and every emotion's probability."""
+        with self._lock:
+            return list(self._history)
+

@@ -1,0 +1,178 @@
+"""The live frame processing on synthetic frames: boxes, labels, tracking, smoothing, FPS and the error path."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from fer_core.faces import Face
+from fer_core.inference import FaceResult
+from fer_core.labels import EMOTIONS
+from fer_core.live import FpsMeter, LiveProcessor, LiveSettings, box_iou
+
+
+def one_hot(label: str, confidence: float = 0.9) -> dict[str, float]:
+    rest = (1 - confidence) / (len(EMOTIONS) - 1)
+    return {e: confidence if e == label else rest for e in EMOTIONS}
+
+
+class FakeDetector:
+    def __init__(self, boxes):
+        self.boxes = boxes  # what the next detect() returns
+        self.calls = 0
+
+    def detect(self, rgb):
+        self.calls += 1
+        return [Face(b) for b in self.boxes]
+
+
+class FakeRecognizer:
+    """Scripted emotions: `labels` is consumed one per classify() call (the last one repeats)."""
+
+    def __init__(self, boxes, labels=("happy",)):
+        self.detector = FakeDetector(boxes)
+        self.labels = list(labels)
+        self.views = []
+
+    def classify(self, rgb, faces, views=1):
+        self.views.append(views)
+        label = self.labels.pop(0) if len(self.labels) > 1 else self.labels[0]
+        return [FaceResult(f.box, label, 0.9, one_hot(label)) for f in faces]
+
+
+def frame() -> np.ndarray:
+    return np.full((120, 160, 3), 128, np.uint8)
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_draws_a_box_and_reports_the_label():
+    processor = LiveProcessor(FakeRecognizer([(40, 30, 50, 50)]), LiveSettings(smoothing=0.0))
+    out = processor.process(frame())
+    assert out.shape == (120, 160, 3) and not np.array_equal(out, frame())  # something was drawn
+    assert (out[30, 40:90] != 128).any()  # on the box's top edge
+    status = processor.status()
+    assert [(f.label, f.box) for f in status.faces] == [("happy", (40, 30, 50, 50))]
+    assert status.faces[0].confidence == pytest.approx(0.9)
+    assert status.frames == 1 and status.error is None
+    assert np.array_equal(processor.snapshot(), out)
+
+
+def test_no_face_passes_the_frame_through():
+    processor = LiveProcessor(FakeRecognizer([]))
+    out = processor.process(frame())
+    assert np.array_equal(out, frame())
+    assert processor.status().faces == () and processor.status().last_face_at is None
+
+
+def test_detector_runs_every_n_frames_and_boxes_are_kept_between():
+    rec = FakeRecognizer([(40, 30, 50, 50)])
+    processor = LiveProcessor(rec, LiveSettings(detect_every=3))
+    for _ in range(7):
+        processor.process(frame())
+        assert len(processor.status().faces) == 1
+    assert rec.detector.calls == 3  # frames 0, 3 and 6
+
+
+def test_tracks_keep_their_id_while_the_face_moves_and_new_faces_get_new_ids():
+    rec = FakeRecognizer([(40, 30, 50, 50)])
+    processor = LiveProcessor(rec, LiveSettings(detect_every=1, max_misses=0))
+    processor.process(frame())
+    rec.detector.boxes = [(45, 32, 50, 50), (0, 0, 20, 20)]  # moved a little; a second, smaller face
+    processor.process(frame())
+    faces = processor.status().faces
+    assert [(f.track_id, f.box) for f in faces] == [(1, (45, 32, 50, 50)), (2, (0, 0, 20, 20))]
+    rec.detector.boxes = [(0, 0, 20, 20)]  # the first face left
+    processor.process(frame())
+    assert [f.track_id for f in processor.status().faces] == [2]
+
+
+def test_a_missed_detection_keeps_the_track_until_max_misses():
+    rec = FakeRecognizer([(40, 30, 50, 50)])
+    processor = LiveProcessor(rec, LiveSettings(detect_every=1, max_misses=1))
+    processor.process(frame())
+    rec.detector.boxes = []
+    processor.process(frame())
+    assert [f.track_id for f in processor.status().faces] == [1]  # detector flicker: still shown
+    processor.process(frame())
+    assert processor.status().faces == ()
+
+
+def test_smoothing_stops_a_single_frame_flicker():
+    labels = ["happy"] * 5 + ["sad"] + ["happy"] * 5
+    smooth = LiveProcessor(FakeRecognizer([(40, 30, 50, 50)], labels), LiveSettings(smoothing=0.7))
+    raw = LiveProcessor(FakeRecognizer([(40, 30, 50, 50)], labels), LiveSettings(smoothing=0.0))
+    smooth_labels, raw_labels = [], []
+    for _ in labels:
+        smooth.process(frame())
+        raw.process(frame())
+        smooth_labels.append(smooth.status().faces[0].label)
+        raw_labels.append(raw.status().faces[0].label)
+    assert "sad" in raw_labels
+    assert set(smooth_labels) == {"happy"}
+    sad_frame = smooth.status  # the smoothed probabilities still sum to 1
+    assert sum(sad_frame().faces[0].probabilities.values()) == pytest.approx(1.0)
+
+
+def test_tta_setting_reaches_the_classifier():
+    rec = FakeRecognizer([(40, 30, 50, 50)])
+    processor = LiveProcessor(rec)
+    processor.process(frame())
+    processor.update(settings=LiveSettings(tta_views=4))
+    processor.process(frame())
+    assert rec.views == [1, 4]
+
+
+def test_an_error_passes_the_frame_through_and_is_reported(caplog):
+    rec = FakeRecognizer([(40, 30, 50, 50)])
+
+    def broken(rgb, faces, views=1):
+        raise RuntimeError("model exploded")
+    rec.classify = broken
+    processor = LiveProcessor(rec)
+    with caplog.at_level(logging.ERROR, logger="fer_core.live"):
+        out = processor.process(frame())
+        out2 = processor.process(frame())
+    assert np.array_equal(out, frame()) and np.array_equal(out2, frame())
+    status = processor.status()
+    assert status.error == "RuntimeError: model exploded" and status.errors == 2
+    assert "model exploded" in caplog.text
+    rec.classify = FakeRecognizer([]).classify  # recovers: the next frame is processed again
+    processor.process(frame())
+    assert processor.status().faces and processor.status().frames == 1
+
+
+def test_history_and_reset():
+    processor = LiveProcessor(FakeRecognizer([(40, 30, 50, 50)]), history_every_s=0.0)
+    for _ in range(3):
+        processor.process(frame())
+    rows = processor.history()
+    assert len(rows) == 3 and rows[0]["face"] == 1 and rows[0]["label"] == "happy"
+    assert set(EMOTIONS) <= set(rows[0]) and rows[-1]["time_s"] >= rows[0]["time_s"] >= 0
+    processor.reset()
+    assert processor.history() == [] and processor.status().frames == 0 and processor.snapshot() is None
+
+
+def test_fps_meter():
+    meter = FpsMeter(window_s=2.0)
+    for i in range(21):
+        meter.add(10 + i * 0.05, 0.01)  # 20 frames per second, 10 ms each
+    assert meter.fps(11.0) == pytest.approx(20.0)
+    assert meter.ms_per_frame() == pytest.approx(10.0)
+    assert meter.fps(20.0) == 0.0  # nothing recent: the stream stalled
+
+
+def test_real_model_on_a_real_face(tiny_checkpoint):
+    from fer_core.bench_live import astronaut_clip
+    from fer_core.inference import EmotionRecognizer
+    processor = LiveProcessor(EmotionRecognizer.load(tiny_checkpoint), LiveSettings(detect_every=2))
+    for rgb in astronaut_clip(4):
+        out = processor.process(rgb)
+    status = processor.status()
+    assert status.error is None and len(status.faces) == 1 and status.faces[0].label in EMOTIONS
+    assert out.shape == (480, 640, 3) and status.fps > 0
