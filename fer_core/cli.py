@@ -34,6 +34,29 @@ def cmd_data_report(args) -> int:
     return 0
 
 
+def cmd_data_audit(args) -> int:
+    from .audit import audit_dataset
+    from .data import load_dataset
+    result = audit_dataset(load_dataset(args.data))
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(result.exclude_text())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    s = result.summary()
+    print(f"{s['images']:,} images audited in {s['seconds']} s")
+    for kind in ("exact", "near"):
+        k = s[kind]
+        print(f"{kind + ' duplicates':17} {k['groups']:>6,} groups ({k['images']:,} images): "
+              f"{k['within_split']:,} within a split, {k['cross_split']:,} across splits, "
+              f"{k['label_conflicts']:,} with different labels")
+    print(f"{'blank images':17} {s['blank']:>6,}")
+    print(f"{s['flagged']:,} images flagged; {s['excluded']:,} on the training exclusion list"
+          + (f", written to {args.out} (use: train --exclude {args.out})" if args.out else " (write it with --out FILE)"))
+    return 0
+
+
 def cmd_train(args) -> int:
     from .train import config_from_args, main
     config = config_from_args(args)
@@ -214,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
     report.add_argument("--json", action="store_true")
     report.set_defaults(func=cmd_data_report)
+    audit = data_commands.add_parser("audit", help="data health: duplicates (also across splits), label conflicts, blanks")
+    audit.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    audit.add_argument("--out", help="write the training exclusion list (one image id per line) to this file")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(func=cmd_data_audit)
 
     train = commands.add_parser("train", help="train a model into a run folder")
     get_args_parser(train)

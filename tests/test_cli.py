@@ -90,3 +90,20 @@ def test_bench_prints_figures(make_kaggle_zip, capsys):
     out = capsys.readouterr().out
     assert "first decode" in out and "cached load" in out
     assert "train    fer_vgg_small" in out and "TTA 10 views" in out and "images/s" in out
+
+
+def test_data_audit_writes_the_exclusion_list(make_kaggle_zip, tmp_path, capsys):
+    duplicate = ("train/sad/Training_4242.jpg", None, 4)
+    source = make_kaggle_zip()
+    import zipfile
+    with zipfile.ZipFile(source) as zf:  # plant an exact duplicate with another label
+        data = zf.read(next(n for n in zf.namelist() if n.startswith("train/happy/")))
+    with zipfile.ZipFile(source, "a") as zf:
+        zf.writestr(duplicate[0], data)
+    out = tmp_path / "exclude.txt"
+    assert main(["data", "audit", "--data", str(source), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "exact duplicates" in text and "1 with different labels" in text
+    assert "train/sad/Training_4242.jpg" in out.read_text().splitlines()
+    assert main(["data", "audit", "--data", str(source), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["exact"]["label_conflicts"] == 1
