@@ -1,5 +1,177 @@
-import streamlit as st
+"""Live: the browser's webcam through streamlit-webrtc, annotated with each face's emotion.
+
+The frame callback runs on streamlit-webrtc's worker thread and only calls LiveProcessor.process,
+which never raises (errors are recorded and the frame passes through). The page reads the
+processor's status every half second in a fragment.
+"""
+import sys
+from pathlib import Path
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # AppTest runs pages directly
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+import streamlit as st  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dashboard.model_picker import model_choices  # noqa: E402
+from fer_core.errors import FERError  # noqa: E402
+from fer_core.inference import EmotionRecognizer  # noqa: E402
+from fer_core.labels import EMOTION_COLORS, EMOTIONS  # noqa: E402
+from fer_core.live import LiveProcessor, LiveSettings  # noqa: E402
+from fer_core.tta import MAX_VIEWS  # noqa: E402
+
+ICE_ENV = "FER_ICE_SERVERS"
+
+
+def ice_servers() -> list:
+    """ICE servers from $FER_ICE_SERVERS (JSON) or secrets.toml's `ice_servers`; none by default (localhost)."""
+    raw = os.environ.get(ICE_ENV)
+    if raw:
+        try:
+            servers = json.loads(raw)
+            if isinstance(servers, list):
+                return servers
+        except json.JSONDecodeError:
+            pass
+        st.warning(f"${ICE_ENV} is not a JSON list of ICE servers; using none (fine on localhost).")
+        return []
+    try:
+        return list(st.secrets.get("ice_servers", []))
+    except FileNotFoundError:
+        return []
+    except Exception:  # a malformed secrets.toml must not take the page down
+        return []
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_recognizer(path: str) -> EmotionRecognizer:
+    return EmotionRecognizer.load(path)
+
+
+def controls() -> tuple[str, LiveSettings] | None:
+    choices = model_choices()
+    if not choices:
+        st.warning("No model to run: ship a default model (`python -m fer_core ship runs/RUN`) or finish a run.")
+        return None
+    labels = [label for label, _ in choices]
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    label = c1.selectbox("Model", labels)
+    tta = c2.toggle("Test-time augmentation", value=False, help="slower; off by default for speed")
+    views = c2.number_input("TTA views", 2, MAX_VIEWS, 2, disabled=not tta)
+    smoothing = c3.slider("Smoothing", 0.0, 0.9, 0.6, 0.05,
+                          help="per-face moving average of probabilities over frames: higher = steadier labels")
+    detect_every = c4.slider("Run the detector every N frames", 1, 10, 3,
+                             help="faces are tracked in between; 1 = detect on every frame")
+    path = str(dict(choices)[label])
+    # Haar misses a face now and then: a track survives 3 missed detections before it is dropped.
+    return path, LiveSettings(detect_every=detect_every, smoothing=smoothing, tta_views=int(views) if tta else 1,
+                              max_misses=3)
+
+
+def session_processor(recognizer: EmotionRecognizer, settings: LiveSettings) -> LiveProcessor:
+    """One processor per browser session, updated in place when the controls change."""
+    processor = st.session_state.get("live_processor")
+    if processor is None:
+        processor = LiveProcessor(recognizer, settings)
+        st.session_state["live_processor"] = processor
+    else:
+        processor.update(recognizer, settings)
+    return processor
+
+
+@st.fragment(run_every=0.5)
+def live_status(processor: LiveProcessor, playing: bool) -> None:
+    status = processor.status()
+    now = time.monotonic()
+    if not playing:
+        st.info("Press **START** and allow the camera; the video goes only to this server.\n\n"
+                "If the player shows **NotAllowedError**, the browser refused the camera: allow it for this site "
+                "(the camera icon in the address bar) and press START again. **NotFoundError** means no camera "
+                "is connected.")
+        return
+    started = st.session_state.setdefault("live_started_at", now)
+    if status.frames == 0 or status.last_frame_at is None or now - status.last_frame_at > 3:
+        if now - started > 5:
+            st.warning("No video is arriving. Is a camera connected, and did the browser allow this page to use it? "
+                       "If access was refused, allow it in the address bar and press START again.")
+        else:
+            st.caption("Waiting for the camera…")
+        return
+    lines = [f"Face {i}: **{f.label}** ({f.confidence:.0%})" for i, f in enumerate(status.faces, 1)]
+    st.markdown("\n\n".join(lines) if lines else "No face in view: face the camera, in good light.")
+    st.markdown(f"Processing rate: **{status.fps:.1f} frames per second** ({status.ms_per_frame:.0f} ms per frame)")
+    if status.error:
+        st.error(f"The frame callback failed {status.errors} time(s); those frames passed through unannotated. "
+                 f"Last error: {status.error}")
+    history = processor.history()
+    if history:
+        frame = pd.DataFrame(history)
+        first = frame[frame["face"] == frame["face"].min()]
+        long = first.melt(id_vars=["time_s"], value_vars=list(EMOTIONS), var_name="emotion", value_name="probability")
+        fig = px.line(long, x="time_s", y="probability", color="emotion", color_discrete_map=EMOTION_COLORS,
+                      labels={"time_s": "seconds since start"})
+        fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_range=[0, 1])
+        st.plotly_chart(fig, width="stretch", key="live_history")
+
+
+def snapshot_panel(processor: LiveProcessor) -> None:
+    if st.button("📸 Snapshot"):
+        frame = processor.snapshot()
+        if frame is None:
+            st.info("No frame yet: start the camera first.")
+            return
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="PNG")
+        st.image(frame, caption="annotated snapshot")
+        st.download_button("Download the snapshot (PNG)", buffer.getvalue(), f"live-{int(time.time())}.png",
+                           mime="image/png")
+
 
 st.title("Live")
-st.info("Coming next: real-time emotion recognition from your webcam (streamlit-webrtc), "
-        "with per-face smoothing and an emotion-over-time chart.")
+st.caption("Your webcam, annotated with each face's emotion and confidence, processed on this server.")
+chosen = controls()
+if chosen is None:
+    st.stop()
+path, settings = chosen
+try:
+    recognizer = load_recognizer(path)
+except FERError as exc:
+    st.error(f"Cannot load {path}: {exc}")
+    st.stop()
+processor = session_processor(recognizer, settings)
+
+try:
+    import av
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+except ImportError as exc:  # streamlit-webrtc is in requirements.txt; say so instead of a traceback
+    st.error(f"streamlit-webrtc is not installed ({exc}); `pip install -r requirements.txt`.")
+    st.stop()
+
+
+def on_frame(frame: "av.VideoFrame") -> "av.VideoFrame":
+    annotated = processor.process(frame.to_ndarray(format="rgb24"))
+    return av.VideoFrame.from_ndarray(annotated, format="rgb24")
+
+
+video, side = st.columns([3, 2])
+with video:
+    context = webrtc_streamer(
+        key="live", mode=WebRtcMode.SENDRECV, rtc_configuration={"iceServers": ice_servers()},
+        media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+        video_frame_callback=on_frame, async_processing=True)
+playing = bool(context.state.playing)
+if not playing:
+    st.session_state.pop("live_started_at", None)
+    if st.session_state.get("live_was_playing"):
+        processor.reset()
+st.session_state["live_was_playing"] = playing
+with side:
+    live_status(processor, playing)
+    snapshot_panel(processor)
