@@ -1,12 +1,9 @@
-"""How a training run is shown: progress with ETA, learning curves, the log tail."""
+"""How a training run is shown: progress with ETA and the log tail (curves: compare_charts)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from fer_core.runs import Run, log_tail, read_metrics
 
@@ -45,24 +42,6 @@ def format_duration(seconds: float | None) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
-
-
-def learning_curves(runs_metrics: dict[str, list[dict]]) -> go.Figure:
-    """Loss and accuracy per epoch, train dashed and val solid, one colour per run."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-    palette = ["#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#1098ad", "#f08c00"]
-    for i, (name, metrics) in enumerate(runs_metrics.items()):
-        color = palette[i % len(palette)]
-        epochs = [m["epoch"] for m in metrics]
-        for col, key in ((1, "loss"), (2, "accuracy")):
-            for split, dash in (("train", "dash"), ("val", "solid")):
-                fig.add_trace(go.Scatter(
-                    x=epochs, y=[m[f"{split}_{key}"] for m in metrics], mode="lines+markers",
-                    name=f"{name} {split}", legendgroup=name, line={"color": color, "dash": dash},
-                    showlegend=col == 1), row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.25})
-    return fig
 
 
 def run_metrics(run: Run) -> list[dict]:

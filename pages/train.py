@@ -13,7 +13,8 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from dashboard.links import page_link  # noqa: E402
-from dashboard.run_views import STATE_BADGES, format_duration, learning_curves, run_log_tail, run_metrics, run_progress  # noqa: E402
+from dashboard.compare_charts import learning_curves_figure  # noqa: E402
+from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress  # noqa: E402
 from fer_core.balance import BALANCE_METHODS  # noqa: E402
 from fer_core.data import resolve_data_path  # noqa: E402
 from fer_core.errors import FERError  # noqa: E402
@@ -180,7 +181,7 @@ def run_card(registry: Registry, run) -> None:
             page_link("compare", "Compare this run with others", "📊", head)
         with st.expander("Curves and log", expanded=run.state == "running"):
             if metrics:
-                st.plotly_chart(learning_curves({run.id: metrics}), width="stretch", key=f"curves_{run.id}")
+                st.plotly_chart(learning_curves_figure({run.id: metrics}), width="stretch", key=f"curves_{run.id}")
             st.code(run_log_tail(run) or "(no log yet)", language=None)
 
 
