@@ -1,13 +1,17 @@
 """`python -m fer_core bench`: speed figures, printed, never asserted.
 
 Measures the first decode of the dataset, a cached load, training images/s per architecture
-(forward, backward and optimizer step with batched augmentation, on the chosen device),
-evaluation images/s with and without TTA, and one photo end to end (bench_predict.py).
+(forward, backward and optimizer step with batched augmentation, on the chosen device) with the
+utilisation it means, evaluation images/s with and without TTA, one photo end to end
+(bench_predict.py) and, on request, the training time a real run needs to reach a PrivateTest
+accuracy.
 """
 from __future__ import annotations
 
+import json
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,7 +46,42 @@ def bench_data(data) -> None:
     print(f"data     {len(ds):,} images from {ds.source}: first decode {first:.2f} s, cached load {cached:.2f} s")
 
 
-def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float) -> None:
+# Dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s without sparsity; the first match wins.
+DATASHEET_BF16_TFLOPS = [("H200", 989.4), ("H100 PCIe", 756.0), ("H100", 989.4), ("A100", 312.0)]
+
+
+def training_flops_per_image(model: torch.nn.Module, device: torch.device) -> float:
+    """FLOPs of one training step per image: the counted forward pass, times 3 for the backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+    x = torch.zeros(2, 1, 48, 48, device=device)
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    model.train(was_training)
+    return 3 * counter.get_total_flops() / 2
+
+
+def peak_tflops(device: torch.device) -> tuple[float, str]:
+    """(TFLOP/s, where the figure comes from): the datasheet bf16 peak of a known GPU, else a measured
+    large matmul (bf16 on a GPU, fp32 on a CPU), which is what the hardware reaches in practice."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, tflops in DATASHEET_BF16_TFLOPS:
+            if key in name:
+                return tflops, f"{key} datasheet bf16 dense peak"
+    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+
+    def matmul():
+        a @ a
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    per_call, _ = _timed(matmul, 1.0)
+    return 2 * n ** 3 / per_call / 1e12, f"measured {str(dtype).removeprefix('torch.')} matmul peak"
+
+
+def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float, peak=None) -> None:
     model = create_model(arch).to(device).train()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -65,8 +104,35 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
             torch.cuda.synchronize()
 
     per_step, runs = _timed(step, seconds)
-    print(f"train    {arch:14} {count_parameters(model) / 1e6:6.2f}M params  batch {batch_size}: "
-          f"{batch_size / per_step:8.0f} images/s  ({runs} steps)")
+    images_per_s = batch_size / per_step
+    flops = training_flops_per_image(model, device)
+    line = (f"train    {arch:14} {count_parameters(model) / 1e6:6.2f}M params  batch {batch_size}: "
+            f"{images_per_s:8.0f} images/s  ({runs} steps), {flops / 1e9:.2f} GFLOP per image")
+    if peak:
+        line += f", utilisation {100 * flops * images_per_s / (peak[0] * 1e12):.1f}% of {peak[0]:.3g} TFLOP/s ({peak[1]})"
+    print(line)
+
+
+def bench_time_to_accuracy(arch: str, target: float, args, device: torch.device) -> None:
+    """Train a real run, PrivateTest measured after every epoch, and report when it first reaches `target`."""
+    from .train import TrainConfig
+    from .train import main as train
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(arch=arch, data=args.data, out=out, epochs=args.epochs, epoch_size=args.epoch_size,
+                          batch_size=args.batch_size, device=device.type, track_test=True, tta_views=1,
+                          compile=args.compile)
+        run = train(cfg)
+        curve = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    training_s = 0.0
+    for m in curve:
+        training_s += m["seconds"]
+        if m["test_accuracy"] >= target:
+            print(f"accuracy {arch:14} reached {target:.0%} PrivateTest ({m['test_accuracy']:.2%}) after epoch "
+                  f"{m['epoch']}: {training_s:.0f} s of training ({m['images_per_s']:.0f} images/s)")
+            return
+    best = max((m["test_accuracy"] for m in curve), default=0.0)
+    print(f"accuracy {arch:14} did not reach {target:.0%} PrivateTest in {len(curve)} epochs "
+          f"({training_s:.0f} s of training; best {best:.2%})")
 
 
 def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 512) -> None:
@@ -86,9 +152,13 @@ def run_benchmarks(args) -> None:
         bench_data(args.data)
     else:
         print("data     skipped: no dataset found (pass --data or set FER_DATA)")
+    peak = peak_tflops(device)
+    print(f"peak     {peak[0]:.3g} TFLOP/s ({peak[1]})")
     for arch in args.arch:
-        bench_train(arch, device, args.batch_size, args.seconds)
+        bench_train(arch, device, args.batch_size, args.seconds, peak)
         bench_eval(arch, device, args.seconds, n_images=4 * args.batch_size)
+    for arch in args.arch if args.time_to_accuracy is not None else []:
+        bench_time_to_accuracy(arch, args.time_to_accuracy, args, device)
     if not args.no_predict:
         from .bench_predict import bench_predict
         bench_predict()

@@ -102,8 +102,13 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_ship(args) -> int:
-    from .model_cards import ship_run
-    card = ship_run(args.run_dir, args.name, notes=args.notes, data=args.data)
+    from .model_cards import ship_card_only, ship_run
+    from .paths import models_dir
+    if args.card_only:
+        card = ship_card_only(args.run_dir, args.name, models_dir(), notes=args.notes)
+        print(f"wrote the model card {card} for {args.run_dir} (checkpoint not shipped)")
+        return 0
+    card = ship_run(args.run_dir, args.name, models_dir(), notes=args.notes, data=args.data)
     print(f"shipped {args.run_dir} as {card.with_suffix('.pt')} with its card {card}")
     return 0
 
@@ -261,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("run_dir", help="a finished run folder")
     ship.add_argument("--name", default="default", help="models/<name>.pt and models/<name>.json (default %(default)s)")
     ship.add_argument("--notes", default="", help="free text for the card (how and where it was trained)")
+    ship.add_argument("--card-only", action="store_true",
+                      help="write only models/<name>.json (a reference run): metrics from the run's eval.json")
     ship.add_argument("--data", help="dataset to measure the card's metrics on (default: the run's)")
     ship.set_defaults(func=cmd_ship)
 
@@ -292,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
     bench.add_argument("--no-predict", action="store_true", help="skip the one-photo prediction benchmark")
+    bench.add_argument("--time-to-accuracy", type=float, metavar="TARGET",
+                       help="also train each --arch for real and report the training time to this PrivateTest "
+                            "accuracy (e.g. 0.70)")
+    bench.add_argument("--epochs", type=int, default=30, help="epoch budget of the time-to-accuracy run")
+    bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
+    bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")
     bench.set_defaults(func=cmd_bench)
 
     predict = commands.add_parser("predict", help="emotions of the faces in photos (and videos)")

@@ -118,6 +118,8 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
             checkpoint = Path(card["card_path"])
             missing = [m["checkpoint"] for m in card.get("members", []) if not (folder / m["checkpoint"]).is_file()]
             note = f"member checkpoints missing: {', '.join(missing)}" if missing else ""
+        elif card.get("checkpoint") is None and "checkpoint" in card:
+            checkpoint, note = None, "reference card: metrics, matrices and curves only (checkpoint not shipped)"
         else:
             checkpoint = folder / str(card.get("checkpoint") or f"{card['name']}.pt")
             note = (checkpoint_problem(checkpoint) if checkpoint.is_file()
@@ -185,31 +187,43 @@ def _cache_path(checkpoint: Path, source: str, split: str, views: int, cache_dir
     return Path(cache_dir or default_cache_dir()) / "predictions" / f"{key}.npz"
 
 
+def _prediction_cache(checkpoint: Path, dataset, split: str, views: int, cache_dir) -> Path:
+    if not checkpoint.is_file():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    return _cache_path(checkpoint, f"{dataset.source}:{len(dataset[split])}", split, views,
+                       Path(cache_dir) if cache_dir else None)
+
+
+def cached_predictions(checkpoint: str | os.PathLike, dataset, split: str, views: int = 1,
+                       cache_dir: str | os.PathLike | None = None) -> np.ndarray | None:
+    """The on-disk predictions of `predictions`, or None when they were never computed (or are damaged)."""
+    cache = _prediction_cache(Path(checkpoint), dataset, split, views, cache_dir)
+    if not cache.exists():
+        return None
+    try:
+        with np.load(cache) as z:
+            probs = z["probs"]
+    except Exception:  # a damaged cache file is recomputed, never fatal
+        return None
+    return probs if probs.shape == (len(dataset[split]), len(EMOTIONS)) else None
+
+
 def predictions(checkpoint: str | os.PathLike, dataset, split: str, views: int = 1,
-                cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> np.ndarray:
+                cache_dir: str | os.PathLike | None = None, device: str = "cpu", progress=None) -> np.ndarray:
     """(N, 7) probabilities of a checkpoint (or saved ensemble) on a split, cached on disk.
 
     The cache key is the file's path, size and mtime, the dataset source, the split and the TTA
-    views, so a retrained or re-shipped checkpoint is predicted again. Raises CheckpointError.
+    views, so a retrained or re-shipped checkpoint is predicted again. `progress(done, total)` is
+    called as images are predicted. Raises CheckpointError.
     """
     from .ensemble import load_model
     from .evaluate import predict_images
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise CheckpointError(f"checkpoint not found: {checkpoint}")
-    split_data = dataset[split]
-    cache = _cache_path(checkpoint, f"{dataset.source}:{len(split_data)}", split, views,
-                        Path(cache_dir) if cache_dir else None)
-    if cache.exists():
-        try:
-            with np.load(cache) as z:
-                probs = z["probs"]
-            if probs.shape == (len(split_data), len(EMOTIONS)):
-                return probs
-        except Exception:  # a damaged cache file is recomputed, never fatal
-            pass
-    model = load_model(checkpoint, device)
-    probs = predict_images(model, split_data.images, views, batch_size=256, device=device)
+    probs = cached_predictions(checkpoint, dataset, split, views, cache_dir)
+    if probs is not None:
+        return probs
+    cache = _prediction_cache(Path(checkpoint), dataset, split, views, cache_dir)
+    model = load_model(Path(checkpoint), device)
+    probs = predict_images(model, dataset[split].images, views, batch_size=256, device=device, progress=progress)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
@@ -276,18 +290,21 @@ def ensemble_metrics(checkpoints: list[str | os.PathLike], dataset, tta_views: i
     """{"val"/"test": {"plain"/"tta": report}} of the members' averaged probabilities.
 
     Member predictions go through the on-disk cache, so re-evaluating a combination is instant.
-    `progress(done, total)` is called after each member prediction.
+    `progress(done, total)` counts predicted image-views over all members, splits and modes.
     """
     from .ensemble import ensemble_report
-    total, done, metrics = 4 * len(checkpoints), 0, {}
-    for split in ("val", "test"):
-        metrics[split] = {}
-        for mode, views in (("plain", 1), ("tta", tta_views)):
-            member_probs = []
-            for checkpoint in checkpoints:
-                member_probs.append(predictions(checkpoint, dataset, split, views))
-                done += 1
-                if progress:
-                    progress(done, total)
-            metrics[split][mode] = ensemble_report(member_probs, dataset[split].labels, views)
+    # work in image-views, so a TTA pass counts for what it costs
+    jobs = [(split, mode, views, checkpoint) for split in ("val", "test")
+            for mode, views in (("plain", 1), ("tta", tta_views)) for checkpoint in checkpoints]
+    total = sum(len(dataset[split]) * views for split, _, views, _ in jobs)
+    done, metrics, member_probs = 0, {}, {}
+    for split, mode, views, checkpoint in jobs:
+        step = progress and (lambda n, _, base=done, v=views: progress(base + n * v, total))
+        member_probs.setdefault((split, mode), []).append(predictions(checkpoint, dataset, split, views, progress=step))
+        done += len(dataset[split]) * views
+        if progress:
+            progress(done, total)
+        if len(member_probs[(split, mode)]) == len(checkpoints):
+            metrics.setdefault(split, {})[mode] = ensemble_report(member_probs[(split, mode)],
+                                                                  dataset[split].labels, views)
     return metrics

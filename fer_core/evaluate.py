@@ -32,8 +32,10 @@ def metrics_report(y_true, y_pred) -> dict:
 
 @torch.no_grad()
 def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, batch_size: int = 256,
-                   device: str | torch.device = "cpu") -> np.ndarray:
-    """Class probabilities (N, 7) for uint8 48x48 faces; all TTA views of a batch in one pass."""
+                   device: str | torch.device = "cpu", progress=None) -> np.ndarray:
+    """Class probabilities (N, 7) for uint8 48x48 faces; all TTA views of a batch in one pass.
+
+    `progress(done, total)` is called with the number of images predicted so far."""
     model.eval()
     device = torch.device(device)
     chunk = max(1, batch_size // views)
@@ -42,6 +44,8 @@ def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, b
         x = torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(predict_proba(model, normalize_images(x.unsqueeze(1)), views).cpu())
+        if progress:
+            progress(min(start + chunk, len(images)), len(images))
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 

@@ -35,7 +35,7 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
         "name": name,
         "arch": config["arch"],
         "parameters": count_parameters(create_model(config["arch"])),
-        "checkpoint": f"{name}.pt",
+        "checkpoint": f"{name}.pt",             # None for a reference card shipped without its weights
         "train_config": config,
         "epochs_trained": len(curve),
         "metrics": metrics or {split: evaluation[split] for split in ("val", "test")},
@@ -69,6 +69,17 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR
     return path
 
 
+def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR, notes: str = "") -> Path:
+    """models/<name>.json without the checkpoint: a reference run whose weights are too large to ship
+    or not better than the default. Its metrics are the run's own (eval.json, float32 best.pt)."""
+    card = make_card(run_dir, name, notes)
+    card["checkpoint"] = None
+    card["metrics_from"] = "the run's float32 best.pt (eval.json); the checkpoint is not shipped"
+    path = Path(models_dir) / f"{name}.json"
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
 def load_cards(models_dir: str | Path = MODELS_DIR) -> list[dict]:
     """Every model card in models_dir, by name (other JSON files are ignored)."""
     cards = []
@@ -94,20 +105,30 @@ def headline(card: dict) -> dict:
 RESULTS_START, RESULTS_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 
 
+def _training_budget(card: dict) -> str:
+    """'12 epochs', or '3 x 4,096 images' when each epoch was a random subset (--epoch-size)."""
+    per_epoch = (card.get("train_config") or {}).get("epoch_size")
+    epochs = card["epochs_trained"]
+    return f"{epochs} x {per_epoch:,} images" if per_epoch else f"{epochs} epochs"
+
+
 def results_table(cards: list[dict]) -> str:
     """The README's results table, one row per model card, best PrivateTest (TTA) first."""
-    rows = ["| model | architecture | params | PublicTest acc | PrivateTest acc | PrivateTest acc (TTA) "
-            "| macro-F1 (TTA) | epochs | training time | hardware |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    rows = ["| model | architecture | params | balancing | PublicTest acc | PrivateTest acc | PrivateTest acc (TTA) "
+            "| macro-F1 (TTA) | disgust recall | fear recall | training | training time | hardware |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for card in sorted(cards, key=lambda c: -headline(c)["test_accuracy_tta"]):
         h = headline(card)
+        recall = {c: m["recall"] for c, m in card["metrics"]["test"]["tta"]["per_class"].items()}
         minutes = card["training_seconds"] / 60
-        rows.append(f"| {card['name']} | {card['arch']} | {card['parameters'] / 1e6:.2f}M "
+        balance = (card.get("train_config") or {}).get("balance") or "—"
+        rows.append(f"| {card['name']} | {card['arch']} | {card['parameters'] / 1e6:.2f}M | {balance} "
                     f"| {100 * h['val_accuracy']:.2f}% | {100 * h['test_accuracy']:.2f}% "
                     f"| **{100 * h['test_accuracy_tta']:.2f}%** ({card['tta_views']} views) "
-                    f"| {h['test_macro_f1']:.3f} | {card['epochs_trained']} | {minutes:.0f} min | {card['hardware']} |")
+                    f"| {h['test_macro_f1']:.3f} | {recall['disgust']:.2f} | {recall['fear']:.2f} "
+                    f"| {_training_budget(card)} | {minutes:.0f} min | {card['hardware']} |")
     if not cards:
-        rows.append("| (no model cards in models/ yet) | | | | | | | | | |")
+        rows.append("| (no model cards in models/ yet) |" + " |" * 12)
     return "\n".join(rows)
 
 

@@ -67,6 +67,8 @@ class TrainConfig:
     seed: int = 0
     tta_views: int = tta.DEFAULT_VIEWS   # for the final evaluation
     limit: int | None = None             # use a fixed random N images of each split (smoke runs)
+    epoch_size: int | None = None        # train on a fresh random N images per epoch (short CPU budgets)
+    track_test: bool = False             # also log PrivateTest accuracy per epoch (time-to-accuracy; never selects)
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase)
@@ -93,6 +95,7 @@ class TrainConfig:
             (0 <= self.erase <= 1, "erase probability must be in [0, 1]"),
             (1 <= self.tta_views <= tta.MAX_VIEWS, f"TTA views must be 1..{tta.MAX_VIEWS}"),
             (self.limit is None or self.limit >= 8, "limit must be at least 8 images"),
+            (self.epoch_size is None or self.epoch_size >= 8, "epoch size must be at least 8 images"),
             (not self.pretrained or supports_pretrained(self.arch),
              f"'{self.arch}' trains from scratch: pretrained weights exist for vgg16, inception_v3 and resnet18"),
         ]
@@ -126,8 +129,10 @@ def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
     """(scheduler, steps per batch?): one-cycle and cosine step per batch, plateau per epoch on val."""
     total = cfg.epochs * steps_per_epoch
     if cfg.scheduler == "onecycle":
+        if total < 4:  # too few steps for a warm-up and a decay phase: keep the peak rate
+            return None, False
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
-                                                   total_steps=total, pct_start=0.25), True
+                                                   total_steps=total, pct_start=max(0.25, 1.5 / total)), True
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total), True
     if cfg.scheduler == "plateau":
@@ -174,6 +179,12 @@ class _StopFlag:
 
 # ----------------------------------------------------------------------------- one epoch
 
+def epoch_order(labels: torch.Tensor, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """The epoch's shuffled training indices after balancing, cut to --epoch-size when one is set."""
+    order = epoch_indices(labels, cfg.balance, generator)
+    return order[:cfg.epoch_size] if cfg.epoch_size else order
+
+
 def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels, cfg: TrainConfig, epoch: int,
                     loss_weights, device, stop: _StopFlag, batch_size: int, ddp: Distributed | None = None) -> dict:
     model.train()
@@ -181,7 +192,7 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
     torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: resume replays the same epoch
     ddp = ddp or Distributed()
-    order = shard(epoch_indices(labels, cfg.balance, gen), ddp)
+    order = shard(epoch_order(labels, cfg, gen), ddp)
     n_batches = len(order) // batch_size + (1 if len(order) % batch_size >= 2 else 0)
     aug = cfg.augment()
     use_amp = cfg.amp and device.type == "cuda"
@@ -223,12 +234,12 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
 
 
 @torch.no_grad()
-def validate(model, split, device) -> dict:
+def validate(model, split, device, prefix: str = "val") -> dict:
     probs = predict_images(model, split.images, 1, 512, device)
     y = torch.from_numpy(split.labels)
     loss = F.nll_loss(torch.from_numpy(probs).clamp_min(1e-8).log(), y).item()
     report = metrics_report(split.labels, probs.argmax(1))
-    return {"val_loss": loss, "val_accuracy": report["accuracy"], "val_macro_f1": report["macro_f1"]}
+    return {f"{prefix}_loss": loss, f"{prefix}_accuracy": report["accuracy"], f"{prefix}_macro_f1": report["macro_f1"]}
 
 
 # ----------------------------------------------------------------------------- the job
@@ -366,7 +377,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     counts = np.bincount(splits["train"].labels, minlength=NUM_CLASSES)
     loss_weights = (torch.tensor(class_weights(counts, "weighted"), dtype=torch.float32, device=device)
                     if cfg.balance == "weighted" else None)
-    epoch_len = len(shard(epoch_indices(labels, cfg.balance, torch.Generator().manual_seed(0)), ddp))
+    epoch_len = len(shard(epoch_order(labels, cfg, torch.Generator().manual_seed(0)), ddp))
     steps_per_epoch = epoch_len // batch_size + (1 if epoch_len % batch_size >= 2 else 0)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
@@ -410,6 +421,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
                 print(f"cancelled during epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
             return
         stats.update(validate(model, splits["val"], device))  # every rank: same decisions, no messages
+        if cfg.track_test and ddp.is_main:
+            stats.update(validate(model, splits["test"], device, prefix="test"))
         if scheduler is not None and not step_per_batch:
             scheduler.step(stats["val_accuracy"])
         elapsed += stats["seconds"]
@@ -522,6 +535,10 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--tta-views", type=int, default=d.tta_views, help="views for the final TTA evaluation")
     p.add_argument("--limit", type=int, help="use a fixed random N images of each split (quick checks)")
+    p.add_argument("--track-test", action="store_true",
+                   help="log PrivateTest accuracy every epoch (for time-to-accuracy; the best epoch is still chosen on val)")
+    p.add_argument("--epoch-size", type=int, help="train on a fresh random N training images per epoch "
+                   "(short budgets; val and test stay whole)")
     return p
 
 
@@ -533,7 +550,7 @@ def config_to_args(cfg: TrainConfig) -> list[str]:
         if value is None:
             continue
         flag = "--" + f.name.replace("_", "-")
-        if f.name == "compile":
+        if f.name in ("compile", "track_test"):
             args += [flag] if value else []
         elif isinstance(value, bool):
             args += [flag, "on" if value else "off"]

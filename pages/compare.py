@@ -14,11 +14,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from dashboard.background import result_or_progress, task_pool  # noqa: E402
 from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure,  # noqa: E402
                                       tta_gain_figure)
 from dashboard.data_access import chosen_path  # noqa: E402
-from fer_core.compare import (SPLIT_NAMES, Entry, all_entries, architectures_without_cards, cell_indices,  # noqa: E402
-                              ensemble_metrics, predictions, reading, summary_rows)
+from fer_core.compare import (SPLIT_NAMES, Entry, all_entries, architectures_without_cards,  # noqa: E402
+                              cached_predictions, cell_indices, ensemble_metrics, predictions, reading,
+                              summary_rows)
 from fer_core.data import load_dataset, resolve_data_path  # noqa: E402
 from fer_core.ensemble import save_ensemble  # noqa: E402
 from fer_core.errors import FERError  # noqa: E402
@@ -34,13 +36,6 @@ CELL_IMAGES = 24  # images shown per model in the cell explorer
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=2)
 def cached_dataset(path: str, stamp: float):
     return load_dataset(path)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def cached_predictions(checkpoint: str, stamp: float, data_path: str, data_stamp: float, split: str,
-                       views: int) -> np.ndarray:
-    """In-process cache over fer_core.compare.predictions' on-disk cache: a revisit costs nothing."""
-    return predictions(checkpoint, cached_dataset(data_path, data_stamp), split, views)
 
 
 def _mtime(path: Path | str) -> float:
@@ -232,9 +227,14 @@ def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) ->
         return None
     views = (entry.tta_views or DEFAULT_VIEWS) if tta else 1
     try:
-        with st.spinner(f"Predicting {SPLIT_NAMES[split]} with {entry.name} (once; cached)…"):
-            return cached_predictions(str(entry.checkpoint), _mtime(entry.checkpoint), dataset_path,
-                                      _mtime(dataset_path), split, views)
+        dataset = cached_dataset(dataset_path, _mtime(dataset_path))
+        probs = cached_predictions(entry.checkpoint, dataset, split, views)
+        if probs is not None:
+            return probs
+        key = f"predict:{entry.checkpoint}:{_mtime(entry.checkpoint)}:{dataset_path}:{split}:{views}"
+        label = f"Predicting {SPLIT_NAMES[split]} with {entry.name}" + (f" ({views} TTA views)" if views > 1 else "")
+        return result_or_progress(task_pool().submit(key, label, predictions, str(entry.checkpoint), dataset,
+                                                     split, views))
     except FERError as exc:
         st.warning(f"{entry.name}: {exc}")
     except Exception as exc:  # an unexpected failure stays in this column; the page goes on
@@ -278,8 +278,15 @@ def ensemble_section(entries: list[Entry], data_box) -> None:
                                    format_func=lambda k: f"{usable[k].name} · {usable[k].arch}")
     views = views_col.number_input("TTA views", 2, MAX_VIEWS, DEFAULT_VIEWS, key="ens_views")
     if st.button("Evaluate ensemble", key="ens_eval", disabled=len(keys) < 2):
-        dataset_path = data_box()
-        if dataset_path is not None and evaluate_ensemble([usable[k] for k in keys], dataset_path, int(views)):
+        st.session_state["ens_request"] = (keys, int(views))
+    if "ens_request" in st.session_state:
+        request_keys, request_views = st.session_state["ens_request"]
+        members = [usable[k] for k in request_keys if k in usable]
+        dataset_path = data_box() if len(members) >= 2 else None
+        outcome = None if dataset_path is None else evaluate_ensemble(members, dataset_path, request_views)
+        if outcome is not None or dataset_path is None:  # finished, failed or impossible: the request is over
+            del st.session_state["ens_request"]
+        if outcome:
             st.rerun()  # so the table and the model picker above include it
     if "ensemble_saved" in st.session_state:
         st.success(st.session_state.pop("ensemble_saved"))
@@ -312,17 +319,22 @@ def ensemble_section(entries: list[Entry], data_box) -> None:
         st.rerun()
 
 
-def evaluate_ensemble(members: list[Entry], dataset_path: str, views: int) -> bool:
-    bar = st.progress(0.0, text="Predicting with each member (cached after the first time)…")
+def evaluate_ensemble(members: list[Entry], dataset_path: str, views: int) -> bool | None:
+    """True once the ensemble's metrics are in the session, False when it failed, None while it runs."""
+    dataset = cached_dataset(dataset_path, _mtime(dataset_path))
+    key = "ensemble:" + "|".join(f"{m.checkpoint}:{_mtime(m.checkpoint)}" for m in members) + f":{dataset_path}:{views}"
+    task = task_pool().submit(key, "Evaluating the ensemble (member predictions are cached)", ensemble_metrics,
+                              [m.checkpoint for m in members], dataset, views)
     try:
-        dataset = cached_dataset(dataset_path, _mtime(dataset_path))
-        metrics = ensemble_metrics([m.checkpoint for m in members], dataset, views,
-                                   progress=lambda done, total: bar.progress(done / total))
+        metrics = result_or_progress(task)
     except FERError as exc:
         st.error(f"The ensemble could not be evaluated: {exc}")
         return False
-    finally:
-        bar.empty()
+    except Exception as exc:  # an unexpected failure is reported; the page goes on
+        st.error(f"The ensemble could not be evaluated ({type(exc).__name__}: {exc})")
+        return False
+    if metrics is None:
+        return None
     name = "ensemble of " + " + ".join(m.name for m in members)
     st.session_state["ensemble_entry"] = Entry(
         key="session:ensemble", name=name, kind="ensemble (unsaved)", arch="ensemble",

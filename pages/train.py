@@ -50,6 +50,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
         pretrained_path = st.text_input("State-dict path", key=f"{prefix}prepath",
                                         disabled=pretrained_choice != "local file")
         epochs = st.number_input("Epochs", 1, 1000, d.epochs, key=f"{prefix}epochs")
+        epoch_size = st.number_input("Images per epoch (0 = the whole training set)", 0, 1_000_000, 0, step=1024,
+                                     key=f"{prefix}epsize", help="a fresh random subset each epoch: short CPU budgets")
         auto_batch = st.checkbox("Batch size: auto (largest that fits the GPU)", key=f"{prefix}autobs")
         batch = st.number_input("Batch size", 2, 8192, d.batch_size, key=f"{prefix}bs", disabled=auto_batch)
     with c2:
@@ -71,6 +73,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
         shift = st.slider("Shift (fraction of side)", 0.0, 0.3, d.shift, key=f"{prefix}shift")
         erase = st.slider("Random erasing probability", 0.0, 1.0, d.erase, key=f"{prefix}erase")
         exclude = st.checkbox("Exclude images flagged by the data-health audit", key=f"{prefix}excl")
+        track_test = st.checkbox("Log PrivateTest accuracy every epoch", key=f"{prefix}track",
+                                 help="for time-to-accuracy figures; the best epoch is still chosen on PublicTest")
         data = st.text_input("Dataset (empty: $FER_DATA, then data/)", key=f"{prefix}data")
     c4, c5, c6, c7 = st.columns(4)
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -84,6 +88,7 @@ def training_form(prefix: str) -> tuple[dict, int]:
                   lr=float(lr), weight_decay=float(weight_decay), scheduler=scheduler, patience=int(patience),
                   label_smoothing=float(label_smoothing), balance=balance, flip=flip, rotate=float(rotate),
                   zoom=float(zoom), shift=float(shift), erase=float(erase), exclude="audit" if exclude else None,
+                  epoch_size=int(epoch_size) or None, track_test=track_test,
                   data=data.strip() or None, device=device, seed=int(seed), tta_views=int(tta_views),
                   pretrained={"none": None, "imagenet": "imagenet"}.get(pretrained_choice, pretrained_path.strip() or None))
     return fields, int(gpus)

@@ -84,12 +84,45 @@ def test_ship_writes_half_precision_checkpoint_and_card(make_kaggle_zip, tmp_pat
     assert card["hardware"].startswith("CPU") and card["training_seconds"] > 0
 
 
+def test_ship_card_only_writes_a_reference_card_that_compare_and_the_table_show(make_kaggle_zip, tmp_path, capsys,
+                                                                               monkeypatch):
+    from fer_core.compare import card_entries
+    from fer_core.model_cards import load_cards, results_table
+    from fer_core.train import TrainConfig
+    from fer_core.train import main as train
+    run = train(TrainConfig(arch="seed_cnn", data=str(make_kaggle_zip()), out=str(tmp_path), epochs=2,
+                            epoch_size=16, batch_size=8, tta_views=2, balance="weighted"))
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("FER_MODELS_DIR", str(models))
+    assert main(["ship", str(run), "--name", "ref-seed_cnn", "--card-only", "--notes", "CPU reference"]) == 0
+    assert "checkpoint not shipped" in capsys.readouterr().out
+    assert list(models.iterdir()) == [models / "ref-seed_cnn.json"]  # no weights
+    (card,) = load_cards(models)
+    evaluation = json.loads((run / "eval.json").read_text())
+    assert card["checkpoint"] is None and card["metrics"]["test"] == evaluation["test"]
+    (entry,) = card_entries(models)
+    assert entry.checkpoint is None and "checkpoint not shipped" in entry.note and entry.report("test", True)
+    row = results_table([card]).splitlines()[2]
+    assert "| ref-seed_cnn | seed_cnn |" in row and "| weighted |" in row and "2 x 16 images" in row
+
+
 def test_bench_prints_figures(make_kaggle_zip, capsys):
     assert main(["bench", "--data", str(make_kaggle_zip()), "--arch", "fer_vgg_small", "--seconds", "0.1",
                  "--device", "cpu", "--batch-size", "8", "--no-predict"]) == 0
     out = capsys.readouterr().out
     assert "first decode" in out and "cached load" in out
     assert "train    fer_vgg_small" in out and "TTA 10 views" in out and "images/s" in out
+    assert "GFLOP per image" in out and "utilisation" in out and "measured float32 matmul peak" in out
+
+
+def test_bench_time_to_accuracy_trains_and_reports_when_the_target_is_reached(make_kaggle_zip, capsys):
+    args = ["bench", "--data", str(make_kaggle_zip()), "--arch", "seed_cnn", "--seconds", "0.1", "--device", "cpu",
+            "--batch-size", "8", "--no-predict", "--epochs", "2", "--epoch-size", "16"]
+    assert main([*args, "--time-to-accuracy", "0.0"]) == 0
+    assert "reached 0% PrivateTest" in capsys.readouterr().out
+    assert main([*args, "--time-to-accuracy", "1.01"]) == 0
+    assert "did not reach 101% PrivateTest in 2 epochs" in capsys.readouterr().out
 
 
 def test_data_audit_writes_the_exclusion_list(make_kaggle_zip, tmp_path, capsys):

@@ -51,6 +51,24 @@ def test_two_runs_side_by_side_and_the_images_of_a_chosen_cell(page):
     assert page.get("image"), "the cell's images are shown"
 
 
+def test_a_long_prediction_runs_in_the_background_and_shows_when_done(page, monkeypatch, tmp_path):
+    import dashboard.background as background
+    monkeypatch.setattr(background, "QUICK_WAIT_S", 0.0)  # as if predicting took longer than the page waits
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))  # nothing predicted yet
+    page.multiselect(key="compare_pick").set_value(["run:small-a", "run:elu-b"]).run()
+    page.toggle(key="compare_tta").set_value(False).run()
+    page.selectbox(key="cell_true").select("sad").run()
+    page.selectbox(key="cell_pred").select("happy").run()
+    assert not page.exception and not page.error
+    bars = [p for p in page.get("progress") if "runs on if you leave this page" in p.proto.text]
+    assert len(bars) == 2 and not page.get("image")  # one per model, and the page did not wait for them
+    background.task_pool()._executor.submit(lambda: None).result(30)  # the worker is idle: the tasks are done
+    page.run()
+    assert not [p for p in page.get("progress") if "runs on" in p.proto.text]
+    cell_counts = [c for c in page.caption if c.value.split()[0].isdigit() and c.value.split()[1] == "images"]
+    assert len(cell_counts) == 2  # one image count per model
+
+
 def test_damaged_checkpoint_is_a_note_not_an_exception(page):
     page.multiselect(key="compare_pick").set_value(["run:small-a", "run:damaged-c"]).run()
     page.selectbox(key="cell_true").select("fear").run()

@@ -54,6 +54,20 @@ def test_optimizers_and_schedulers(optimizer, scheduler, tmp_path, tiny_zip):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_epoch_size_trains_on_a_fresh_subset_each_epoch(tmp_path, tiny_zip):
+    from fer_core.train import epoch_order
+    labels = torch.arange(7).repeat(20)
+    cfg = TrainConfig(epoch_size=30)
+    first, second = (epoch_order(labels, cfg, torch.Generator().manual_seed(s)) for s in (1, 2))
+    assert len(first) == len(second) == 30 and len(set(first.tolist())) == 30
+    assert set(first.tolist()) != set(second.tolist())
+    balanced = epoch_order(labels, TrainConfig(epoch_size=30, balance="undersample"), torch.Generator())
+    assert len(balanced) == 30  # the cut comes after balancing
+    run = main(run_config(tmp_path, tiny_zip, arch="seed_cnn", epochs=2, epoch_size=16, batch_size=8))
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and json.loads((run / "eval.json").read_text())["test"]["plain"]["n"] == 21
+
+
 def test_early_stopping(tmp_path, tiny_zip):
     run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=30, patience=1, lr=1e-9,
                           optimizer="adam", scheduler="none"))
@@ -130,7 +144,8 @@ def test_exclude_file_leaves_images_out(tmp_path, tiny_zip):
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(optimizer="rmsprop"), dict(balance="smote"),
-                                 dict(label_smoothing=1.5), dict(batch_size=1), dict(tta_views=99)])
+                                 dict(label_smoothing=1.5), dict(batch_size=1), dict(tta_views=99),
+                                 dict(epoch_size=4)])
 def test_invalid_options_are_refused_before_anything_starts(bad, tmp_path, tiny_zip):
     with pytest.raises(ValueError):
         run_config(tmp_path, tiny_zip, **bad).validate()
