@@ -1,6 +1,6 @@
 """Class balancing: the weights each method uses, and the per-epoch order of training indices.
 
-- "weighted": every image once per epoch; the loss weights class c by n / (K * n_c).
+- "weighted": every image once per epoch; the loss weights an image of class c by n / (K * n_c).
 - "oversample": N draws with replacement, each class equally likely (rare images repeat).
 - "undersample": min_c n_c images of every class per epoch, a fresh subset each epoch.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 BALANCE_METHODS = ("none", "weighted", "oversample", "undersample")
 
@@ -47,3 +48,20 @@ def epoch_indices(labels: torch.Tensor, method: str, generator: torch.Generator)
         chosen = torch.cat(picks)
         return chosen[torch.randperm(chosen.numel(), generator=generator)].to(dev)
     raise ValueError(f"unknown balancing method '{method}': choose one of {', '.join(BALANCE_METHODS)}")
+
+
+def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None,
+                           label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy where each image counts with its own class's weight, label smoothing included.
+
+    F.cross_entropy(weight=..., label_smoothing=...) also weights the smoothing term by every
+    class's weight, so with FER2013's weights (disgust 9.4, happy 0.57) each image is pulled
+    towards the rare classes and training collapses onto them. Here the weight belongs to the
+    image: w[y] * ((1 - e) * nll + e * mean over classes of -log p), normalised by the sum of w[y].
+    """
+    if weights is None:
+        return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    log_p = logits.log_softmax(dim=-1)
+    per_image = -(1 - label_smoothing) * log_p.gather(1, target[:, None]).squeeze(1) - label_smoothing * log_p.mean(1)
+    w = weights[target]
+    return (w * per_image).sum() / w.sum()

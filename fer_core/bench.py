@@ -8,7 +8,6 @@ accuracy.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +46,7 @@ def bench_data(data) -> None:
 
 
 # Dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s without sparsity; the first match wins.
-DATASHEET_BF16_TFLOPS = [("H200", 989.4), ("H100 PCIe", 756.0), ("H100", 989.4), ("A100", 312.0)]
+DATASHEET_BF16_TFLOPS = [("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("A100", 312.0)]
 
 
 def training_flops_per_image(model: torch.nn.Module, device: torch.device) -> float:
@@ -115,14 +114,14 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
 
 def bench_time_to_accuracy(arch: str, target: float, args, device: torch.device) -> None:
     """Train a real run, PrivateTest measured after every epoch, and report when it first reaches `target`."""
+    from .runs import read_metrics
     from .train import TrainConfig
     from .train import main as train
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(arch=arch, data=args.data, out=out, epochs=args.epochs, epoch_size=args.epoch_size,
-                          batch_size=args.batch_size, device=device.type, track_test=True, tta_views=1,
-                          compile=args.compile)
-        run = train(cfg)
-        curve = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+                          batch_size=args.batch_size, device=str(device), track_test=True,
+                          stop_at_test_accuracy=target, tta_views=1, compile=args.compile)
+        curve = read_metrics(Path(train(cfg)) / "metrics.jsonl")
     training_s = 0.0
     for m in curve:
         training_s += m["seconds"]

@@ -14,6 +14,16 @@ from .labels import EMOTIONS
 from .paths import DEFAULT_CHECKPOINT
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected an accuracy as a fraction in [0, 1] (e.g. 0.70), got '{text}'")
+    return value
+
+
 def cmd_data_report(args) -> int:
     from .data import dataset_report, load_dataset
     report = dataset_report(load_dataset(args.data))
@@ -299,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
     bench.add_argument("--no-predict", action="store_true", help="skip the one-photo prediction benchmark")
-    bench.add_argument("--time-to-accuracy", type=float, metavar="TARGET",
+    bench.add_argument("--time-to-accuracy", type=_fraction, metavar="TARGET",
                        help="also train each --arch for real and report the training time to this PrivateTest "
                             "accuracy (e.g. 0.70)")
     bench.add_argument("--epochs", type=int, default=30, help="epoch budget of the time-to-accuracy run")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -167,6 +168,8 @@ def summary_rows(entries: list[Entry]) -> list[dict]:
             "val acc TTA %": pct(e.accuracy("val", True)), "test acc %": pct(e.accuracy("test", False)),
             "test acc TTA %": pct(e.accuracy("test", True)),
             "test macro-F1 (TTA)": None if test_tta is None else round(test_tta["macro_f1"], 4),
+            **{f"{c} recall (TTA)": None if test_tta is None else round(test_tta["per_class"][c]["recall"], 3)
+               for c in ("disgust", "fear")},  # the rare and the most confused class: what balancing is for
             "training min": None if e.training_seconds is None else round(e.training_seconds / 60, 1),
             "device": e.device or "", "images/s": None if e.images_per_s is None else round(e.images_per_s),
             "note": e.note,
@@ -187,7 +190,10 @@ def _cache_path(checkpoint: Path, source: str, split: str, views: int, cache_dir
     return Path(cache_dir or default_cache_dir()) / "predictions" / f"{key}.npz"
 
 
-def _prediction_cache(checkpoint: Path, dataset, split: str, views: int, cache_dir) -> Path:
+def prediction_cache_path(checkpoint: str | os.PathLike, dataset, split: str, views: int,
+                          cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where `predictions` keeps a checkpoint's probabilities: named by the file versions it reads."""
+    checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}")
     return _cache_path(checkpoint, f"{dataset.source}:{len(dataset[split])}", split, views,
@@ -197,7 +203,10 @@ def _prediction_cache(checkpoint: Path, dataset, split: str, views: int, cache_d
 def cached_predictions(checkpoint: str | os.PathLike, dataset, split: str, views: int = 1,
                        cache_dir: str | os.PathLike | None = None) -> np.ndarray | None:
     """The on-disk predictions of `predictions`, or None when they were never computed (or are damaged)."""
-    cache = _prediction_cache(Path(checkpoint), dataset, split, views, cache_dir)
+    return _read_cached(prediction_cache_path(checkpoint, dataset, split, views, cache_dir), len(dataset[split]))
+
+
+def _read_cached(cache: Path, n: int) -> np.ndarray | None:
     if not cache.exists():
         return None
     try:
@@ -205,7 +214,7 @@ def cached_predictions(checkpoint: str | os.PathLike, dataset, split: str, views
             probs = z["probs"]
     except Exception:  # a damaged cache file is recomputed, never fatal
         return None
-    return probs if probs.shape == (len(dataset[split]), len(EMOTIONS)) else None
+    return probs if probs.shape == (n, len(EMOTIONS)) else None
 
 
 def predictions(checkpoint: str | os.PathLike, dataset, split: str, views: int = 1,
@@ -218,15 +227,15 @@ def predictions(checkpoint: str | os.PathLike, dataset, split: str, views: int =
     """
     from .ensemble import load_model
     from .evaluate import predict_images
-    probs = cached_predictions(checkpoint, dataset, split, views, cache_dir)
+    cache = prediction_cache_path(checkpoint, dataset, split, views, cache_dir)
+    probs = _read_cached(cache, len(dataset[split]))
     if probs is not None:
         return probs
-    cache = _prediction_cache(Path(checkpoint), dataset, split, views, cache_dir)
     model = load_model(Path(checkpoint), device)
     probs = predict_images(model, dataset[split].images, views, batch_size=256, device=device, progress=progress)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
+        tmp = cache.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npz")  # writers never collide
         np.savez_compressed(tmp, probs=probs.astype(np.float32))
         os.replace(tmp, cache)
     except OSError:

@@ -72,10 +72,15 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR
 def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR, notes: str = "") -> Path:
     """models/<name>.json without the checkpoint: a reference run whose weights are too large to ship
     or not better than the default. Its metrics are the run's own (eval.json, float32 best.pt)."""
+    models_dir = Path(models_dir)
+    if (models_dir / f"{name}.pt").exists():
+        raise FERError(f"{models_dir / name}.pt is a shipped model: a card without weights would misdescribe it; "
+                       f"choose another --name")
     card = make_card(run_dir, name, notes)
     card["checkpoint"] = None
     card["metrics_from"] = "the run's float32 best.pt (eval.json); the checkpoint is not shipped"
-    path = Path(models_dir) / f"{name}.json"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    path = models_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path
 

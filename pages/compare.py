@@ -14,13 +14,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard.background import result_or_progress, task_pool  # noqa: E402
+from dashboard.background import run_in_background  # noqa: E402
 from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure,  # noqa: E402
                                       tta_gain_figure)
 from dashboard.data_access import chosen_path  # noqa: E402
 from fer_core.compare import (SPLIT_NAMES, Entry, all_entries, architectures_without_cards,  # noqa: E402
-                              cached_predictions, cell_indices, ensemble_metrics, predictions, reading,
-                              summary_rows)
+                              cached_predictions, cell_indices, ensemble_metrics, prediction_cache_path,
+                              predictions, reading, summary_rows)
 from fer_core.data import load_dataset, resolve_data_path  # noqa: E402
 from fer_core.ensemble import save_ensemble  # noqa: E402
 from fer_core.errors import FERError  # noqa: E402
@@ -221,6 +221,11 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
                     st.dataframe(table, hide_index=True)
 
 
+def _task_key(checkpoint: Path, dataset, dataset_path: str, split: str, views: int) -> str:
+    """The prediction cache file (named by the checkpoint's and the dataset's versions) and the dataset's mtime."""
+    return f"{prediction_cache_path(checkpoint, dataset, split, views)}@{_mtime(dataset_path)}"
+
+
 def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) -> np.ndarray | None:
     if entry.checkpoint is None:
         st.info(f"No per-image predictions: {entry.note or 'this model has no checkpoint here'}.")
@@ -231,10 +236,13 @@ def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) ->
         probs = cached_predictions(entry.checkpoint, dataset, split, views)
         if probs is not None:
             return probs
-        key = f"predict:{entry.checkpoint}:{_mtime(entry.checkpoint)}:{dataset_path}:{split}:{views}"
         label = f"Predicting {SPLIT_NAMES[split]} with {entry.name}" + (f" ({views} TTA views)" if views > 1 else "")
-        return result_or_progress(task_pool().submit(key, label, predictions, str(entry.checkpoint), dataset,
-                                                     split, views))
+        probs = run_in_background(_task_key(entry.checkpoint, dataset, dataset_path, split, views), label,
+                                  predictions, str(entry.checkpoint), dataset, split, views)
+        if probs is not None and len(probs) != len(dataset[split]):  # the dataset changed under the task
+            st.warning(f"{entry.name}: the dataset changed while predicting; it will be predicted again.")
+            return None
+        return probs
     except FERError as exc:
         st.warning(f"{entry.name}: {exc}")
     except Exception as exc:  # an unexpected failure stays in this column; the page goes on
@@ -322,11 +330,10 @@ def ensemble_section(entries: list[Entry], data_box) -> None:
 def evaluate_ensemble(members: list[Entry], dataset_path: str, views: int) -> bool | None:
     """True once the ensemble's metrics are in the session, False when it failed, None while it runs."""
     dataset = cached_dataset(dataset_path, _mtime(dataset_path))
-    key = "ensemble:" + "|".join(f"{m.checkpoint}:{_mtime(m.checkpoint)}" for m in members) + f":{dataset_path}:{views}"
-    task = task_pool().submit(key, "Evaluating the ensemble (member predictions are cached)", ensemble_metrics,
-                              [m.checkpoint for m in members], dataset, views)
     try:
-        metrics = result_or_progress(task)
+        key = "ensemble:" + "+".join(_task_key(m.checkpoint, dataset, dataset_path, "test", views) for m in members)
+        metrics = run_in_background(key, "Evaluating the ensemble (member predictions are cached)", ensemble_metrics,
+                                    [m.checkpoint for m in members], dataset, views)
     except FERError as exc:
         st.error(f"The ensemble could not be evaluated: {exc}")
         return False

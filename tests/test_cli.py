@@ -121,8 +121,11 @@ def test_bench_time_to_accuracy_trains_and_reports_when_the_target_is_reached(ma
             "--batch-size", "8", "--no-predict", "--epochs", "2", "--epoch-size", "16"]
     assert main([*args, "--time-to-accuracy", "0.0"]) == 0
     assert "reached 0% PrivateTest" in capsys.readouterr().out
-    assert main([*args, "--time-to-accuracy", "1.01"]) == 0
-    assert "did not reach 101% PrivateTest in 2 epochs" in capsys.readouterr().out
+    assert main([*args, "--time-to-accuracy", "1.0"]) == 0
+    assert "did not reach 100% PrivateTest in 2 epochs" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--time-to-accuracy", "70"])  # a percentage where a fraction belongs
+    assert exit_.value.code == 2 and "fraction in [0, 1]" in capsys.readouterr().err
 
 
 def test_data_audit_writes_the_exclusion_list(make_kaggle_zip, tmp_path, capsys):

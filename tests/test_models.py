@@ -120,6 +120,26 @@ def test_epoch_indices_balance_the_classes():
     assert over.sum() == len(labels) and (over > 0.7 * len(labels) / 7).all()
 
 
+def test_weighted_loss_weights_each_image_by_its_class_and_keeps_smoothing_neutral():
+    from fer_core.balance import weighted_cross_entropy
+    import torch.nn.functional as F
+    logits, y = torch.randn(6, 7), torch.tensor([0, 1, 1, 3, 6, 6])
+    w = torch.tensor(class_weights(COUNTS, "weighted"), dtype=torch.float32)
+    # without smoothing it is PyTorch's weighted cross-entropy
+    assert torch.allclose(weighted_cross_entropy(logits, y, w), F.cross_entropy(logits, y, weight=w))
+    assert torch.allclose(weighted_cross_entropy(logits, y, None, 0.1), F.cross_entropy(logits, y, label_smoothing=0.1))
+    # with smoothing: by hand, image by image
+    log_p = logits.log_softmax(1)
+    per_image = [-(0.9 * log_p[i, y[i]] + 0.1 * log_p[i].mean()) for i in range(6)]
+    expected = sum(w[y[i]] * per_image[i] for i in range(6)) / w[y].sum()
+    assert torch.allclose(weighted_cross_entropy(logits, y, w, 0.1), expected)
+    # uniform logits are the optimum's starting point: the smoothing must not pull them towards rare classes
+    flat = torch.zeros(6, 7, requires_grad=True)
+    weighted_cross_entropy(flat, torch.tensor([3] * 6), w, 0.1).backward()
+    grad = flat.grad.sum(0)
+    assert grad[3] < 0 and torch.allclose(grad[[0, 1, 2, 4, 5, 6]], grad[0].expand(6))  # no favourite rare class
+
+
 # ----------------------------------------------------------------------------- TTA
 
 def test_views_are_the_image_its_mirror_then_shifts():

@@ -68,6 +68,22 @@ def test_epoch_size_trains_on_a_fresh_subset_each_epoch(tmp_path, tiny_zip):
     assert len(lines) == 2 and json.loads((run / "eval.json").read_text())["test"]["plain"]["n"] == 21
 
 
+def test_config_survives_the_command_line_round_trip():
+    from fer_core.train import config_from_args, config_to_args, get_args_parser
+    cfg = TrainConfig(arch="seed_cnn", epoch_size=4096, track_test=True, stop_at_test_accuracy=0.7, balance="weighted",
+                      compile=True, flip=False, batch_size="auto", exclude="audit")
+    assert config_from_args(get_args_parser().parse_args(config_to_args(cfg))) == cfg
+
+
+def test_a_target_test_accuracy_ends_the_run_and_one_cycle_survives_tiny_step_counts(tmp_path, tiny_zip):
+    run = main(run_config(tmp_path, tiny_zip, arch="seed_cnn", epochs=5, epoch_size=16, batch_size=8,
+                          track_test=True, stop_at_test_accuracy=0.0))  # 2 steps per epoch; reached at once
+    (line,) = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert line["epoch"] == 1 and 0 <= line["test_accuracy"] <= 1 and "test_macro_f1" in line
+    with pytest.raises(ValueError, match="needs --track-test"):
+        TrainConfig(stop_at_test_accuracy=0.7).validate()
+
+
 def test_early_stopping(tmp_path, tiny_zip):
     run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=30, patience=1, lr=1e-9,
                           optimizer="adam", scheduler="none"))
