@@ -155,7 +155,8 @@ def run_benchmarks(args) -> None:
     print(f"peak     {peak[0]:.3g} TFLOP/s ({peak[1]})")
     for arch in args.arch:
         bench_train(arch, device, args.batch_size, args.seconds, peak)
-        bench_eval(arch, device, args.seconds, n_images=4 * args.batch_size)
+        if not args.no_eval:
+            bench_eval(arch, device, args.seconds, n_images=4 * args.batch_size)
     for arch in args.arch if args.time_to_accuracy is not None else []:
         bench_time_to_accuracy(arch, args.time_to_accuracy, args, device)
     if not args.no_predict:

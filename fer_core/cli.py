@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
     bench.add_argument("--no-predict", action="store_true", help="skip the one-photo prediction benchmark")
+    bench.add_argument("--no-eval", action="store_true", help="skip the evaluation (TTA) figures")
     bench.add_argument("--time-to-accuracy", type=_fraction, metavar="TARGET",
                        help="also train each --arch for real and report the training time to this PrivateTest "
                             "accuracy (e.g. 0.70)")

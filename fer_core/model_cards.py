@@ -112,9 +112,13 @@ RESULTS_START, RESULTS_END = "<!-- results-table:start -->", "<!-- results-table
 
 def _training_budget(card: dict) -> str:
     """'12 epochs', or '3 x 4,096 images' when each epoch was a random subset (--epoch-size)."""
-    per_epoch = (card.get("train_config") or {}).get("epoch_size")
     epochs = card["epochs_trained"]
-    return f"{epochs} x {per_epoch:,} images" if per_epoch else f"{epochs} epochs"
+    if not (card.get("train_config") or {}).get("epoch_size"):
+        return f"{epochs} epochs"
+    # what an epoch really held (undersampling can give fewer than --epoch-size): images/s x seconds
+    seen = {round(m["images_per_s"] * m["seconds"]) for m in card.get("learning_curve") or [] if "images_per_s" in m}
+    per_epoch = max(seen) if seen else card["train_config"]["epoch_size"]
+    return f"{epochs} x {per_epoch:,} images"
 
 
 def results_table(cards: list[dict]) -> str:

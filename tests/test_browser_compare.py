@@ -49,7 +49,10 @@ def test_two_runs_side_by_side_and_the_images_of_a_clicked_cell(compare_world, t
     expected_counts = sorted(int(m[true, predicted]) for m in matrices)
 
     env = {"FER_RUNS_DIR": str(runs), "FER_MODELS_DIR": str(tmp_path / "no-models"),
-           "FER_DATA": str(compare_world["data"])}
+           "FER_DATA": str(compare_world["data"]), "FER_CACHE_DIR": str(tmp_path / "cache"),
+           # every prediction goes to the background worker: the images can only appear through the
+           # progress fragment's rerun of the page when the worker is done
+           "FER_QUICK_WAIT_S": "0"}
     with dashboard_server(env) as url, chromium_page(viewport=VIEWPORT) as page:
         open_compare(page, url, "Images in a cell")
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)

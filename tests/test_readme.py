@@ -13,3 +13,27 @@ def test_readme_gives_the_two_setup_commands_and_the_test_command():
     assert "pip install -r requirements.txt" in readme
     assert "streamlit run dashboard/Home.py" in readme
     assert "python -m pytest" in readme
+
+
+def test_every_shipped_model_card_is_complete_and_says_where_it_was_trained():
+    from fer_core.models import list_models
+    cards = [c for c in load_cards(MODELS_DIR) if c["arch"] != "ensemble"]
+    assert {c["arch"] for c in cards} >= set(list_models()), "a reference card per registered architecture"
+    for card in cards:
+        for split, n in (("val", 3589), ("test", 3589)):
+            for mode in ("plain", "tta"):
+                report = card["metrics"][split][mode]
+                assert report["n"] == n and sum(map(sum, report["confusion_matrix"])) == n, card["name"]
+        assert card["learning_curve"] and card["training_seconds"] > 0 and card["hardware"], card["name"]
+        if card["hardware"].startswith("CPU"):
+            assert "CPU" in card["notes"], f"{card['name']}: a CPU-trained card says so in its notes"
+        if card["checkpoint"] is not None:
+            assert (MODELS_DIR / card["checkpoint"]).stat().st_size < 20 * 2 ** 20
+
+
+def test_the_class_balancing_study_has_all_four_methods_on_one_architecture():
+    from fer_core.balance import BALANCE_METHODS
+    study = {c["train_config"]["balance"]: c for c in load_cards(MODELS_DIR) if c["name"].startswith("balance-")}
+    assert set(study) == set(BALANCE_METHODS)
+    settings = [{k: v for k, v in c["train_config"].items() if k not in ("balance", "name")} for c in study.values()]
+    assert all(s == settings[0] for s in settings), "only the balancing method differs"
