@@ -237,12 +237,8 @@ def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) ->
         if probs is not None:
             return probs
         label = f"Predicting {SPLIT_NAMES[split]} with {entry.name}" + (f" ({views} TTA views)" if views > 1 else "")
-        probs = run_in_background(_task_key(entry.checkpoint, dataset, dataset_path, split, views), label,
-                                  predictions, str(entry.checkpoint), dataset, split, views)
-        if probs is not None and len(probs) != len(dataset[split]):  # the dataset changed under the task
-            st.warning(f"{entry.name}: the dataset changed while predicting; it will be predicted again.")
-            return None
-        return probs
+        return run_in_background(_task_key(entry.checkpoint, dataset, dataset_path, split, views), label,
+                                 predictions, str(entry.checkpoint), dataset, split, views)
     except FERError as exc:
         st.warning(f"{entry.name}: {exc}")
     except Exception as exc:  # an unexpected failure stays in this column; the page goes on

@@ -68,7 +68,8 @@ def test_two_runs_side_by_side_and_the_images_of_a_clicked_cell(compare_world, t
         page.mouse.click(x, y)
         counts = wait_for_image_counts(page, expected=2)
         assert counts == expected_counts, page.inner_text("body")[:3000]
-        assert page.locator('[data-testid="stImage"] img, [data-testid="stImage"]').count() >= 1
+        # the captions come first in the rerun the worker triggers; the images follow them
+        page.locator('[data-testid="stImage"] img, [data-testid="stImage"]').first.wait_for(timeout=30_000)
         assert_no_exception(page)
         screenshot(page, "compare-two-runs-cell")
 
