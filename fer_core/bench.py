@@ -114,7 +114,7 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
 
 def bench_time_to_accuracy(arch: str, target: float, args, device: torch.device) -> None:
     """Train a real run, PrivateTest measured after every epoch, and report when it first reaches `target`."""
-    from .runs import read_metrics
+    from .run_folder import read_metrics
     from .train import TrainConfig
     from .train import main as train
     with tempfile.TemporaryDirectory() as out:

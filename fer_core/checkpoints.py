@@ -6,6 +6,7 @@ resumable checkpoint (last.pt) adds optimizer, scheduler and the early-stopping 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -32,9 +33,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint (damaged or not PyTorch): "
-                              f"{str(exc).splitlines()[0][:200]}") from None
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():
+            raise CheckpointError(f"{path} is not a readable checkpoint: the file is damaged or is not a PyTorch "
+                                  f"file. Use a run's best.pt or a shipped models/*.pt") from None
+        # a PyTorch file holding code or objects beyond tensors: never run it
+        raise CheckpointError(f"{path} is not a checkpoint this tool can load safely: it holds Python objects "
+                              f"besides weights. Use a checkpoint written by fer_core (a run's best.pt or "
+                              f"a shipped models/*.pt)") from None
+    except Exception:
+        raise CheckpointError(f"{path} is not a readable checkpoint: the file is damaged or is not a PyTorch "
+                              f"file. Use a run's best.pt or a shipped models/*.pt") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a fer_core checkpoint")
     if list(ckpt.get("labels", [])) != list(EMOTIONS):
@@ -48,8 +57,8 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> nn.
         model = create_model(ckpt["arch"], **ckpt.get("model_config", {}))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
     except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint does not match architecture '{ckpt.get('arch')}': "
-                              f"{str(exc).splitlines()[0][:200]}") from None
+        raise CheckpointError(f"checkpoint does not match architecture '{ckpt.get('arch')}' "
+                              f"({type(exc).__name__}): it is damaged or was written by another version") from None
     return model.to(device).eval()
 
 

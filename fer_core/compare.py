@@ -20,7 +20,7 @@ from .errors import CheckpointError
 from .labels import EMOTIONS
 from .model_cards import load_cards
 from .paths import models_dir, runs_dir
-from .runs import read_json, read_metrics
+from .run_folder import load_eval, load_metrics, read_json
 
 SPLIT_NAMES = {"val": "PublicTest (val)", "test": "PrivateTest (test)"}
 
@@ -89,14 +89,14 @@ def run_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
         run_dir = Path(run.run_dir)
         config = json.loads(run.config)
         status = read_json(run_dir / "status.json")
-        evaluation = read_json(run_dir / "eval.json")
-        curve = read_metrics(run_dir / "metrics.jsonl")
+        evaluation, eval_damage = load_eval(run_dir / "eval.json")
+        curve, curve_damage = load_metrics(run_dir / "metrics.jsonl")
         best = run_dir / "best.pt"
-        notes = []
+        notes = [f"damaged: {d}" for d in (eval_damage, curve_damage) if d]
         problem = checkpoint_problem(best) if best.is_file() else "no checkpoint (best.pt) yet"
         if problem:
             notes.append(problem)
-        if not evaluation:
+        if not evaluation and not eval_damage:
             notes.append("not evaluated yet (eval.json is written when training finishes)")
         entries.append(Entry(
             key=f"run:{run.id}", name=run.id, kind="run", arch=run.arch, parameters=status.get("parameters"),

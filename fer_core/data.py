@@ -92,7 +92,36 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"dataset not found: {path} does not exist. {HOW_TO_GET}")
+    if not path.is_file() and not path.is_dir():  # a device, a pipe, a socket
+        raise DataError(f"{path} is neither a file nor a folder: give the Kaggle zip, its extracted folder "
+                        f"or fer2013.csv")
     return _find_source(path)
+
+
+def check_dataset(path: str | os.PathLike | None = None) -> Path:
+    """The dataset source, after a cheap look (names and header, no decoding) that it is FER2013.
+
+    What a job launcher runs before queueing: a wrong file is refused at once, not inside the job."""
+    source = resolve_data_path(path)
+    if source.is_dir():
+        return source  # _find_source has seen split or emotion folders
+    suffix = source.suffix.lower()
+    if suffix == ".csv":
+        with open(source, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline().strip().lstrip("\ufeff").lower()
+        if "emotion" not in header or "pixels" not in header:
+            raise DataError(f"{source} is not a FER2013 CSV: its first line is not 'emotion,pixels,Usage'")
+        return source
+    if suffix != ".zip":
+        raise DataError(f"{source} is not a FER2013 dataset: expected the Kaggle .zip, its extracted folder "
+                        f"or fer2013.csv")
+    names = _open_zip(source).namelist()
+    images = [PurePosixPath(n).parts for n in names if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES]
+    has_csv = any(n.lower().endswith(".csv") and not _hidden(PurePosixPath(n)) for n in names)
+    if not has_csv and not any(len(parts) >= 2 and label_index(parts[-2]) is not None for parts in images):
+        raise DataError(f"{source} holds no FER2013 images (<split>/<emotion>/*.jpg) and no fer2013.csv. "
+                        f"{HOW_TO_GET}")
+    return source
 
 
 def _find_source(path: Path) -> Path:

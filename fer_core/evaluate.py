@@ -7,6 +7,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 
 from .labels import EMOTIONS, NUM_CLASSES
 from .models import normalize_images
+from .precision import autocast, use_bf16
 from .tta import predict_proba
 
 
@@ -32,17 +33,19 @@ def metrics_report(y_true, y_pred) -> dict:
 
 @torch.no_grad()
 def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, batch_size: int = 256,
-                   device: str | torch.device = "cpu", progress=None) -> np.ndarray:
+                   device: str | torch.device = "cpu", progress=None, amp: bool = True) -> np.ndarray:
     """Class probabilities (N, 7) for uint8 48x48 faces; all TTA views of a batch in one pass.
 
+    Batches run in bf16 where the device supports it natively and `amp` is on (fp32 otherwise).
     `progress(done, total)` is called with the number of images predicted so far."""
     model.eval()
     device = torch.device(device)
+    bf16 = use_bf16(device, amp)
     chunk = max(1, batch_size // views)
     out = []
     for start in range(0, len(images), chunk):
         x = torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device, bf16):
             out.append(predict_proba(model, normalize_images(x.unsqueeze(1)), views).cpu())
         if progress:
             progress(min(start + chunk, len(images)), len(images))

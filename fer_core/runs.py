@@ -24,9 +24,12 @@ from pathlib import Path
 
 from .errors import FERError
 from .paths import PROJECT_ROOT, runs_dir
+from .run_folder import (RunNameError, load_eval, load_metrics, load_status, log_tail, read_json, run_path,
+                         trainer_alive, trainer_pid)
 from .train import TrainConfig, config_to_args
 
 ACTIVE = ("queued", "running")
+DAMAGED = "damaged run files: "
 STATES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 
 _SCHEMA = """
@@ -119,8 +122,19 @@ class Registry:
 
     # ------------------------------------------------------------------ reading
 
+    def _folder(self, run_id: str) -> Path | None:
+        """The run's folder, or None for an id that is no plain folder name (a damaged registry row)."""
+        try:
+            return run_path(self.runs_dir, run_id)
+        except RunNameError:
+            return None
+
     def _run(self, row) -> Run:
-        return Run(**dict(row), run_dir=str(self.runs_dir / row["id"]))
+        folder = self._folder(row["id"])
+        run = Run(**dict(row), run_dir=str(folder or ""))
+        if folder is None:
+            run.error = "this registry row names no valid run folder: it can only be deleted"
+        return run
 
     def list(self, refresh: bool = True) -> list[Run]:
         """Every run, newest first; `refresh` first reconciles the index with the run folders."""
@@ -140,18 +154,22 @@ class Registry:
 
     def submit(self, config: TrainConfig, gpus: int = 1, sweep: str | None = None, start_worker: bool = True) -> str:
         """Queue a training job; returns its run id. Invalid options raise ValueError before anything starts."""
-        config.validate()
+        config.validate()  # the run name's rule included
         if gpus < 1:
             raise ValueError("gpus must be at least 1")
         run_id = config.name or self._new_id(config.arch)
-        if (self.runs_dir / run_id).exists():
-            raise ValueError(f"a run named '{run_id}' already exists")
+        taken = ValueError(f"the name '{run_id}' is taken by another run: choose another name")
+        if run_path(self.runs_dir, run_id).exists() or self._exists(run_id):
+            raise taken
         config = TrainConfig(**{**asdict(config), "name": run_id, "out": str(self.runs_dir)})
         slot = "cuda" if config.device.startswith("cuda") or (config.device == "auto" and _cuda_available()) else "cpu"
-        with self._db() as db:
-            db.execute("INSERT INTO runs (id, arch, state, slot, sweep, gpus, created, epochs, config) "
-                       "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                       (run_id, config.arch, slot, sweep, gpus, _now(), config.epochs, json.dumps(asdict(config))))
+        try:
+            with self._db() as db:
+                db.execute("INSERT INTO runs (id, arch, state, slot, sweep, gpus, created, epochs, config) "
+                           "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                           (run_id, config.arch, slot, sweep, gpus, _now(), config.epochs, json.dumps(asdict(config))))
+        except sqlite3.IntegrityError:  # another tab took the name since the check above
+            raise taken from None
         if start_worker:
             ensure_worker(self.runs_dir, slot)
         return run_id
@@ -185,19 +203,29 @@ class Registry:
 
     def resume(self, run_id: str) -> None:
         """Queue an interrupted, cancelled or failed run to continue from its last checkpoint."""
+        self.refresh()  # a run resumed or finished from the CLI is seen as it is now
         run = self.get(run_id)
+        folder = self._folder(run_id)
+        if folder is None:
+            raise FERError(run.error)
+        if trainer_alive(folder):
+            raise FERError(f"run '{run_id}' is being trained right now (e.g. a --resume from the command line): "
+                           f"it cannot be resumed twice")
         if run.state not in ("interrupted", "cancelled", "failed"):
             raise FERError(f"run '{run_id}' is {run.state}: only interrupted, cancelled or failed runs resume")
-        if not (Path(run.run_dir) / "config.json").exists():
+        if not (folder / "config.json").exists():
             raise FERError(f"run '{run_id}' never started (no config.json): start a new run instead")
         self._set(run_id, state="queued", resume=1, error=None, ended=None, pid=None)
         ensure_worker(self.runs_dir, run.slot)
 
     def delete(self, run_id: str) -> None:
+        """Remove the run's folder and its row; a row that names no folder inside the runs folder loses only the row."""
         run = self.get(run_id)
-        if run.state == "running" and _pid_alive(run.pid):
+        folder = self._folder(run_id)
+        if (run.state == "running" and _pid_alive(run.pid)) or (folder is not None and trainer_alive(folder)):
             raise FERError(f"run '{run_id}' is running: cancel it first")
-        shutil.rmtree(run.run_dir, ignore_errors=True)
+        if folder is not None and folder.resolve() != self.runs_dir.resolve():
+            shutil.rmtree(folder, ignore_errors=True)
         with self._db() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
@@ -209,7 +237,7 @@ class Registry:
     def _new_id(self, arch: str) -> str:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_id, n = f"{stamp}-{arch}", 1
-        while (self.runs_dir / run_id).exists() or self._exists(run_id):
+        while run_path(self.runs_dir, run_id).exists() or self._exists(run_id):
             n += 1
             run_id = f"{stamp}-{arch}-{n}"
         return run_id
@@ -225,18 +253,19 @@ class Registry:
         with self._db() as db:
             rows = {r["id"]: r for r in db.execute("SELECT * FROM runs")}
         for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and (p / "config.json").exists()):
-            if folder.name not in rows:
+            if folder.name not in rows and self._folder(folder.name) is not None:
                 self._adopt(folder)
         for run_id, row in rows.items():
-            if row["state"] == "queued":
+            folder = self._folder(run_id)
+            if row["state"] == "queued" or folder is None:
                 continue
-            update = self._from_folder(self.runs_dir / run_id, row)
+            update = self._from_folder(folder, row)
             if update:
                 self._set(run_id, **update)
 
     def _adopt(self, folder: Path) -> None:
-        config = json.loads((folder / "config.json").read_text())
-        status = read_json(folder / "status.json")
+        config = read_json(folder / "config.json")
+        status, _ = load_status(folder / "status.json")
         slot = "cuda" if "CPU" not in status.get("device", "CPU") else "cpu"
         with self._db() as db:
             db.execute("INSERT OR IGNORE INTO runs (id, arch, state, slot, created, started, epochs, pid, config) "
@@ -249,17 +278,22 @@ class Registry:
             self._set(folder.name, **update)
 
     def _from_folder(self, folder: Path, row) -> dict:
-        status = read_json(folder / "status.json")
-        metrics = read_metrics(folder / "metrics.jsonl")
-        update: dict = {"epochs_done": len(metrics)}
-        if metrics:
-            update["best_val_accuracy"] = max(m["val_accuracy"] for m in metrics)
-        evaluation = read_json(folder / "eval.json")
-        if evaluation:
-            update["test_accuracy"] = evaluation["test"]["plain"]["accuracy"]
-            update["test_accuracy_tta"] = evaluation["test"]["tta"]["accuracy"]
+        """What the run folder says that the row does not: progress, results, and how the job ended.
+
+        The folder is the truth once a trainer has written it, so a run resumed or finished from the
+        CLI is seen as it is; a damaged file is named in the row's error, the rest still shows."""
+        status, status_problem = load_status(folder / "status.json")
+        metrics, metrics_problem = load_metrics(folder / "metrics.jsonl")
+        evaluation, eval_problem = load_eval(folder / "eval.json")
+        update: dict = {"epochs_done": len(metrics),
+                        "best_val_accuracy": max((m["val_accuracy"] for m in metrics), default=None),
+                        "test_accuracy": evaluation["test"]["plain"]["accuracy"] if evaluation else None,
+                        "test_accuracy_tta": evaluation["test"]["tta"]["accuracy"] if evaluation else None}
         state = status.get("state")
-        if row["state"] == "running":
+        training = trainer_alive(folder)
+        if training and row["state"] != "running":  # a trainer started outside the registry (CLI --resume)
+            update.update(state="running", pid=trainer_pid(folder), started=_now(), ended=None, error=None)
+        elif row["state"] == "running" and not training:
             # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
             alive = _pid_alive(row["pid"]) or _pid_alive(status.get("pid"))
             if state in ("finished", "failed", "cancelled"):
@@ -270,45 +304,21 @@ class Registry:
             elif not alive:
                 update.update(state="interrupted", ended=_now(),
                               error=status.get("error") or _interruption_note(folder, len(metrics)))
-        return update
+        elif (not training and state in ("finished", "failed", "cancelled") and state != row["state"]
+              and status.get("updated", "") > (row["ended"] or "")):  # ended outside the registry since
+            update.update(state=state, ended=status.get("updated"), error=status.get("error"))
+        damage = "; ".join(p for p in (status_problem, metrics_problem, eval_problem) if p)
+        if damage:
+            update["error"] = f"{DAMAGED}{damage}"
+        elif (row["error"] or "").startswith(DAMAGED) and "error" not in update:
+            update["error"] = None
+        return {k: v for k, v in update.items() if row[k] != v}
 
 
 def _interruption_note(folder: Path, epochs_done: int) -> str:
     tail = log_tail(folder / "train.log", 3)
     note = f"the training process ended without finishing (killed, out of memory or machine restarted) after epoch {epochs_done}"
     return f"{note}; last log lines: {tail}" if tail else note
-
-
-def log_tail(path: Path, lines: int) -> str:
-    """The last `lines` non-empty lines of a log (progress-bar redraws split), joined on one line."""
-    try:
-        text = path.read_text(errors="replace").replace("\r", "\n")
-    except OSError:
-        return ""
-    return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-lines:])[-600:]
-
-
-def read_json(path: Path) -> dict:
-    """A run file's JSON object, or {} while it is missing or half-written."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def read_metrics(path: Path) -> list[dict]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line being written right now
-    return out
 
 
 def _cuda_available() -> bool:
@@ -386,7 +396,7 @@ def _record_exit(registry: Registry, run_id: str, returncode: int) -> None:
     """A job process ended: its status.json says how, unless it died before writing it."""
     registry.refresh()
     run = registry.get(run_id)
-    if run.state != "running":
+    if run.state != "running" or trainer_alive(run.run_dir):
         return
     log = log_tail(Path(run.run_dir) / "train.log", 3)
     if returncode < 0:  # killed by a signal: SIGKILL, the OOM killer

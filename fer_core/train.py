@@ -33,6 +33,8 @@ from .errors import FERError
 from .evaluate import evaluate_splits, metrics_report, predict_images
 from .labels import EMOTIONS, NUM_CLASSES
 from .models import count_parameters, create_model, list_models, normalize_images, supports_pretrained
+from .precision import autocast, memory_format, precision_name, use_bf16
+from .run_folder import TrainerLock, check_run_name, read_json, run_path
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
@@ -53,6 +55,7 @@ class TrainConfig:
     scheduler: str = "onecycle"
     patience: int = 0                    # early stopping after this many epochs without val gain; 0 = off
     label_smoothing: float = 0.1
+    ema: float = 0.0                     # decay of a moving average of the weights (0: off); it is evaluated and saved
     balance: str = "none"
     flip: bool = True
     rotate: float = 10.0
@@ -62,7 +65,7 @@ class TrainConfig:
     exclude: str | None = None           # "audit" (what the health audit flags) or a file of image ids
     pretrained: str | None = None        # "imagenet" or a state_dict path (torchvision backbones)
     device: str = "auto"
-    amp: bool = True                     # bf16 autocast, CUDA only
+    amp: bool = True                     # bf16 autocast where the device runs bf16 natively (precision.py)
     compile: bool = False
     seed: int = 0
     tta_views: int = tta.DEFAULT_VIEWS   # for the final evaluation
@@ -78,6 +81,8 @@ class TrainConfig:
         """Raise ValueError naming the first bad option (the dashboard form shows it too)."""
         if self.arch not in list_models():
             raise ValueError(f"unknown architecture '{self.arch}': choose one of {', '.join(list_models())}")
+        if self.name is not None:
+            check_run_name(self.name)
         checks = [
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}"),
@@ -89,6 +94,7 @@ class TrainConfig:
             (self.lr is None or 0 < self.lr < 10, "learning rate must be in (0, 10)"),
             (self.weight_decay >= 0, "weight decay must be >= 0"),
             (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
+            (0 <= self.ema < 1, "EMA decay must be in [0, 1), e.g. 0.999 (0: off)"),
             (self.patience >= 0, "patience must be >= 0"),
             (0 <= self.rotate <= 180, "rotation must be 0..180 degrees"),
             (0 <= self.zoom < 1, "zoom must be in [0, 1)"),
@@ -143,6 +149,14 @@ def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int):
     return None, False
 
 
+def build_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """A moving average of the weights and BatchNorm statistics, updated after every step (None when off)."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def auto_batch_size(model: torch.nn.Module, device: torch.device, cap: int = 4096) -> int:
     """Largest power-of-two batch (to `cap`) whose training step fits in GPU memory; 128 on CPU."""
     if device.type != "cuda":
@@ -189,7 +203,8 @@ def epoch_order(labels: torch.Tensor, cfg: TrainConfig, generator: torch.Generat
 
 
 def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels, cfg: TrainConfig, epoch: int,
-                    loss_weights, device, stop: _StopFlag, batch_size: int, ddp: Distributed | None = None) -> dict:
+                    loss_weights, device, stop: _StopFlag, batch_size: int, ddp: Distributed | None = None,
+                    ema: torch.optim.swa_utils.AveragedModel | None = None) -> dict:
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
@@ -198,8 +213,8 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
     order = shard(epoch_order(labels, cfg, gen), ddp)
     n_batches = len(order) // batch_size + (1 if len(order) % batch_size >= 2 else 0)
     aug = cfg.augment()
-    use_amp = cfg.amp and device.type == "cuda"
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    bf16 = use_bf16(device, cfg.amp)
+    layout = memory_format(device, bf16)
     total_loss = torch.zeros((), device=device)
     total_correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
@@ -208,14 +223,16 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
                file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30, disable=not ddp.is_main)
     for i in bar:
         idx = order[i * batch_size:(i + 1) * batch_size]
-        x = augment_batch(normalize_images(images[idx]), aug, aug_gen).contiguous(memory_format=memory_format)
+        x = augment_batch(normalize_images(images[idx]), aug, aug_gen).contiguous(memory_format=layout)
         y = labels[idx]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with autocast(device, bf16):
             logits = model(x)
         loss = weighted_cross_entropy(logits.float(), y, loss_weights, cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if scheduler is not None and step_per_batch:
             scheduler.step()
         total_loss += loss.detach() * len(y)
@@ -233,7 +250,8 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
     loss_sum, correct, seen = totals.tolist()
     seconds = time.perf_counter() - start
     return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-            "images_per_s": seen / seconds, "seconds": seconds, "complete": not stop.stop}
+            "images_per_s": seen / seconds, "seconds": seconds, "precision": precision_name(bf16),
+            "complete": not stop.stop}
 
 
 @torch.no_grad()
@@ -253,7 +271,7 @@ def _now() -> str:
 
 def write_status(run_dir: Path, **fields_) -> None:
     path = run_dir / "status.json"
-    status = json.loads(path.read_text()) if path.exists() else {}
+    status = read_json(path)  # a damaged status.json is replaced, not fatal
     status.update(fields_, updated=_now())
     tmp = path.with_name(".status.json.tmp")
     tmp.write_text(json.dumps(status, indent=2))
@@ -262,7 +280,7 @@ def write_status(run_dir: Path, **fields_) -> None:
 
 def new_run_dir(cfg: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(cfg.out) / (cfg.name or f"{stamp}-{cfg.arch}")
+    run_dir = run_path(cfg.out, cfg.name or f"{stamp}-{cfg.arch}")
     if run_dir.exists() and any(p.name != "train.log" for p in run_dir.iterdir()):  # the launcher's log may be there
         raise FERError(f"run folder {run_dir} already exists: choose another --name, or --resume it")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -337,9 +355,10 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
         run_dir = Path(resume)
         if not (run_dir / "config.json").is_file():
             raise FERError(f"cannot resume {run_dir}: no config.json there (is it a run folder?)")
-        cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+        cfg = _saved_config(run_dir)
     cfg.validate()
     ddp = init_distributed(cfg.device)
+    lock = None
     try:
         if resume is None:
             run_dir = new_run_dir(cfg) if ddp.is_main else None
@@ -347,7 +366,9 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
                 shared = [str(run_dir) if run_dir else None]
                 dist.broadcast_object_list(shared, src=0)
                 run_dir = Path(shared[0])
-            if ddp.is_main:
+        if ddp.is_main:  # before anything is written: a second trainer of this run stops here
+            lock = TrainerLock(run_dir).acquire()
+            if resume is None:
                 (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         try:
             _train(cfg, run_dir, resume is not None, ddp)
@@ -356,9 +377,20 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
                 write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
     finally:
+        if lock is not None:
+            lock.release()
         if ddp.world > 1:
             dist.destroy_process_group()
     return run_dir
+
+
+def _saved_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig in a run folder's config.json, or a FERError saying why it cannot be used."""
+    saved = read_json(run_dir / "config.json")
+    known = {f.name for f in fields(TrainConfig)}
+    if not saved or not set(saved) <= known:
+        raise FERError(f"cannot resume {run_dir}: its config.json is damaged or from another tool")
+    return TrainConfig(**saved)
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) -> None:
@@ -368,8 +400,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     splits = load_splits(cfg)
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, pretrained=cfg.pretrained).to(device)
+    bf16 = use_bf16(device, cfg.amp)
+    model = model.to(memory_format=memory_format(device, bf16))
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     batch_size = auto_batch_size(model, device) if cfg.batch_size == "auto" else int(cfg.batch_size)
@@ -384,11 +417,14 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     steps_per_epoch = epoch_len // batch_size + (1 if epoch_len % batch_size >= 2 else 0)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
+    ema = build_ema(model, cfg.ema)
 
     start_epoch, best_acc, stale_epochs, elapsed = 1, -1.0, 0, 0.0
     if resuming and (run_dir / "last.pt").exists():
         last = load_checkpoint(run_dir / "last.pt")
-        model.load_state_dict(last["state_dict"])
+        model.load_state_dict(last["train_state_dict"] if ema else last["state_dict"])
+        if ema:
+            ema.load_state_dict(last["ema"])
         optimizer.load_state_dict(last["optimizer"])
         if scheduler is not None and last.get("scheduler"):
             scheduler.load_state_dict(last["scheduler"])
@@ -408,24 +444,26 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     if ddp.is_main:
         write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
                      device=_device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else ""),
+                     precision=precision_name(bf16),
                      parameters=count_parameters(model), batch_size=batch_size * ddp.world,
                      train_images=len(splits["train"]), started=_now(), error=None)
         print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {_device_name(device)}"
-              f"{f' x{ddp.world}' if ddp.world > 1 else ''}, {len(splits['train'])} training images, "
+              f"{f' x{ddp.world}' if ddp.world > 1 else ''} in {precision_name(bf16)}, {len(splits['train'])} training images, "
               f"batch {batch_size * ddp.world}", file=sys.stderr)
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
         stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
-                                loss_weights, device, stop, batch_size, ddp)
+                                loss_weights, device, stop, batch_size, ddp, ema=ema)
         if not stats.pop("complete"):
             if ddp.is_main:
                 write_status(run_dir, state="cancelled", epoch=epoch - 1)
                 print(f"cancelled during epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
             return
-        stats.update(validate(model, splits["val"], device))  # every rank: same decisions, no messages
+        eval_model = ema.module if ema else model  # the weights that are evaluated and saved
+        stats.update(validate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
         if cfg.track_test:  # every rank, like val: a stop at a target accuracy is decided alike everywhere
-            stats.update(validate(model, splits["test"], device, prefix="test"))
+            stats.update(validate(eval_model, splits["test"], device, prefix="test"))
         if scheduler is not None and not step_per_batch:
             scheduler.step(stats["val_accuracy"])
         elapsed += stats["seconds"]
@@ -435,10 +473,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         if ddp.is_main:
             line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": _now()}
             if improved:
-                save_checkpoint(run_dir / "best.pt", {**meta, "state_dict": model.state_dict(), "epoch": epoch,
+                save_checkpoint(run_dir / "best.pt", {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
                                                       "val_accuracy": stats["val_accuracy"]})
+            resume_state = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()} if ema else {}
             save_checkpoint(run_dir / "last.pt", {
-                **meta, "state_dict": model.state_dict(), "epoch": epoch, "val_accuracy": stats["val_accuracy"],
+                **meta, "state_dict": eval_model.state_dict(), **resume_state, "epoch": epoch,
+                "val_accuracy": stats["val_accuracy"],
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else {},
                 "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed})
             with open(run_dir / "metrics.jsonl", "a") as fh:  # after last.pt: a resume never counts an epoch twice
@@ -529,6 +569,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS)
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs (0: off)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
+                   help="evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)")
     p.add_argument("--balance", default=d.balance, choices=BALANCE_METHODS, help="class balancing")
     p.add_argument("--flip", type=_bool, default=d.flip, metavar="on|off")
     p.add_argument("--rotate", type=float, default=d.rotate, help="max degrees")
@@ -538,7 +580,9 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--exclude", help="'audit' (leave out what the data-health audit flags) or a file of image ids")
     p.add_argument("--pretrained", help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--amp", type=_bool, default=d.amp, metavar="on|off", help="bf16 autocast on CUDA")
+    p.add_argument("--amp", type=_bool, default=d.amp, metavar="on|off",
+                   help="bf16 autocast and channels_last where the device runs bf16 natively (CUDA, or a CPU with "
+                        "AVX512-BF16/AMX); off: plain fp32 (default on)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--tta-views", type=int, default=d.tta_views, help="views for the final TTA evaluation")

@@ -16,7 +16,7 @@ from dashboard.links import page_link  # noqa: E402
 from dashboard.compare_charts import learning_curves_figure  # noqa: E402
 from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress  # noqa: E402
 from fer_core.balance import BALANCE_METHODS  # noqa: E402
-from fer_core.data import resolve_data_path  # noqa: E402
+from fer_core.data import check_dataset  # noqa: E402
 from fer_core.errors import FERError  # noqa: E402
 from fer_core.models import list_models  # noqa: E402
 from fer_core.paths import runs_dir  # noqa: E402
@@ -95,8 +95,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
 
 
 def check_data(path: str | None) -> None:
-    """Refuse a job whose dataset cannot be found, before it is queued."""
-    resolve_data_path(path)
+    """Refuse a job whose dataset cannot be found or is not FER2013, before it is queued."""
+    check_dataset(path)
 
 
 def new_run_tab(registry: Registry) -> None:

@@ -1,0 +1,54 @@
+"""Mixed precision: bf16 autocast with channels_last where the device runs bf16 natively, fp32 elsewhere.
+
+On CUDA that is any GPU PyTorch reports bf16 support for. On a CPU it needs the AVX512-BF16 or AMX
+instructions: without them oneDNN emulates bf16 and is slower than fp32, so those CPUs stay in fp32.
+Master weights and checkpoints are always fp32; only the forward pass runs in bf16.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 instructions (read from /proc/cpuinfo; False where unknown)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in _CPU_BF16_FLAGS)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_supports_bf16()
+
+
+def use_bf16(device: torch.device, amp: bool = True) -> bool:
+    """Whether a forward pass on `device` runs in bf16: asked for (`amp`) and natively supported."""
+    return amp and bf16_supported(device)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on `device` when `enabled`, else a no-op context."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def memory_format(device: torch.device, bf16: bool) -> torch.memory_format:
+    """channels_last where it pays: always on CUDA, and with bf16 on a CPU (oneDNN's blocked kernels)."""
+    return torch.channels_last if device.type == "cuda" or bf16 else torch.contiguous_format
+
+
+def precision_name(bf16: bool) -> str:
+    return "bf16" if bf16 else "fp32"

@@ -1,0 +1,221 @@
+"""The run folder: what a run may be named, the lock of the one trainer that writes it, and reading its files.
+
+A run folder (written by train.py) holds config.json, status.json, metrics.jsonl (one line per epoch),
+eval.json, best.pt, last.pt and the launcher's train.log. Every path to one goes through `run_path`, so
+no name (typed by a user or read from a damaged registry) can point outside the runs folder. Readers
+treat a file that lacks a field like a damaged one: they return what is usable and say what is wrong.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from pathlib import Path
+
+from .errors import FERError
+from .labels import EMOTIONS
+
+RUN_NAME_MAX = 100
+_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+LOCK_FILE = "trainer.lock"
+METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s")
+_REPORT_NUMBERS = ("n", "accuracy", "macro_f1")
+
+
+class RunNameError(FERError, ValueError):
+    """A run name that is not a single, plain folder name (the CLI and the forms show it as one line)."""
+
+
+class RunBusyError(FERError):
+    """Another process is training this run."""
+
+
+# ----------------------------------------------------------------------------- names and paths
+
+def check_run_name(name: str) -> str:
+    """`name` if it is one plain folder name: letters, digits, '-', '_' and '.', not starting with '.' or '-'."""
+    shown = name if len(name) <= 40 else name[:40] + "…"
+    if not name:
+        raise RunNameError("a run name cannot be empty")
+    if len(name) > RUN_NAME_MAX:
+        raise RunNameError(f"run name '{shown}' is {len(name)} characters long: at most {RUN_NAME_MAX}")
+    if not _RUN_NAME.fullmatch(name):
+        raise RunNameError(f"run name '{shown}' is not allowed: use letters, digits, '-', '_' and '.' only, "
+                           f"starting with a letter, digit or '_' (a single folder name, not a path)")
+    return name
+
+
+def run_path(runs_dir: str | os.PathLike, name: str) -> Path:
+    """The folder of run `name` inside `runs_dir`, refused (RunNameError) unless it really lies inside."""
+    check_run_name(name)
+    root = Path(runs_dir)
+    if (root / name).resolve().parent != root.resolve():  # e.g. a symlink planted in the runs folder
+        raise RunNameError(f"run folder {root / name} points outside the runs folder {root}")
+    return root / name
+
+
+# ----------------------------------------------------------------------------- one trainer per run
+
+class TrainerLock:
+    """An exclusive lock on the run folder, held by its trainer for the whole training.
+
+    It is an flock, so it ends with the process however the process ends; a second trainer
+    (a CLI `--resume` beside the dashboard's Resume) is refused instead of writing the same files."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fh = None
+
+    def acquire(self) -> "TrainerLock":
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip()
+            fh.close()
+            raise RunBusyError(f"run {self.path.parent.name} is already being trained"
+                               f"{f' by process {holder}' if holder else ''}: wait for it to end, "
+                               f"or cancel it first") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> "TrainerLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def trainer_pid(run_dir: str | os.PathLike) -> int | None:
+    """The process id written by the lock's holder (None when unreadable)."""
+    try:
+        return int((Path(run_dir) / LOCK_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def trainer_alive(run_dir: str | os.PathLike) -> bool:
+    """True while some process holds the run's trainer lock."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fh = open(path)
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+# ----------------------------------------------------------------------------- reading the files
+
+def read_json(path: Path) -> dict:
+    """A run file's JSON object, or {} while it is missing or half-written."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def load_metrics(path: Path) -> tuple[list[dict], str]:
+    """The epoch lines of metrics.jsonl up to the first damaged one, and what is wrong ('' if nothing).
+
+    An unreadable last line is one being written right now, not damage."""
+    try:
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
+    except OSError:
+        return [], ""
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return out, "" if number == len(lines) else f"metrics.jsonl line {number} is not JSON"
+        missing = [f for f in METRIC_FIELDS if not _is_number(value.get(f) if isinstance(value, dict) else None)]
+        if missing:
+            return out, f"metrics.jsonl line {number} lacks {', '.join(missing)}"
+        out.append(value)
+    return out, ""
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return load_metrics(path)[0]
+
+
+def report_problem(report) -> str:
+    """'' for a complete metrics report (what evaluate.metrics_report makes), else what it lacks."""
+    if not isinstance(report, dict):
+        return "is missing"
+    missing = [k for k in _REPORT_NUMBERS if not _is_number(report.get(k))]
+    per_class = report.get("per_class")
+    if not isinstance(per_class, dict) or not all(isinstance(per_class.get(e), dict) and _is_number(
+            per_class[e].get("recall")) for e in EMOTIONS):
+        missing.append("per_class")
+    matrix = report.get("confusion_matrix")
+    if not (isinstance(matrix, list) and len(matrix) == len(EMOTIONS)
+            and all(isinstance(row, list) and len(row) == len(EMOTIONS) for row in matrix)):
+        missing.append("confusion_matrix")
+    return f"lacks {', '.join(missing)}" if missing else ""
+
+
+def evaluation_problem(evaluation: dict) -> str:
+    """'' when val and test each have a complete plain and TTA report, else the first gap."""
+    for split in ("val", "test"):
+        for mode in ("plain", "tta"):
+            block = evaluation.get(split)
+            problem = report_problem(block.get(mode) if isinstance(block, dict) else None)
+            if problem:
+                return f"{split}.{mode} {problem}"
+    return ""
+
+
+def load_eval(path: Path) -> tuple[dict, str]:
+    """eval.json when it is complete, else {} and what is wrong ({} and '' while it does not exist yet)."""
+    evaluation = read_json(path)
+    if not evaluation:
+        return {}, ("eval.json is not a JSON object" if Path(path).is_file() and Path(path).stat().st_size else "")
+    problem = evaluation_problem(evaluation)
+    return ({}, f"eval.json: {problem}") if problem else (evaluation, "")
+
+
+def load_status(path: Path) -> tuple[dict, str]:
+    """status.json with a usable state and pid, else {} and what is wrong."""
+    status = read_json(path)
+    if not status:
+        return {}, ("status.json is damaged" if Path(path).is_file() and Path(path).stat().st_size else "")
+    if not isinstance(status.get("state", ""), str) or not isinstance(status.get("pid", 0), (int, type(None))):
+        return {}, "status.json has a state or pid of the wrong kind"
+    return status, ""
+
+
+_PROGRESS_BAR = re.compile(r"\d+%\|| \d+/\d+ \[\d|[0-9.?]+(?:it|batch)/s")
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """The last `lines` log lines that are not progress-bar redraws, joined on one line."""
+    try:
+        text = Path(path).read_text(errors="replace").replace("\r", "\n")
+    except OSError:
+        return ""
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip() and not _PROGRESS_BAR.search(ln)]
+    return " | ".join(kept[-lines:])[-600:]
