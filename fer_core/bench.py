@@ -20,6 +20,7 @@ from .augment import AugmentConfig, augment_batch
 from .data import load_dataset
 from .evaluate import predict_images
 from .models import count_parameters, create_model, normalize_images
+from .precision import autocast, bf16_supported, memory_format, precision_name
 from .train import resolve_device
 from .tta import DEFAULT_VIEWS
 
@@ -80,10 +81,16 @@ def peak_tflops(device: torch.device) -> tuple[float, str]:
     return 2 * n ** 3 / per_call / 1e12, f"measured {str(dtype).removeprefix('torch.')} matmul peak"
 
 
-def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float, peak=None) -> None:
-    model = create_model(arch).to(device).train()
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+def _precisions(device: torch.device) -> list[bool]:
+    """The precisions to compare on `device`: fp32, and bf16 where the device runs it natively."""
+    return [False, True] if bf16_supported(device) else [False]
+
+
+def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds: float, bf16: bool
+                       ) -> tuple[float, int, torch.nn.Module]:
+    """Training images/s of one architecture: the step `train` runs (augmentation, forward, backward, SGD)."""
+    torch.manual_seed(0)
+    model = create_model(arch).to(device).train().to(memory_format=memory_format(device, bf16))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     images = torch.randint(0, 256, (batch_size * 4, 1, 48, 48), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 7, (batch_size * 4,), device=device)
@@ -94,7 +101,8 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
         i = step_no[0] % 4
         step_no[0] += 1
         x = augment_batch(normalize_images(images[i * batch_size:(i + 1) * batch_size]), aug)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        x = x.contiguous(memory_format=memory_format(device, bf16))
+        with autocast(device, bf16):
             loss = F.cross_entropy(model(x).float(), labels[i * batch_size:(i + 1) * batch_size])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -103,34 +111,77 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
             torch.cuda.synchronize()
 
     per_step, runs = _timed(step, seconds)
-    images_per_s = batch_size / per_step
+    return batch_size / per_step, runs, model
+
+
+def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float, peak=None) -> None:
+    """fp32 and bf16 training images/s side by side, in this one process on this device, with the ratio."""
+    speeds = {}
+    for bf16 in _precisions(device):
+        speeds[precision_name(bf16)], runs, model = train_images_per_s(arch, device, batch_size, seconds, bf16)
     flops = training_flops_per_image(model, device)
-    line = (f"train    {arch:14} {count_parameters(model) / 1e6:6.2f}M params  batch {batch_size}: "
-            f"{images_per_s:8.0f} images/s  ({runs} steps), {flops / 1e9:.2f} GFLOP per image")
+    figures = "  ".join(f"{name} {v:6.0f} images/s" for name, v in speeds.items())
+    if len(speeds) == 2:
+        figures += f"  (bf16/fp32 {speeds['bf16'] / speeds['fp32']:.2f}x)"
+    line = (f"train    {arch:14} {count_parameters(model) / 1e6:6.2f}M params  batch {batch_size}: {figures}, "
+            f"{flops / 1e9:.2f} GFLOP per image")
     if peak:
-        line += f", utilisation {100 * flops * images_per_s / (peak[0] * 1e12):.1f}% of {peak[0]:.3g} TFLOP/s ({peak[1]})"
+        best = max(speeds.values())
+        line += f", utilisation {100 * flops * best / (peak[0] * 1e12):.1f}% of {peak[0]:.3g} TFLOP/s ({peak[1]})"
     print(line)
 
 
-def bench_time_to_accuracy(arch: str, target: float, args, device: torch.device) -> None:
-    """Train a real run, PrivateTest measured after every epoch, and report when it first reaches `target`."""
+def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1, 8, 16, 32, 64, 256)) -> None:
+    """Forward-pass time per batch size in fp32 and bf16: where bf16 starts to pay (precision.CPU_BF16_MIN_BATCH)."""
+    # channels_last in both precisions: EmotionRecognizer's layout (faster at every batch size here)
+    model = create_model(arch).to(device).eval().to(memory_format=torch.channels_last)
+    for batch in batches:
+        x = torch.randn(batch, 1, 48, 48, device=device).contiguous(memory_format=torch.channels_last)
+        times = {}
+        for bf16 in _precisions(device):
+            def forward(bf16=bf16, x=x):
+                with torch.no_grad(), autocast(device, bf16):
+                    model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+            times[precision_name(bf16)], _ = _timed(forward, seconds / len(batches) / 2, min_runs=5)
+        figures = "  ".join(f"{n} {1000 * t / batch:7.3f} ms/face {batch / t:7.0f} faces/s" for n, t in times.items())
+        ratio = f"  (bf16/fp32 speed {times['fp32'] / times['bf16']:.2f}x)" if len(times) == 2 else ""
+        print(f"infer    {arch:14} batch {batch:4d}: {figures}{ratio}")
+
+
+def bench_time_to_accuracy(arch: str, targets: list[float], args, device: torch.device) -> None:
+    """Train a real run, PrivateTest measured after every epoch, and report when it first reaches each target."""
     from .run_folder import read_metrics
     from .train import TrainConfig
     from .train import main as train
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(arch=arch, data=args.data, out=out, epochs=args.epochs, epoch_size=args.epoch_size,
                           batch_size=args.batch_size, device=str(device), track_test=True,
-                          stop_at_test_accuracy=target, tta_views=1, compile=args.compile)
+                          stop_at_test_accuracy=max(targets), tta_views=1, compile=args.compile)
         curve = read_metrics(Path(train(cfg)) / "metrics.jsonl")
-    training_s = sum(m["seconds"] for m in curve)
-    last = curve[-1] if curve else {"test_accuracy": 0.0}
-    if last["test_accuracy"] >= target:  # the run stops at the first epoch that reaches it
-        print(f"accuracy {arch:14} reached {target:.0%} PrivateTest ({last['test_accuracy']:.2%}) after epoch "
-              f"{last['epoch']}: {training_s:.0f} s of training ({last['images_per_s']:.0f} images/s)")
+    print_time_to_accuracy(arch, targets, curve)
+
+
+def print_time_to_accuracy(name: str, targets: list[float], curve: list[dict]) -> None:
+    """For each target: the training seconds (evaluation excluded) until PrivateTest first reached it."""
+    tracked = [m for m in curve if m.get("test_accuracy") is not None]
+    if not tracked:
+        print(f"accuracy {name:14} has no PrivateTest accuracy per epoch (train with --track-test)")
         return
-    best = max((m["test_accuracy"] for m in curve), default=0.0)
-    print(f"accuracy {arch:14} did not reach {target:.0%} PrivateTest in {len(curve)} epochs "
-          f"({training_s:.0f} s of training; best {best:.2%})")
+    best = max(m["test_accuracy"] for m in tracked)
+    for target in sorted(targets):
+        elapsed = 0.0
+        for m in curve:
+            elapsed += m["seconds"]
+            if m.get("test_accuracy", -1) >= target:
+                print(f"accuracy {name:14} reached {target:.0%} PrivateTest ({m['test_accuracy']:.2%}) after epoch "
+                      f"{m['epoch']}: {elapsed:.0f} s of training ({m['images_per_s']:.0f} images/s, "
+                      f"{m.get('precision', 'fp32')})")
+                break
+        else:
+            print(f"accuracy {name:14} did not reach {target:.0%} PrivateTest in {len(curve)} epochs "
+                  f"({elapsed:.0f} s of training; best {best:.2%})")
 
 
 def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 512) -> None:
@@ -143,6 +194,11 @@ def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 
 
 
 def run_benchmarks(args) -> None:
+    if args.from_run:  # figures of a finished run: nothing is trained or timed
+        from .run_folder import read_metrics
+        run = Path(args.from_run)
+        print_time_to_accuracy(run.name, args.time_to_accuracy or [0.68, 0.70], read_metrics(run / "metrics.jsonl"))
+        return
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}")
@@ -155,8 +211,9 @@ def run_benchmarks(args) -> None:
     for arch in args.arch:
         bench_train(arch, device, args.batch_size, args.seconds, peak)
         if not args.no_eval:
+            bench_inference(arch, device, args.seconds)
             bench_eval(arch, device, args.seconds, n_images=4 * args.batch_size)
-    for arch in args.arch if args.time_to_accuracy is not None else []:
+    for arch in args.arch if args.time_to_accuracy and not args.from_run else []:
         bench_time_to_accuracy(arch, args.time_to_accuracy, args, device)
     if not args.no_predict:
         from .bench_predict import bench_predict

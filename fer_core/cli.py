@@ -310,9 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
     bench.add_argument("--no-predict", action="store_true", help="skip the one-photo prediction benchmark")
     bench.add_argument("--no-eval", action="store_true", help="skip the evaluation (TTA) figures")
-    bench.add_argument("--time-to-accuracy", type=_fraction, metavar="TARGET",
-                       help="also train each --arch for real and report the training time to this PrivateTest "
-                            "accuracy (e.g. 0.70)")
+    bench.add_argument("--time-to-accuracy", type=_fraction, nargs="+", metavar="TARGET",
+                       help="also train each --arch for real and report the training time to each of these "
+                            "PrivateTest accuracies (e.g. 0.68 0.70)")
+    bench.add_argument("--from-run", metavar="RUN_DIR",
+                       help="only report the time-to-accuracy of a finished run trained with --track-test")
     bench.add_argument("--epochs", type=int, default=30, help="epoch budget of the time-to-accuracy run")
     bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
     bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")

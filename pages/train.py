@@ -63,6 +63,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
         scheduler = st.selectbox("Scheduler", SCHEDULERS, key=f"{prefix}sched")
         patience = st.number_input("Early stopping patience (epochs, 0 = off)", 0, 1000, d.patience, key=f"{prefix}pat")
         label_smoothing = st.number_input("Label smoothing", 0.0, 0.99, d.label_smoothing, key=f"{prefix}ls")
+        ema = st.number_input("Weight averaging (EMA decay, 0 = off)", 0.0, 0.9999, d.ema, format="%.4f",
+                              key=f"{prefix}ema", help="evaluate and save a moving average of the weights, e.g. 0.999")
         balance = st.selectbox("Class balancing", BALANCE_METHODS, key=f"{prefix}bal",
                                help="weighted loss, oversampling or undersampling of the rare classes")
     with c3:
@@ -79,6 +81,9 @@ def training_form(prefix: str) -> tuple[dict, int]:
     c4, c5, c6, c7 = st.columns(4)
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     device = c4.selectbox("Device", devices, key=f"{prefix}dev")
+    amp = c4.checkbox("bf16 mixed precision", d.amp, key=f"{prefix}amp",
+                      help="where the device runs bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX): about 2x "
+                           "faster training; elsewhere, and when off, plain fp32")
     gpu_count = torch.cuda.device_count()
     gpus = c5.number_input("GPUs (torchrun DDP)", 1, max(gpu_count, 1), 1, key=f"{prefix}gpus",
                            disabled=gpu_count < 2, help="more than one runs the job under torchrun")
@@ -86,7 +91,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
     tta_views = c7.number_input("TTA views (final evaluation)", 1, MAX_VIEWS, d.tta_views, key=f"{prefix}tta")
     fields = dict(arch=arch, epochs=int(epochs), batch_size="auto" if auto_batch else int(batch), optimizer=optimizer,
                   lr=float(lr), weight_decay=float(weight_decay), scheduler=scheduler, patience=int(patience),
-                  label_smoothing=float(label_smoothing), balance=balance, flip=flip, rotate=float(rotate),
+                  label_smoothing=float(label_smoothing), ema=float(ema), amp=amp, balance=balance, flip=flip,
+                  rotate=float(rotate),
                   zoom=float(zoom), shift=float(shift), erase=float(erase), exclude="audit" if exclude else None,
                   epoch_size=int(epoch_size) or None, track_test=track_test,
                   data=data.strip() or None, device=device, seed=int(seed), tta_views=int(tta_views),

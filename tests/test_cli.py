@@ -7,6 +7,7 @@ import pytest
 
 from fer_core.cli import main
 from fer_core.labels import EMOTIONS
+from fer_core.precision import cpu_supports_bf16
 
 from .conftest import REPO
 
@@ -114,6 +115,9 @@ def test_bench_prints_figures(make_kaggle_zip, capsys):
     assert "first decode" in out and "cached load" in out
     assert "train    fer_vgg_small" in out and "TTA 10 views" in out and "images/s" in out
     assert "GFLOP per image" in out and "utilisation" in out and "measured float32 matmul peak" in out
+    assert "fp32" in out and "infer    fer_vgg_small  batch    1:" in out and "ms/face" in out
+    if cpu_supports_bf16():  # both precisions side by side, with the ratio
+        assert "bf16/fp32" in out and out.count("bf16/fp32 speed") == 6
 
 
 def test_bench_time_to_accuracy_trains_and_reports_when_the_target_is_reached(make_kaggle_zip, capsys):
@@ -123,6 +127,9 @@ def test_bench_time_to_accuracy_trains_and_reports_when_the_target_is_reached(ma
     assert "reached 0% PrivateTest" in capsys.readouterr().out
     assert main([*args, "--time-to-accuracy", "1.0"]) == 0
     assert "did not reach 100% PrivateTest in 2 epochs" in capsys.readouterr().out
+    assert main([*args, "--time-to-accuracy", "0.0", "1.0"]) == 0
+    out = capsys.readouterr().out
+    assert "reached 0% PrivateTest" in out and "did not reach 100% PrivateTest" in out
     with pytest.raises(SystemExit) as exit_:
         main([*args, "--time-to-accuracy", "70"])  # a percentage where a fraction belongs
     assert exit_.value.code == 2 and "fraction in [0, 1]" in capsys.readouterr().err
@@ -143,3 +150,16 @@ def test_data_audit_writes_the_exclusion_list(make_kaggle_zip, tmp_path, capsys)
     assert "train/sad/Training_4242.jpg" in out.read_text().splitlines()
     assert main(["data", "audit", "--data", str(source), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["exact"]["label_conflicts"] == 1
+
+
+def test_bench_reads_time_to_accuracy_from_a_finished_run(tmp_path, capsys):
+    run = tmp_path / "long-run"
+    run.mkdir()
+    lines = [{"epoch": e, "train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.0, "val_accuracy": acc,
+              "seconds": 100.0, "images_per_s": 700.0, "test_accuracy": acc, "precision": "bf16"}
+             for e, acc in ((1, 0.5), (2, 0.685), (3, 0.69))]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+    assert main(["bench", "--from-run", str(run), "--time-to-accuracy", "0.68", "0.70"]) == 0
+    out = capsys.readouterr().out
+    assert "reached 68% PrivateTest (68.50%) after epoch 2: 200 s of training" in out
+    assert "did not reach 70% PrivateTest in 3 epochs (300 s of training; best 69.00%)" in out
