@@ -81,8 +81,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .checkpoints import load_checkpoint, model_from_checkpoint
     from .data import load_dataset
+    from .ensemble import load_model
     from .evaluate import evaluate_model
     from .train import resolve_device
     if args.tta_views is not None and args.tta_views < 2:
@@ -92,7 +92,7 @@ def cmd_evaluate(args) -> int:
     if args.checkpoint == str(DEFAULT_CHECKPOINT) and not DEFAULT_CHECKPOINT.exists():
         raise FERError(f"no default model at {DEFAULT_CHECKPOINT}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR`")
-    model = model_from_checkpoint(load_checkpoint(args.checkpoint), device)
+    model = load_model(args.checkpoint, device)  # a checkpoint (.pt) or a saved ensemble (.json)
     split = load_dataset(args.data)[args.split]
     views = (args.tta_views or 10) if args.tta else 1
     report = evaluate_model(model, split, views, device)
@@ -263,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on val or test")
-    evaluate.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="default: the shipped model")
+    evaluate.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
+                          help="a checkpoint (.pt) or a saved ensemble (models/<name>.json); default: the shipped model")
     evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
     evaluate.add_argument("--split", default="test", choices=("val", "test"), help="val = PublicTest, test = PrivateTest")
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")

@@ -111,3 +111,16 @@ def test_an_ensemble_predicts_faces_through_the_recognizer(two_checkpoints, tmp_
     rec = EmotionRecognizer(load_model(card_path), source=str(card_path))
     [face] = rec.predict(astronaut_rgb(), tta=True, views=2, detect=False)
     assert face.label in EMOTIONS and abs(sum(face.probabilities.values()) - 1) < 1e-4
+
+
+def test_evaluate_cli_loads_a_saved_ensemble(two_checkpoints, tmp_path, make_kaggle_zip, capsys):
+    """`evaluate --checkpoint models/NAME.json`: one loader for checkpoints and ensembles."""
+    import json
+
+    from fer_core.cli import main
+    members = [{"name": p.stem, "checkpoint": p} for p in two_checkpoints]
+    card_path = save_ensemble("duo", members, {}, tta_views=2, models_dir=tmp_path)
+    assert main(["evaluate", "--checkpoint", str(card_path), "--data", str(make_kaggle_zip()), "--split", "test",
+                 "--tta", "--tta-views", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 21 and report["tta_views"] == 2 and report["checkpoint"] == str(card_path)
