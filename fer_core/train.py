@@ -29,6 +29,7 @@ from .augment import AugmentConfig, augment_batch
 from .balance import BALANCE_METHODS, class_weights, epoch_indices, weighted_cross_entropy
 from .checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import load_dataset
+from .distill import distillation_loss, teacher_probabilities
 from .errors import FERError
 from .evaluate import evaluate_splits, metrics_report, predict_images
 from .labels import EMOTIONS, NUM_CLASSES
@@ -56,6 +57,8 @@ class TrainConfig:
     patience: int = 0                    # early stopping after this many epochs without val gain; 0 = off
     label_smoothing: float = 0.1
     ema: float = 0.0                     # decay of a moving average of the weights (0: off); it is evaluated and saved
+    teacher: str | None = None           # distillation: a checkpoint or saved ensemble whose probabilities are learnt
+    distill_weight: float = 0.7          # share of the teacher's soft targets in the loss (with --teacher)
     balance: str = "none"
     flip: bool = True
     rotate: float = 10.0
@@ -95,6 +98,8 @@ class TrainConfig:
             (self.weight_decay >= 0, "weight decay must be >= 0"),
             (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
             (0 <= self.ema < 1, "EMA decay must be in [0, 1), e.g. 0.999 (0: off)"),
+            (not self.teacher or Path(self.teacher).is_file(), f"teacher model not found: {self.teacher}"),
+            (0 <= self.distill_weight <= 1, "distillation weight must be in [0, 1]"),
             (self.patience >= 0, "patience must be >= 0"),
             (0 <= self.rotate <= 180, "rotation must be 0..180 degrees"),
             (0 <= self.zoom < 1, "zoom must be in [0, 1)"),
@@ -204,7 +209,8 @@ def epoch_order(labels: torch.Tensor, cfg: TrainConfig, generator: torch.Generat
 
 def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels, cfg: TrainConfig, epoch: int,
                     loss_weights, device, stop: _StopFlag, batch_size: int, ddp: Distributed | None = None,
-                    ema: torch.optim.swa_utils.AveragedModel | None = None) -> dict:
+                    ema: torch.optim.swa_utils.AveragedModel | None = None,
+                    soft_targets: torch.Tensor | None = None) -> dict:
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
@@ -228,6 +234,8 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
         with autocast(device, bf16):
             logits = model(x)
         loss = weighted_cross_entropy(logits.float(), y, loss_weights, cfg.label_smoothing)
+        if soft_targets is not None:
+            loss = distillation_loss(logits.float(), soft_targets[idx], loss, cfg.distill_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -418,6 +426,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
     ema = build_ema(model, cfg.ema)
+    soft_targets = teacher_probabilities(cfg.teacher, splits["train"].images, device) if cfg.teacher else None
 
     start_epoch, best_acc, stale_epochs, elapsed = 1, -1.0, 0, 0.0
     if resuming and (run_dir / "last.pt").exists():
@@ -454,7 +463,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
         stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
-                                loss_weights, device, stop, batch_size, ddp, ema=ema)
+                                loss_weights, device, stop, batch_size, ddp, ema=ema, soft_targets=soft_targets)
         if not stats.pop("complete"):
             if ddp.is_main:
                 write_status(run_dir, state="cancelled", epoch=epoch - 1)
@@ -569,6 +578,10 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS)
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs (0: off)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--teacher", metavar="MODEL", help="distillation: learn the probabilities of this checkpoint "
+                   "or saved ensemble (models/<name>.json) on the training images")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="share of the teacher's probabilities in the loss (default %(default)s)")
     p.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
                    help="evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)")
     p.add_argument("--balance", default=d.balance, choices=BALANCE_METHODS, help="class balancing")

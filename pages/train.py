@@ -65,6 +65,10 @@ def training_form(prefix: str) -> tuple[dict, int]:
         label_smoothing = st.number_input("Label smoothing", 0.0, 0.99, d.label_smoothing, key=f"{prefix}ls")
         ema = st.number_input("Weight averaging (EMA decay, 0 = off)", 0.0, 0.9999, d.ema, format="%.4f",
                               key=f"{prefix}ema", help="evaluate and save a moving average of the weights, e.g. 0.999")
+        teacher = st.text_input("Distil from (a .pt checkpoint or models/<ensemble>.json; empty = off)",
+                                key=f"{prefix}teacher", help="the student learns the teacher's probabilities")
+        distill_weight = st.slider("Share of the teacher's probabilities in the loss", 0.0, 1.0, d.distill_weight,
+                                   key=f"{prefix}distw", disabled=not teacher.strip())
         balance = st.selectbox("Class balancing", BALANCE_METHODS, key=f"{prefix}bal",
                                help="weighted loss, oversampling or undersampling of the rare classes")
     with c3:
@@ -91,7 +95,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
     tta_views = c7.number_input("TTA views (final evaluation)", 1, MAX_VIEWS, d.tta_views, key=f"{prefix}tta")
     fields = dict(arch=arch, epochs=int(epochs), batch_size="auto" if auto_batch else int(batch), optimizer=optimizer,
                   lr=float(lr), weight_decay=float(weight_decay), scheduler=scheduler, patience=int(patience),
-                  label_smoothing=float(label_smoothing), ema=float(ema), amp=amp, balance=balance, flip=flip,
+                  label_smoothing=float(label_smoothing), ema=float(ema), amp=amp, teacher=teacher.strip() or None,
+                  distill_weight=float(distill_weight), balance=balance, flip=flip,
                   rotate=float(rotate),
                   zoom=float(zoom), shift=float(shift), erase=float(erase), exclude="audit" if exclude else None,
                   epoch_size=int(epoch_size) or None, track_test=track_test,

@@ -1,0 +1,53 @@
+"""Distillation: a student trained with --teacher learns the teacher's probabilities, not only the labels."""
+import json
+
+import pytest
+import torch
+
+from fer_core.checkpoints import save_checkpoint
+from fer_core.distill import distillation_loss
+from fer_core.labels import EMOTIONS
+from fer_core.models import create_model
+from fer_core.train import TrainConfig, main as train
+
+TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, device="cpu", rotate=0, zoom=0, shift=0)
+
+
+@pytest.fixture
+def happy_teacher(tmp_path):
+    """A teacher that calls every face happy (its last layer's bias), whatever the label says."""
+    torch.manual_seed(0)
+    model = create_model("fer_vgg_small")
+    last = model.classifier[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-5.0)
+        last.bias[EMOTIONS.index("happy")] = 5.0
+    path = tmp_path / "teacher.pt"
+    save_checkpoint(path, {"arch": "fer_vgg_small", "model_config": {}, "labels": list(EMOTIONS),
+                           "state_dict": model.state_dict(), "epoch": 0, "val_accuracy": 0.0, "train_config": {}})
+    return path
+
+
+def test_the_loss_mixes_soft_and_hard_targets():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    soft = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    expected_soft = -(logits.log_softmax(1)[:, 0]).mean()
+    hard = torch.tensor(0.3)
+    assert torch.isclose(distillation_loss(logits, soft, hard, 1.0), expected_soft)
+    assert torch.isclose(distillation_loss(logits, soft, hard, 0.0), hard)
+    assert torch.isclose(distillation_loss(logits, soft, hard, 0.5), 0.5 * expected_soft + 0.15)
+
+
+def test_a_student_learns_its_teachers_answers(tmp_path, make_kaggle_zip, happy_teacher):
+    data = str(make_kaggle_zip(per_class=(6, 3, 3)))
+    run = train(TrainConfig(data=data, out=str(tmp_path), name="student", epochs=4, teacher=str(happy_teacher),
+                            distill_weight=1.0, lr=0.05, **TINY))
+    evaluation = json.loads((run / "eval.json").read_text())
+    predicted_happy = [row[EMOTIONS.index("happy")] for row in evaluation["test"]["plain"]["confusion_matrix"]]
+    assert sum(predicted_happy) >= 0.8 * evaluation["test"]["plain"]["n"]  # the labels alone are 1/7 happy
+
+
+def test_a_missing_teacher_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="teacher model not found"):
+        TrainConfig(teacher=str(tmp_path / "nope.pt")).validate()
