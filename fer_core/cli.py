@@ -84,6 +84,7 @@ def cmd_evaluate(args) -> int:
     from .data import load_dataset
     from .ensemble import load_model
     from .evaluate import evaluate_model
+    from .precision import inference_bf16, precision_name
     from .train import resolve_device
     if args.tta_views is not None and args.tta_views < 2:
         print("error: --tta-views must be at least 2", file=sys.stderr)
@@ -95,12 +96,14 @@ def cmd_evaluate(args) -> int:
     model = load_model(args.checkpoint, device)  # a checkpoint (.pt) or a saved ensemble (.json)
     split = load_dataset(args.data)[args.split]
     views = (args.tta_views or 10) if args.tta else 1
-    report = evaluate_model(model, split, views, device)
-    report.update(checkpoint=str(args.checkpoint), split=args.split)
+    report = evaluate_model(model, split, views, device, amp=args.amp)
+    report.update(checkpoint=str(args.checkpoint), split=args.split,
+                  precision=precision_name(inference_bf16(device, 256, args.amp)))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{args.checkpoint} on {args.split} ({report['n']:,} images, TTA {'%d views' % views if views > 1 else 'off'})")
+    print(f"{args.checkpoint} on {args.split} ({report['n']:,} images, TTA {'%d views' % views if views > 1 else 'off'}, "
+          f"{report['precision']})")
     print(f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   weighted-F1 {report['weighted_f1']:.4f}")
     print(f"{'':10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, m in report["per_class"].items():
@@ -242,6 +245,7 @@ def _print_prediction(entry: dict) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .models import list_models
+    from .train import _bool as on_off
     from .train import get_args_parser
     parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -270,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
     evaluate.add_argument("--tta-views", type=int, help="TTA views (default 10)")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--amp", type=on_off, default=True, metavar="on|off",
+                          help="bf16 where the device runs it natively and it is faster (default on); off: fp32")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -51,9 +51,9 @@ def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, b
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
-def evaluate_model(model, split, views: int = 1, device="cpu", batch_size: int = 256) -> dict:
+def evaluate_model(model, split, views: int = 1, device="cpu", batch_size: int = 256, amp: bool = True) -> dict:
     """metrics_report of `model` on a data.Split, plus the TTA setting used."""
-    probs = predict_images(model, split.images, views, batch_size, device)
+    probs = predict_images(model, split.images, views, batch_size, device, amp=amp)
     report = metrics_report(split.labels, probs.argmax(1))
     report["tta"] = views > 1
     report["tta_views"] = views

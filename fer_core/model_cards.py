@@ -11,12 +11,15 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+
 from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
 from .data import load_dataset
 from .errors import FERError
 from .evaluate import evaluate_splits
 from .models import count_parameters, create_model
 from .paths import MODELS_DIR
+from .precision import inference_bf16, precision_name
 
 FORMAT = "fer_core.model_card/1"
 
@@ -64,8 +67,10 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR
     dataset = load_dataset(data or config.get("data"))
     model = model_from_checkpoint(load_checkpoint(checkpoint))
     metrics = evaluate_splits(model, dataset.splits, evaluation["tta_views"])
+    card = make_card(run_dir, name, notes, metrics)
+    card["metrics_precision"] = precision_name(inference_bf16(torch.device("cpu"), 256))  # what evaluate uses here
     path = models_dir / f"{name}.json"
-    path.write_text(json.dumps(make_card(run_dir, name, notes, metrics), indent=2) + "\n")
+    path.write_text(json.dumps(card, indent=2) + "\n")
     return path
 
 
