@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fer_core.paths import DEFAULT_CHECKPOINT, MODELS_DIR, runs_dir as default_runs_dir
+from fer_core.paths import default_checkpoint, models_dir as default_models_dir, runs_dir as default_runs_dir
 
 
-def model_choices(models_dir: str | Path = MODELS_DIR, runs_dir: str | Path | None = None
+def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None
                   ) -> list[tuple[str, Path]]:
     """(label shown to the user, checkpoint path) pairs, the default model first when it exists."""
-    models_dir, runs_dir = Path(models_dir), Path(runs_dir or default_runs_dir())  # $FER_RUNS_DIR or runs/
+    # $FER_MODELS_DIR and $FER_RUNS_DIR, else models/ and runs/ in the project
+    models_dir, runs_dir = Path(models_dir or default_models_dir()), Path(runs_dir or default_runs_dir())
     choices: list[tuple[str, Path]] = []
-    default = models_dir / DEFAULT_CHECKPOINT.name
+    default = models_dir / default_checkpoint().name
     if default.is_file():
         choices.append((f"Default model{_accuracy(default.with_suffix('.json'))}", default))
     for path in sorted(models_dir.glob("*.pt")):

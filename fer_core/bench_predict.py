@@ -22,7 +22,7 @@ import torch
 from .faces import FaceDetector, whole_image_face
 from .images import read_image
 from .inference import EmotionRecognizer
-from .paths import DEFAULT_CHECKPOINT
+from .paths import default_checkpoint
 from .tta import DEFAULT_VIEWS
 
 BUDGET_MS = 50.0
@@ -40,7 +40,7 @@ def test_photo_jpeg() -> bytes:
 
 
 def _recognizer(checkpoint: str | None, yunet: str | None) -> tuple[EmotionRecognizer, str]:
-    if checkpoint or DEFAULT_CHECKPOINT.is_file():
+    if checkpoint or default_checkpoint().is_file():
         rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet)
         return rec, rec.source
     from .models import create_model  # timing depends on the architecture only, not on trained weights

@@ -11,7 +11,7 @@ import sys
 
 from .errors import FERError
 from .labels import EMOTIONS
-from .paths import DEFAULT_CHECKPOINT
+from .paths import default_checkpoint
 
 
 def _fraction(text: str) -> float:
@@ -90,8 +90,9 @@ def cmd_evaluate(args) -> int:
         print("error: --tta-views must be at least 2", file=sys.stderr)
         return 2
     device = resolve_device(args.device)
-    if args.checkpoint == str(DEFAULT_CHECKPOINT) and not DEFAULT_CHECKPOINT.exists():
-        raise FERError(f"no default model at {DEFAULT_CHECKPOINT}: pass --checkpoint, or train one and "
+    args.checkpoint = args.checkpoint or str(default_checkpoint())
+    if args.checkpoint == str(default_checkpoint()) and not default_checkpoint().exists():
+        raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR`")
     model = load_model(args.checkpoint, device)  # a checkpoint (.pt) or a saved ensemble (.json)
     split = load_dataset(args.data)[args.split]
@@ -174,6 +175,7 @@ def cmd_ensemble(args) -> int:
     from .compare import ensemble_metrics
     from .data import load_dataset
     from .ensemble import save_ensemble
+    from .paths import models_dir
     if len(args.checkpoints) < 2:
         print("error: an ensemble needs at least two checkpoints", file=sys.stderr)
         return 2
@@ -188,7 +190,7 @@ def cmd_ensemble(args) -> int:
     if args.name:
         members = [{"name": Path(c).parent.name if Path(c).name == "best.pt" else Path(c).stem, "checkpoint": c}
                    for c in args.checkpoints]
-        path = save_ensemble(args.name, members, metrics, args.tta_views, args.models_dir)
+        path = save_ensemble(args.name, members, metrics, args.tta_views, args.models_dir or models_dir())
         print(f"saved the ensemble as {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
@@ -267,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on val or test")
-    evaluate.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
+    evaluate.add_argument("--checkpoint",
                           help="a checkpoint (.pt) or a saved ensemble (models/<name>.json); default: the shipped model")
     evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
     evaluate.add_argument("--split", default="test", choices=("val", "test"), help="val = PublicTest, test = PrivateTest")
@@ -338,13 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="a JSON list: per file, file and faces (or frames) or error")
     predict.set_defaults(func=cmd_predict)
 
-    from .paths import MODELS_DIR
     ensemble = commands.add_parser("ensemble", help="evaluate checkpoints' averaged probabilities; --name saves it")
     ensemble.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="two or more .pt files")
     ensemble.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
     ensemble.add_argument("--tta-views", type=int, default=10, help="TTA views (default %(default)s)")
     ensemble.add_argument("--name", help="save as models/<name>.json (members copied in float16)")
-    ensemble.add_argument("--models-dir", default=str(MODELS_DIR), help="default %(default)s")
+    ensemble.add_argument("--models-dir", help="default $FER_MODELS_DIR, else models/ in the project")
     ensemble.add_argument("--json", action="store_true")
     ensemble.set_defaults(func=cmd_ensemble)
     return parser

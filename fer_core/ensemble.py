@@ -26,7 +26,7 @@ from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
 from .errors import CheckpointError, FERError
 from .evaluate import metrics_report
 from .model_cards import FORMAT as CARD_FORMAT
-from .paths import MODELS_DIR
+from .paths import models_dir as default_models_dir
 
 ENSEMBLE_ARCH = "ensemble"
 
@@ -76,9 +76,10 @@ def is_ensemble_file(path: str | os.PathLike) -> bool:
     return isinstance(card, dict) and card.get("arch") == ENSEMBLE_ARCH
 
 
-def list_ensembles(models_dir: str | os.PathLike = MODELS_DIR) -> list[tuple[str, Path]]:
-    """(name, card path) of every saved ensemble in models_dir."""
-    return [(p.stem, p) for p in sorted(Path(models_dir).glob("*.json")) if is_ensemble_file(p)]
+def list_ensembles(models_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """(name, card path) of every saved ensemble in models_dir (default: paths.models_dir())."""
+    folder = Path(models_dir or default_models_dir())
+    return [(p.stem, p) for p in sorted(folder.glob("*.json")) if is_ensemble_file(p)]
 
 
 def member_paths(card_path: str | os.PathLike) -> list[Path]:
@@ -106,7 +107,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
 
 
 def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
-                  models_dir: str | os.PathLike = MODELS_DIR, notes: str = "", overwrite: bool = False) -> Path:
+                  models_dir: str | os.PathLike | None = None, notes: str = "", overwrite: bool = False) -> Path:
     """Write models/<name>.json and float16 copies of the members; returns the card path.
 
     `members`: dicts with `name` and `checkpoint` (a path), plus optional arch, parameters,
@@ -116,7 +117,7 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
         raise FERError(f"'{name}' is not a usable ensemble name (letters, digits, - and _)")
     if len(members) < 2:
         raise FERError("an ensemble needs at least two members")
-    models_dir = Path(models_dir)
+    models_dir = Path(models_dir or default_models_dir())
     if not overwrite and ((models_dir / f"{name}.json").exists() or (models_dir / f"{name}.pt").exists()):
         raise FERError(f"a model named '{name}' already exists in {models_dir}: choose another name")
     folder = models_dir / f"{name}.members"

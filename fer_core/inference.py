@@ -22,7 +22,7 @@ from .evaluate import predict_images
 from .faces import Face, FaceDetector, crop_face, whole_image_face
 from .images import ImageSource, read_image
 from .labels import EMOTIONS
-from .paths import DEFAULT_CHECKPOINT
+from .paths import default_checkpoint
 from .tta import DEFAULT_VIEWS, MAX_VIEWS
 
 
@@ -65,7 +65,7 @@ class EmotionRecognizer:
              yunet_model: str | os.PathLike | None = None) -> "EmotionRecognizer":
         """The shipped default model (models/default.pt), the checkpoint at `path`, or a saved ensemble (.json)."""
         if path is None:
-            path = DEFAULT_CHECKPOINT
+            path = default_checkpoint()
             if not Path(path).is_file():
                 raise CheckpointError(
                     f"the default model is missing ({path}). Train one and ship it: `python -m fer_core train` "

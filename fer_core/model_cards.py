@@ -18,7 +18,7 @@ from .data import load_dataset
 from .errors import FERError
 from .evaluate import evaluate_splits
 from .models import count_parameters, create_model
-from .paths import MODELS_DIR
+from .paths import models_dir as default_models_dir
 from .precision import inference_bf16, precision_name
 
 FORMAT = "fer_core.model_card/1"
@@ -52,14 +52,14 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     }
 
 
-def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR, notes: str = "",
+def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
              data: str | None = None) -> Path:
     """Export a run's best checkpoint in half precision to models/<name>.pt with its card.
 
     The card's metrics are measured on the exported file itself, so they are exactly what
     `python -m fer_core evaluate` reports for the shipped checkpoint.
     """
-    run_dir, models_dir = Path(run_dir), Path(models_dir)
+    run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
     make_card(run_dir, name, notes)  # fail early on an unfinished run
     checkpoint = export_half(run_dir / "best.pt", models_dir / f"{name}.pt")
     config = json.loads((run_dir / "config.json").read_text())
@@ -74,10 +74,10 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR
     return path
 
 
-def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path = MODELS_DIR, notes: str = "") -> Path:
+def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "") -> Path:
     """models/<name>.json without the checkpoint: a reference run whose weights are too large to ship
     or not better than the default. Its metrics are the run's own (eval.json, float32 best.pt)."""
-    models_dir = Path(models_dir)
+    models_dir = Path(models_dir or default_models_dir())
     if (models_dir / f"{name}.pt").exists():
         raise FERError(f"{models_dir / name}.pt is a shipped model: a card without weights would misdescribe it; "
                        f"choose another --name")
@@ -90,10 +90,10 @@ def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path = MODE
     return path
 
 
-def load_cards(models_dir: str | Path = MODELS_DIR) -> list[dict]:
+def load_cards(models_dir: str | Path | None = None) -> list[dict]:
     """Every model card in models_dir, by name (other JSON files are ignored)."""
     cards = []
-    for path in sorted(Path(models_dir).glob("*.json")):
+    for path in sorted(Path(models_dir or default_models_dir()).glob("*.json")):
         try:
             card = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
@@ -146,7 +146,7 @@ def results_table(cards: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: str | Path, models_dir: str | Path = MODELS_DIR) -> bool:
+def update_readme(readme: str | Path, models_dir: str | Path | None = None) -> bool:
     """Rewrite the table between the README's markers; True when the file changed."""
     readme = Path(readme)
     text = readme.read_text()

@@ -3,8 +3,6 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_CHECKPOINT = MODELS_DIR / "default.pt"
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
 DATA_DIR = PROJECT_ROOT / "data"
 
@@ -16,4 +14,9 @@ def runs_dir() -> Path:
 
 def models_dir() -> Path:
     """Where shipped models and their cards live: $FER_MODELS_DIR, else models/ in the project."""
-    return Path(os.environ.get("FER_MODELS_DIR") or MODELS_DIR)
+    return Path(os.environ.get("FER_MODELS_DIR") or PROJECT_ROOT / "models")
+
+
+def default_checkpoint() -> Path:
+    """The shipped default model: default.pt in models_dir()."""
+    return models_dir() / "default.pt"

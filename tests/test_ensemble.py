@@ -124,3 +124,15 @@ def test_evaluate_cli_loads_a_saved_ensemble(two_checkpoints, tmp_path, make_kag
                  "--tta", "--tta-views", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 21 and report["tta_views"] == 2 and report["checkpoint"] == str(card_path)
+
+
+def test_an_ensemble_saved_under_fer_models_dir_reaches_predict_and_live(two_checkpoints, tmp_path, monkeypatch):
+    """Compare saves into paths.models_dir(); Predict and Live list models from the same place."""
+    from dashboard.model_picker import model_choices
+    from fer_core.paths import models_dir
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "my-models"))
+    members = [{"name": p.stem, "checkpoint": p} for p in two_checkpoints]
+    card = save_ensemble("duo", members, {}, tta_views=2, models_dir=models_dir())
+    assert card.parent == tmp_path / "my-models"
+    assert ("Ensemble: duo", card) in model_choices()
+    assert [name for name, _ in list_ensembles()] == ["duo"]

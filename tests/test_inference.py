@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core import EmotionRecognizer, inference
+from fer_core import EmotionRecognizer
 from fer_core.annotate import draw_faces
 from fer_core.errors import CheckpointError, ImageError
 from fer_core.faces import YUNET_ENV
@@ -25,7 +25,7 @@ def rec(tiny_checkpoint, monkeypatch):
 
 
 def test_load_without_a_default_model_says_how_to_get_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "DEFAULT_CHECKPOINT", tmp_path / "default.pt")
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
     with pytest.raises(CheckpointError, match="default model is missing") as err:
         EmotionRecognizer.load()
     assert "fer_core ship" in str(err.value)

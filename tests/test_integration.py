@@ -4,7 +4,7 @@ import json
 import pytest
 
 from fer_core.labels import EMOTIONS
-from fer_core.paths import DEFAULT_CHECKPOINT, MODELS_DIR
+from fer_core.paths import PROJECT_ROOT
 from fer_core.precision import cpu_supports_bf16
 
 from .conftest import FER2013_ZIP, requires_fer2013
@@ -24,6 +24,8 @@ def test_real_split_counts(real_dataset):
         assert real_dataset.counts()[split] == {e: REAL_COUNTS[e][i] for e in EMOTIONS}
 
 
+MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_CHECKPOINT = MODELS_DIR / "default.pt"
 shipped = pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"no shipped model at {DEFAULT_CHECKPOINT}")
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core import inference
 from fer_core.cli import main
 from fer_core.faces import YUNET_ENV
 from fer_core.labels import EMOTIONS
@@ -96,7 +95,7 @@ def test_text_output_names_each_file(capsys, tiny_checkpoint, photo, tmp_path):
 
 
 def test_missing_default_model_is_a_clear_error_exit_1(capsys, tmp_path, photo, monkeypatch):
-    monkeypatch.setattr(inference, "DEFAULT_CHECKPOINT", tmp_path / "default.pt")
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
     assert main(["predict", str(photo)]) == 1
     assert "the default model is missing" in capsys.readouterr().err
 
