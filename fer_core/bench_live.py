@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .live import LiveProcessor, LiveSettings
+from .tta import views_arg
 
 WIDTH, HEIGHT = 640, 480
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", default=None, help="a video file instead of the generated astronaut clip")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per setting")
     parser.add_argument("--detect-every", type=int, nargs="+", default=[1, 3, 5])
-    parser.add_argument("--tta-views", type=int, default=2, help="views for the TTA-on rows")
+    parser.add_argument("--tta-views", type=views_arg, default=2, help="views for the TTA-on rows")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from .errors import FERError
@@ -86,9 +87,6 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_model
     from .precision import inference_bf16, precision_name
     from .train import resolve_device
-    if args.tta_views is not None and args.tta_views < 2:
-        print("error: --tta-views must be at least 2", file=sys.stderr)
-        return 2
     device = resolve_device(args.device)
     args.checkpoint = args.checkpoint or str(default_checkpoint())
     if args.checkpoint == str(default_checkpoint()) and not default_checkpoint().exists():
@@ -205,10 +203,6 @@ def cmd_predict(args) -> int:
     """Emotions per face in each file; a file's failure is reported in its entry, the others go on."""
     from .images import is_video_name
     from .inference import EmotionRecognizer
-    from .tta import MAX_VIEWS
-    if not 2 <= args.tta_views <= MAX_VIEWS:
-        print(f"error: --tta-views must be between 2 and {MAX_VIEWS}", file=sys.stderr)
-        return 2
     if args.every_n < 1:
         print("error: --every-n must be at least 1", file=sys.stderr)
         return 2
@@ -245,11 +239,19 @@ def _print_prediction(entry: dict) -> None:
         print(f"{entry['file']}: {describe(entry['faces'])}")
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line that points to --help, instead of argparse's whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import list_models
     from .train import _bool as on_off
     from .train import get_args_parser
-    parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
+    from .tta import views_arg
+    parser = OneLineErrors(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="dataset commands")
@@ -274,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
     evaluate.add_argument("--split", default="test", choices=("val", "test"), help="val = PublicTest, test = PrivateTest")
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
-    evaluate.add_argument("--tta-views", type=int, help="TTA views (default 10)")
+    evaluate.add_argument("--tta-views", type=views_arg, help="TTA views (default 10)")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--amp", type=on_off, default=True, metavar="on|off",
                           help="bf16 where the device runs it natively and it is faster (default on); off: fp32")
@@ -333,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="+", metavar="FILE", help="jpg, png, webp, bmp; or mp4, avi, mov, webm")
     predict.add_argument("--checkpoint", help="a checkpoint (default: the shipped model, models/default.pt)")
     predict.add_argument("--tta", action="store_true", help="test-time augmentation")
-    predict.add_argument("--tta-views", type=int, default=10, help="TTA views (default %(default)s)")
+    predict.add_argument("--tta-views", type=views_arg, default=10, help="TTA views (default %(default)s)")
     predict.add_argument("--no-detect", action="store_true", help="each image is one face (pre-cropped faces)")
     predict.add_argument("--yunet", help="YuNet ONNX file for face detection (default $FER_YUNET_MODEL, else Haar)")
     predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
@@ -343,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble = commands.add_parser("ensemble", help="evaluate checkpoints' averaged probabilities; --name saves it")
     ensemble.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="two or more .pt files")
     ensemble.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
-    ensemble.add_argument("--tta-views", type=int, default=10, help="TTA views (default %(default)s)")
+    ensemble.add_argument("--tta-views", type=views_arg, default=10, help="TTA views (default %(default)s)")
     ensemble.add_argument("--name", help="save as models/<name>.json (members copied in float16)")
     ensemble.add_argument("--models-dir", help="default $FER_MODELS_DIR, else models/ in the project")
     ensemble.add_argument("--json", action="store_true")
@@ -362,3 +364,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... --json | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0

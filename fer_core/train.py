@@ -598,7 +598,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         "AVX512-BF16/AMX); off: plain fp32 (default on)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--tta-views", type=int, default=d.tta_views, help="views for the final TTA evaluation")
+    p.add_argument("--tta-views", type=tta.views_arg, default=d.tta_views, help="views for the final TTA evaluation")
     p.add_argument("--limit", type=int, help="use a fixed random N images of each split (quick checks)")
     p.add_argument("--track-test", action="store_true",
                    help="log PrivateTest accuracy every epoch (for time-to-accuracy; the best epoch is still chosen on val)")

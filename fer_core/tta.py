@@ -16,6 +16,18 @@ MAX_VIEWS = len(VIEW_PLAN)
 DEFAULT_VIEWS = 10
 
 
+def views_arg(text: str) -> int:
+    """argparse type of every --tta-views: an integer from 1 (no TTA) to MAX_VIEWS."""
+    import argparse
+    try:
+        views = int(text)
+    except ValueError:
+        views = 0
+    if not 1 <= views <= MAX_VIEWS:
+        raise argparse.ArgumentTypeError(f"expected a number of TTA views from 1 to {MAX_VIEWS}, got '{text}'")
+    return views
+
+
 def make_views(x: torch.Tensor, views: int) -> torch.Tensor:
     """(B, C, H, W) -> (V*B, C, H, W): view-major, so view v of image i is row v*B + i."""
     if not 1 <= views <= MAX_VIEWS:

@@ -163,3 +163,21 @@ def test_bench_reads_time_to_accuracy_from_a_finished_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "reached 68% PrivateTest (68.50%) after epoch 2: 200 s of training" in out
     assert "did not reach 70% PrivateTest in 3 epochs (300 s of training; best 69.00%)" in out
+
+
+@pytest.mark.parametrize("argv", [["train", "--arch", "vgg"], ["evaluate", "--tta-views", "50"],
+                                  ["predict", "x.jpg", "--tta-views", "0"], ["ensemble", "a.pt", "--tta-views", "x"]])
+def test_a_usage_error_is_one_line_pointing_to_help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: ") and "--help" in err and "usage:" not in err
+
+
+def test_a_closed_pipe_ends_quietly(make_kaggle_zip):
+    """`data report --json | head`: the reader (here `true`) is gone before the report is written."""
+    cmd = f"{sys.executable} -m fer_core data report --json --data {make_kaggle_zip()} | true"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr and result.returncode == 0
