@@ -193,6 +193,23 @@ def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 
         print(f"evaluate {arch:14} {label:13}: {len(images) / per_call:8.0f} images/s")
 
 
+def bench_agreement(data, device: torch.device, views: int = DEFAULT_VIEWS) -> None:
+    """Top-1 agreement of bf16 and fp32 inference of the default model on PrivateTest, plain and with TTA."""
+    from .ensemble import load_model
+    from .paths import default_checkpoint
+    if not bf16_supported(device) or not default_checkpoint().is_file():
+        print("agree    skipped: " + ("no default model" if bf16_supported(device) else "no native bf16 here"))
+        return
+    model = load_model(default_checkpoint(), device)
+    test = load_dataset(data)["test"]
+    for n_views in (1, views):
+        fp32, bf16 = (predict_images(model, test.images, n_views, 512, device, amp=amp).argmax(1) for amp in (False, True))
+        label = "TTA off" if n_views == 1 else f"TTA {n_views} views"
+        print(f"agree    default model, PrivateTest ({len(test):,} images), {label}: bf16 and fp32 top-1 agree on "
+              f"{(fp32 == bf16).mean():.2%}; accuracy fp32 {(fp32 == test.labels).mean():.2%}, "
+              f"bf16 {(bf16 == test.labels).mean():.2%}")
+
+
 def run_benchmarks(args) -> None:
     if args.from_run:  # figures of a finished run: nothing is trained or timed
         from .run_folder import read_metrics
@@ -213,6 +230,8 @@ def run_benchmarks(args) -> None:
         if not args.no_eval:
             bench_inference(arch, device, args.seconds)
             bench_eval(arch, device, args.seconds, n_images=4 * args.batch_size)
+    if not args.no_eval and (args.data is not None or _default_data_exists()):
+        bench_agreement(args.data, device)
     for arch in args.arch if args.time_to_accuracy and not args.from_run else []:
         bench_time_to_accuracy(arch, args.time_to_accuracy, args, device)
     if not args.no_predict:

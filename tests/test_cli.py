@@ -118,6 +118,7 @@ def test_bench_prints_figures(make_kaggle_zip, capsys):
     assert "fp32" in out and "infer    fer_vgg_small  batch    1:" in out and "ms/face" in out
     if cpu_supports_bf16():  # both precisions side by side, with the ratio
         assert "bf16/fp32" in out and out.count("bf16/fp32 speed") == 6
+        assert "agree    default model, PrivateTest (21 images), TTA off: bf16 and fp32 top-1 agree on" in out
 
 
 def test_bench_time_to_accuracy_trains_and_reports_when_the_target_is_reached(make_kaggle_zip, capsys):
