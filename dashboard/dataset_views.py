@@ -30,14 +30,18 @@ def counts_chart(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
+BALANCING_FORMATS = {"train images": "{:,}", "weighted loss: class weight": "{:.3f}",
+                     "oversampling: draws per image": "{:.2f}", "undersampling: share kept per epoch": "{:.3f}"}
+
+
 def balancing_table(train_counts: np.ndarray) -> pd.DataFrame:
-    """What each balancing method would apply to each class, beside the counts."""
+    """What each balancing method would apply to each class, beside the counts (show with BALANCING_FORMATS)."""
     return pd.DataFrame({
         "emotion": list(EMOTIONS),
         "train images": train_counts,
-        "weighted loss: class weight": class_weights(train_counts, "weighted").round(3),
-        "oversampling: draws per image": class_weights(train_counts, "oversample").round(2),
-        "undersampling: share kept per epoch": class_weights(train_counts, "undersample").round(3),
+        "weighted loss: class weight": class_weights(train_counts, "weighted"),
+        "oversampling: draws per image": class_weights(train_counts, "oversample"),
+        "undersampling: share kept per epoch": class_weights(train_counts, "undersample"),
     })
 
 

@@ -32,10 +32,10 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
 
 
 def _accuracy(card_path: Path) -> str:
-    """' (PrivateTest 66.1% with TTA)' from a model card, or '' when it has none."""
+    """' (PrivateTest 64.7%, 65.8% with TTA)' from a model card, or '' when it has none."""
     try:
-        card = json.loads(card_path.read_text())
-        return f" (PrivateTest {card['metrics']['test']['tta']['accuracy']:.1%} with TTA)"
+        test = json.loads(card_path.read_text())["metrics"]["test"]
+        return f" (PrivateTest {test['plain']['accuracy']:.1%}, {test['tta']['accuracy']:.1%} with TTA)"
     except (OSError, ValueError, KeyError, TypeError):
         return ""
 

@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     predict = commands.add_parser("predict", help="emotions of the faces in photos (and videos)")
-    predict.add_argument("files", nargs="+", metavar="FILE", help="jpg, png, webp, bmp; or mp4, avi, mov, webm")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="jpg, png, webp, bmp, gif; or mp4, avi, mov, webm")
     predict.add_argument("--checkpoint", help="a checkpoint (default: the shipped model, models/default.pt)")
     predict.add_argument("--tta", action="store_true", help="test-time augmentation")
     predict.add_argument("--tta-views", type=views_arg, default=10, help="TTA views (default %(default)s)")

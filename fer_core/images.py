@@ -20,7 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: a large phone photo is 12-48 MP; a 30000x30000 bomb is 900 MP
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+IMAGE_FORMATS = "JPEG, PNG, WebP, BMP or a still GIF"  # what IMAGE_EXTENSIONS are, in words
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm")
 
 ImageSource = Any  # a path, bytes, a binary file object (e.g. Streamlit's UploadedFile), a PIL image or an array
@@ -54,7 +55,7 @@ def decode_image(data: bytes, name: str = "the file", max_pixels: int = MAX_PIXE
     except Image.DecompressionBombError as exc:
         raise ImageError(_too_large_message(name, str(exc), max_pixels)) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise ImageError(f"{name} is not an image we can read (expected JPEG, PNG, WebP or BMP)") from None
+        raise ImageError(f"{name} is not an image we can read (expected {IMAGE_FORMATS})") from None
     _check_size(img.size, name, max_pixels)
     frames = getattr(img, "n_frames", 1)
     if getattr(img, "is_animated", False) and frames > 1:

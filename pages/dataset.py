@@ -10,7 +10,7 @@ import json  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from dashboard.data_access import require_dataset  # noqa: E402
-from dashboard.dataset_views import (balancing_table, cached_audit, counts_chart, counts_frame,  # noqa: E402
+from dashboard.dataset_views import (BALANCING_FORMATS, balancing_table, cached_audit, counts_chart, counts_frame,  # noqa: E402
                                      emotion_caption, histogram_chart, intensity_histograms, mean_faces,
                                      sample_strip, thumbnails)
 from fer_core.data import dataset_report  # noqa: E402
@@ -34,7 +34,7 @@ st.plotly_chart(counts_chart(frame), width="stretch")
 st.subheader("Class balancing")
 st.caption("What each balancing method in training would apply to each class (training split).")
 train_counts = dataset["train"].class_counts()
-st.table(balancing_table(train_counts).set_index("emotion"))
+st.table(balancing_table(train_counts).set_index("emotion").style.format(BALANCING_FORMATS))
 with st.expander("Counts and percentages per split"):
     frame["images (share)"] = [f"{n:,} ({p:.1f}%)" for n, p in zip(frame["images"], frame["percent"])]
     st.table(frame.pivot(index="emotion", columns="split", values="images (share)").loc[list(EMOTIONS)])

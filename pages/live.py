@@ -63,7 +63,8 @@ def controls() -> tuple[str, LiveSettings] | None:
     labels = [label for label, _ in choices]
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     label = c1.selectbox("Model", labels)
-    tta = c2.toggle("Test-time augmentation", value=False, help="slower; off by default for speed")
+    tta = c2.toggle("TTA", value=False, help="test-time augmentation: each face scored in several views and "
+                                               "averaged; slower, so off by default")
     views = c2.number_input("TTA views", 2, MAX_VIEWS, 2, disabled=not tta)
     smoothing = c3.slider("Smoothing", 0.0, 0.9, 0.6, 0.05,
                           help="per-face moving average of probabilities over frames: higher = steadier labels")

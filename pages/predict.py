@@ -22,7 +22,7 @@ from dashboard.model_picker import model_choices  # noqa: E402
 from fer_core.annotate import draw_faces  # noqa: E402
 from fer_core.errors import FERError  # noqa: E402
 from fer_core.faces import YUNET_ENV, FaceDetector, whole_image_face  # noqa: E402
-from fer_core.images import IMAGE_EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image  # noqa: E402
+from fer_core.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image  # noqa: E402
 from fer_core.inference import EmotionRecognizer, FaceResult  # noqa: E402
 from fer_core.labels import EMOTION_COLORS, EMOTIONS  # noqa: E402
 from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS  # noqa: E402
@@ -113,8 +113,8 @@ def face_rows(file: str, faces: list[dict], **extra) -> list[dict]:
 
 def photos_tab(rec: EmotionRecognizer, options: dict) -> None:
     files = st.file_uploader(
-        "Photos", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS] + ["gif"], accept_multiple_files=True,
-        key="photos", help=f"JPEG, PNG, WebP or BMP, up to {MAX_PIXELS // 1_000_000} megapixels each.")
+        "Photos", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], accept_multiple_files=True,
+        key="photos", help=f"{IMAGE_FORMATS}, up to {MAX_PIXELS // 1_000_000} megapixels each.")
     if not files:
         st.caption("Upload one or more photos; each face gets a box, a label and its probabilities.")
         return

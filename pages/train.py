@@ -12,6 +12,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # AppTest runs pag
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
+from dashboard.data_access import chosen_path  # noqa: E402
 from dashboard.links import page_link  # noqa: E402
 from dashboard.compare_charts import learning_curves_figure  # noqa: E402
 from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress  # noqa: E402
@@ -116,6 +117,7 @@ def new_run_tab(registry: Registry) -> None:
         name = st.text_input("Run name (optional)")
         submitted = st.form_submit_button("Start training", type="primary")
     if submitted:
+        fields["data"] = fields["data"] or chosen_path()  # the dataset chosen on Home, when the form names none
         try:
             check_data(fields["data"])
             run_id = registry.submit(TrainConfig(**fields, name=name.strip() or None), gpus=gpus)
@@ -143,6 +145,7 @@ def sweep_tab(registry: Registry) -> None:
                 if option2 == option1:
                     raise ValueError("choose two different options")
                 grid[option2] = parse_values(option2, values2)
+            fields["data"] = fields["data"] or chosen_path()
             check_data(fields["data"])
             ids = registry.submit_sweep(TrainConfig(**fields), grid, name=sweep_name.strip() or None, gpus=gpus)
         except (ValueError, FERError) as exc:
@@ -232,6 +235,11 @@ st.title("Train")
 st.caption("Each job runs as its own process, one at a time per device (set FER_JOBS_PER_DEVICE for more). "
            "Closing or refreshing this page does not stop it.")
 registry = get_registry(str(runs_dir()))
+try:
+    check_dataset(chosen_path())
+except FERError as exc:
+    st.warning(f"No usable dataset yet, so a job started now would fail: {exc} Add it on **Home** (upload or "
+               f"path), or give its path in the form below.")
 new_tab, sweep = st.tabs(["New run", "Hyperparameter sweep"])
 with new_tab:
     new_run_tab(registry)

@@ -77,3 +77,10 @@ def test_a_sweep_queues_one_job_per_value(isolated, monkeypatch):
     queue("0.01, 0.02")
     runs = Registry(isolated).list()
     assert len(runs) == 2 and len({r.sweep for r in runs}) == 1
+
+
+def test_a_missing_dataset_is_said_when_the_page_opens(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "nowhere.zip"))
+    at = open_page()
+    assert any("No usable dataset yet" in w.value and "does not exist" in w.value for w in at.warning)
