@@ -3,6 +3,7 @@
 Each test is one case of the data-loss issue: a name that escapes, a corrupted registry row, a second
 trainer on one run, a name collision, run files that lack fields, a dataset path that is not a file.
 """
+import inspect
 import json
 import sqlite3
 import subprocess
@@ -120,7 +121,7 @@ def _crashed_run(tmp_path, tiny_zip, monkeypatch, name="crashed") -> Path:
     real_epoch = train_module.train_one_epoch
 
     def crash_in_epoch_2(*args, **kw):
-        if args[7] == 2:
+        if inspect.signature(real_epoch).bind(*args, **kw).arguments["epoch"] == 2:
             raise MemoryError("simulated out of memory")
         return real_epoch(*args, **kw)
     monkeypatch.setattr(train_module, "train_one_epoch", crash_in_epoch_2)

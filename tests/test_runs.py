@@ -50,7 +50,8 @@ def test_a_submitted_job_runs_to_completion_in_its_own_process(registry, tiny_zi
 
 
 def test_sigkill_is_reported_as_interrupted_and_resume_counts_epochs_once(registry, tiny_zip):
-    run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=10, **TINY))
+    # 40 short epochs: the run cannot end between two polls once it has done 2
+    run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=40, **TINY))
     run = wait_for(registry, run_id, lambda r: r.state == "running" and r.epochs_done >= 2)
     os.killpg(run.pid, signal.SIGKILL)
     run = wait_for(registry, run_id, lambda r: r.state != "running")
@@ -63,7 +64,7 @@ def test_sigkill_is_reported_as_interrupted_and_resume_counts_epochs_once(regist
     run = wait_for(registry, run_id, lambda r: r.state not in ("queued", "running"), timeout=300)
     assert run.state == "finished", _log(run)
     epochs = [json.loads(s)["epoch"] for s in (registry.runs_dir / run_id / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == list(range(1, 11))
+    assert epochs == list(range(1, 41))
 
 
 def test_cancel_keeps_the_checkpoint_and_resume_finishes(registry, tiny_zip):
@@ -73,6 +74,14 @@ def test_cancel_keeps_the_checkpoint_and_resume_finishes(registry, tiny_zip):
     run = wait_for(registry, run_id, lambda r: r.state != "running")
     assert run.state == "cancelled"
     assert (registry.runs_dir / run_id / "last.pt").exists()
+    stopped_at = run.epochs_done
+    assert stopped_at < 40
+
+    registry.resume(run_id)
+    run = wait_for(registry, run_id, lambda r: r.state not in ("queued", "running"), timeout=300)
+    assert run.state == "finished", _log(run)
+    epochs = [json.loads(s)["epoch"] for s in (registry.runs_dir / run_id / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 41))  # the cancelled run went on from its checkpoint, each epoch once
 
 
 def test_a_crashing_job_is_failed_with_its_error_and_the_registry_survives(registry, tmp_path):

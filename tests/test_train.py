@@ -1,4 +1,5 @@
 """Training runs on a tiny synthetic dataset: every architecture, the run folder, resume, reproducibility."""
+import inspect
 import json
 import os
 import subprocess
@@ -84,10 +85,17 @@ def test_a_target_test_accuracy_ends_the_run_and_one_cycle_survives_tiny_step_co
         TrainConfig(stop_at_test_accuracy=0.7).validate()
 
 
-def test_early_stopping(tmp_path, tiny_zip):
-    run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=30, patience=1, lr=1e-9,
-                          optimizer="adam", scheduler="none"))
-    assert len((run / "metrics.jsonl").read_text().splitlines()) < 30
+def test_early_stopping_ends_patience_epochs_after_the_last_gain(tmp_path, tiny_zip, monkeypatch):
+    """Val accuracy 0.3, 0.5, then flat: with patience 2 the run ends after epoch 4, exactly."""
+    scores = iter([0.3, 0.5, 0.5, 0.4, 0.9, 0.9])
+
+    def scripted_validate(model, split, device, prefix="val"):
+        return {f"{prefix}_loss": 1.0, f"{prefix}_accuracy": next(scores), f"{prefix}_macro_f1": 0.1}
+    monkeypatch.setattr(train_module, "validate", scripted_validate)
+    run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=30, patience=2))
+    epochs = [json.loads(s)["epoch"] for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4]
+    assert load_checkpoint(run / "best.pt")["epoch"] == 2
 
 
 def test_fixed_seed_reproduces_a_run(tmp_path, tiny_zip):
@@ -105,7 +113,7 @@ def test_resume_after_a_crash_counts_every_epoch_once_and_matches(tmp_path, tiny
     real_epoch = train_module.train_one_epoch
 
     def crash_in_epoch_3(*args, **kw):
-        if args[7] == 3:  # the epoch argument
+        if inspect.signature(real_epoch).bind(*args, **kw).arguments["epoch"] == 3:
             raise MemoryError("simulated out of memory")
         return real_epoch(*args, **kw)
     monkeypatch.setattr(train_module, "train_one_epoch", crash_in_epoch_3)
