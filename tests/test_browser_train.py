@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from dashboard.run_views import STATE_BADGES
 from fer_core.runs import Registry
 from fer_core.train import TrainConfig, main
 
@@ -14,14 +15,14 @@ pytestmark = [pytest.mark.browser, requires_chromium]
 def test_train_page_lists_runs_shows_curves_and_starts_jobs(dashboard_url, browser_page, make_kaggle_zip, tmp_path):
     data = make_kaggle_zip()
     runs = tmp_path / "runs"
-    main(TrainConfig(arch="fer_vgg_small", data=str(data), out=str(runs), name="finished-run", epochs=2,
+    main(TrainConfig(arch="fer_vgg_small", data=str(data), out=str(runs), name="first-run", epochs=2,
                      batch_size=16, tta_views=2))
     url = dashboard_url(FER_DATA=data, FER_RUNS_DIR=runs)
     page = browser_page()
     page.goto(f"{url}/train", timeout=60_000)
-    page.get_by_text("finished-run").first.wait_for(timeout=90_000)
+    page.get_by_text("first-run").first.wait_for(timeout=90_000)
     wait_for_app(page)
-    assert "finished" in page.inner_text("body")
+    assert STATE_BADGES["finished"] in page.inner_text("body")  # the state badge, not the run's name
     page.get_by_text("Curves and log").first.click()
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
     assert_no_exception(page)
