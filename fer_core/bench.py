@@ -132,22 +132,30 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
 
 
 def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1, 8, 16, 32, 64, 256)) -> None:
-    """Forward-pass time per batch size in fp32 and bf16: where bf16 starts to pay (precision.CPU_BF16_MIN_BATCH)."""
+    """Forward-pass time per batch size in PyTorch fp32 and bf16 and, on a CPU, ONNX Runtime: where bf16
+    starts to pay (precision.CPU_BF16_MIN_BATCH) and which engine is fastest."""
     # channels_last in both precisions: EmotionRecognizer's layout (faster at every batch size here)
     model = create_model(arch).to(device).eval().to(memory_format=torch.channels_last)
-    for batch in batches:
-        x = torch.randn(batch, 1, 48, 48, device=device).contiguous(memory_format=torch.channels_last)
-        times = {}
-        for bf16 in _precisions(device):
-            def forward(bf16=bf16, x=x):
-                with torch.no_grad(), autocast(device, bf16):
-                    model(x)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-            times[precision_name(bf16)], _ = _timed(forward, seconds / len(batches) / 2, min_runs=5)
-        figures = "  ".join(f"{n} {1000 * t / batch:7.3f} ms/face {batch / t:7.0f} faces/s" for n, t in times.items())
-        ratio = f"  (bf16/fp32 speed {times['fp32'] / times['bf16']:.2f}x)" if len(times) == 2 else ""
-        print(f"infer    {arch:14} batch {batch:4d}: {figures}{ratio}")
+    engines = {precision_name(bf16): (model, bf16) for bf16 in _precisions(device)}
+    with tempfile.TemporaryDirectory() as folder:
+        if device.type == "cpu":
+            from .onnx_export import OnnxModel, export_module
+            engines["onnxruntime"] = (OnnxModel(export_module(create_model(arch).eval(), Path(folder) / "m.onnx")),
+                                      False)
+        for batch in batches:
+            x = torch.randn(batch, 1, 48, 48, device=device).contiguous(memory_format=torch.channels_last)
+            times = {}
+            for name, (net, bf16) in engines.items():
+                def forward(net=net, bf16=bf16, x=x):
+                    with torch.no_grad(), autocast(device, bf16):
+                        net(x)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                times[name], _ = _timed(forward, seconds / len(batches) / len(engines), min_runs=5)
+            figures = "  ".join(f"{n} {1000 * t / batch:7.3f} ms/face {batch / t:7.0f} faces/s"
+                                for n, t in times.items())
+            ratio = f"  (bf16/fp32 speed {times['fp32'] / times['bf16']:.2f}x)" if "bf16" in times else ""
+            print(f"infer    {arch:14} batch {batch:4d}: {figures}{ratio}")
 
 
 def bench_time_to_accuracy(arch: str, targets: list[float], args, device: torch.device) -> None:

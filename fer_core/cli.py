@@ -96,8 +96,9 @@ def cmd_evaluate(args) -> int:
     split = load_dataset(args.data)[args.split]
     views = (args.tta_views or 10) if args.tta else 1
     report = evaluate_model(model, split, views, device, amp=args.amp)
+    onnx = str(args.checkpoint).endswith(".onnx")
     report.update(checkpoint=str(args.checkpoint), split=args.split,
-                  precision=precision_name(inference_bf16(device, 256, args.amp)))
+                  precision="onnxruntime fp32" if onnx else precision_name(inference_bf16(device, 256, args.amp)))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -196,6 +197,28 @@ def cmd_ensemble(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_benchmarks
     run_benchmarks(args)
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Export a checkpoint or saved ensemble to ONNX, then check the export against PyTorch."""
+    import numpy as np
+
+    from .data import load_dataset
+    from .onnx_export import export_onnx, verify_export
+    path = export_onnx(args.checkpoint, args.onnx)
+    print(f"exported {args.checkpoint} to {path} ({path.stat().st_size / 2 ** 20:.1f} MB)")
+    try:
+        images, what = load_dataset(args.data)["test"].images[:args.check_images], "PrivateTest images"
+    except FERError:  # no dataset here: the check still runs, on random faces
+        images = np.random.default_rng(0).integers(0, 256, (args.check_images, 48, 48), dtype=np.uint8)
+        what = "random 48x48 images (no dataset found)"
+    check = verify_export(args.checkpoint, path, images)
+    print(f"check on {check['n']} {what}: largest probability difference {check['max_abs_diff']:.2e}, "
+          f"top-1 agreement {check['top1_agreement']:.2%} (onnxruntime vs PyTorch fp32)")
+    if check["max_abs_diff"] >= 1e-3:
+        print("error: the export differs from PyTorch by 1e-3 or more: do not use it", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -341,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
     predict.add_argument("--json", action="store_true", help="a JSON list: per file, file and faces (or frames) or error")
     predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="export a checkpoint or saved ensemble to ONNX (checked against PyTorch)")
+    export.add_argument("checkpoint", help="a .pt checkpoint or a saved ensemble (models/<name>.json)")
+    export.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    export.add_argument("--data", help="dataset for the check (default $FER_DATA, then data/)")
+    export.add_argument("--check-images", type=int, default=256, help="PrivateTest images compared (default 256)")
+    export.set_defaults(func=cmd_export)
 
     ensemble = commands.add_parser("ensemble", help="evaluate checkpoints' averaged probabilities; --name saves it")
     ensemble.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="two or more .pt files")

@@ -100,9 +100,12 @@ def load_ensemble(card_path: str | os.PathLike, device: str | torch.device = "cp
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """A network ready to predict from a checkpoint (.pt) or a saved ensemble (.json)."""
+    """A network ready to predict from a checkpoint (.pt), a saved ensemble (.json) or an ONNX export (.onnx)."""
     if Path(path).suffix == ".json":
         return load_ensemble(path, device)
+    if Path(path).suffix == ".onnx":
+        from .onnx_export import OnnxModel
+        return OnnxModel(path)  # onnxruntime on the CPU, whatever `device` says
     return model_from_checkpoint(load_checkpoint(path), device)
 
 
