@@ -46,9 +46,11 @@ def format_duration(seconds: float | None) -> str:
 
 
 def run_metrics(run: Run) -> list[dict]:
-    return read_metrics(Path(run.run_dir) / "metrics.jsonl")
+    return read_metrics(Path(run.run_dir) / "metrics.jsonl") if run.run_dir else []
 
 
 def run_log_tail(run: Run, lines: int = 12) -> str:
     """The end of a job's log, one line per line (progress-bar redraws collapsed)."""
+    if not run.run_dir:
+        return ""
     return log_tail(Path(run.run_dir) / "train.log", lines).replace(" | ", "\n")

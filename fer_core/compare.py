@@ -86,8 +86,13 @@ def run_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
         return []
     entries = []
     for run in Registry(folder).list():
+        if not run.run_dir:  # a damaged registry row: the Train page shows it, with Delete
+            continue
         run_dir = Path(run.run_dir)
-        config = json.loads(run.config)
+        try:
+            config = json.loads(run.config)
+        except ValueError:
+            config = {}
         status = read_json(run_dir / "status.json")
         evaluation, eval_damage = load_eval(run_dir / "eval.json")
         curve, curve_damage = load_metrics(run_dir / "metrics.jsonl")
@@ -125,6 +130,8 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
             checkpoint = folder / str(card.get("checkpoint") or f"{card['name']}.pt")
             note = (checkpoint_problem(checkpoint) if checkpoint.is_file()
                     else f"checkpoint {checkpoint.name} is not in {folder} (card only)")
+        if card.get("damage"):
+            checkpoint, note = None, f"damaged: {card['damage']}"
         curve = card.get("learning_curve") or []
         config = card.get("train_config") or {}
         entries.append(Entry(

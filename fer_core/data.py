@@ -115,9 +115,12 @@ def check_dataset(path: str | os.PathLike | None = None) -> Path:
     if suffix != ".zip":
         raise DataError(f"{source} is not a FER2013 dataset: expected the Kaggle .zip, its extracted folder "
                         f"or fer2013.csv")
-    names = _open_zip(source).namelist()
+    with _open_zip(source) as zf:
+        names = zf.namelist()
+        csvs = [n for n in names if n.lower().endswith(".csv") and not _hidden(PurePosixPath(n))]
+        header = zf.open(csvs[0]).readline().decode("utf-8", "replace").lower() if csvs else ""
     images = [PurePosixPath(n).parts for n in names if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES]
-    has_csv = any(n.lower().endswith(".csv") and not _hidden(PurePosixPath(n)) for n in names)
+    has_csv = "emotion" in header and "pixels" in header
     if not has_csv and not any(len(parts) >= 2 and label_index(parts[-2]) is not None for parts in images):
         raise DataError(f"{source} holds no FER2013 images (<split>/<emotion>/*.jpg) and no fer2013.csv. "
                         f"{HOW_TO_GET}")

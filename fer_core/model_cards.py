@@ -20,6 +20,7 @@ from .evaluate import evaluate_splits
 from .models import count_parameters, create_model
 from .paths import models_dir as default_models_dir
 from .precision import inference_bf16, precision_name
+from .run_folder import evaluation_problem
 
 FORMAT = "fer_core.model_card/1"
 
@@ -100,6 +101,10 @@ def load_cards(models_dir: str | Path | None = None) -> list[dict]:
             continue
         if isinstance(card, dict) and card.get("format") == FORMAT:
             card["card_path"] = str(path)
+            card["name"] = card.get("name") if isinstance(card.get("name"), str) else path.stem
+            problem = evaluation_problem(card["metrics"]) if isinstance(card.get("metrics"), dict) else "no metrics"
+            if problem and card.get("arch") != "ensemble":  # shown as damaged, not as a crash
+                card["metrics"], card["damage"] = {}, f"{path.name}: {problem}"
             cards.append(card)
     return cards
 
@@ -131,6 +136,7 @@ def results_table(cards: list[dict]) -> str:
     rows = ["| model | architecture | params | balancing | PublicTest acc | PrivateTest acc | PrivateTest acc (TTA) "
             "| macro-F1 (TTA) | disgust recall | fear recall | training | training time | hardware |",
             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    cards = [c for c in cards if not evaluation_problem(c.get("metrics") or {})]  # damaged cards have no row
     for card in sorted(cards, key=lambda c: -headline(c)["test_accuracy_tta"]):
         h = headline(card)
         recall = {c: m["recall"] for c, m in card["metrics"]["test"]["tta"]["per_class"].items()}

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 from .errors import FERError
@@ -18,6 +19,7 @@ from .labels import EMOTIONS
 
 RUN_NAME_MAX = 100
 _RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_RESERVED = re.compile(r"registry\.sqlite.*|worker-.*\.(lock|log)")  # the registry's own files beside the runs
 LOCK_FILE = "trainer.lock"
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s")
 _REPORT_NUMBERS = ("n", "accuracy", "macro_f1")
@@ -43,6 +45,8 @@ def check_run_name(name: str) -> str:
     if not _RUN_NAME.fullmatch(name):
         raise RunNameError(f"run name '{shown}' is not allowed: use letters, digits, '-', '_' and '.' only, "
                            f"starting with a letter, digit or '_' (a single folder name, not a path)")
+    if _RESERVED.fullmatch(name):
+        raise RunNameError(f"run name '{shown}' is reserved for the registry's own files: choose another")
     return name
 
 
@@ -67,11 +71,18 @@ class TrainerLock:
         self.path = Path(run_dir) / LOCK_FILE
         self._fh = None
 
-    def acquire(self) -> "TrainerLock":
+    def acquire(self, wait_s: float = 2.0) -> "TrainerLock":
+        """Take the lock, or raise RunBusyError; waits `wait_s` for readers' brief probes (trainer_alive)."""
         fh = open(self.path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
             fh.seek(0)
             holder = fh.read().strip()
             fh.close()
@@ -203,8 +214,10 @@ def load_status(path: Path) -> tuple[dict, str]:
     status = read_json(path)
     if not status:
         return {}, ("status.json is damaged" if Path(path).is_file() and Path(path).stat().st_size else "")
-    if not isinstance(status.get("state", ""), str) or not isinstance(status.get("pid", 0), (int, type(None))):
-        return {}, "status.json has a state or pid of the wrong kind"
+    text_fields = ("state", "updated", "started", "error", "device")
+    if (not all(isinstance(status.get(f), (str, type(None))) for f in text_fields)
+            or not isinstance(status.get("pid"), (int, type(None))) or isinstance(status.get("pid"), bool)):
+        return {}, "status.json has a field of the wrong kind"
     return status, ""
 
 

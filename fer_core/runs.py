@@ -30,6 +30,7 @@ from .train import TrainConfig, config_to_args
 
 ACTIVE = ("queued", "running")
 DAMAGED = "damaged run files: "
+BAD_ROW = "this registry row names no valid run folder: it can only be deleted"
 STATES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 
 _SCHEMA = """
@@ -133,7 +134,7 @@ class Registry:
         folder = self._folder(row["id"])
         run = Run(**dict(row), run_dir=str(folder or ""))
         if folder is None:
-            run.error = "this registry row names no valid run folder: it can only be deleted"
+            run.error = BAD_ROW
         return run
 
     def list(self, refresh: bool = True) -> list[Run]:
@@ -224,7 +225,7 @@ class Registry:
         folder = self._folder(run_id)
         if (run.state == "running" and _pid_alive(run.pid)) or (folder is not None and trainer_alive(folder)):
             raise FERError(f"run '{run_id}' is running: cancel it first")
-        if folder is not None and folder.resolve() != self.runs_dir.resolve():
+        if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         with self._db() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
@@ -257,7 +258,11 @@ class Registry:
                 self._adopt(folder)
         for run_id, row in rows.items():
             folder = self._folder(run_id)
-            if row["state"] == "queued" or folder is None:
+            if folder is None:  # a damaged row can never run: make it deletable
+                if row["state"] in ACTIVE:
+                    self._set(run_id, state="failed", ended=_now(), error=BAD_ROW)
+                continue
+            if row["state"] == "queued":
                 continue
             update = self._from_folder(folder, row)
             if update:
@@ -293,25 +298,29 @@ class Registry:
         training = trainer_alive(folder)
         if training and row["state"] != "running":  # a trainer started outside the registry (CLI --resume)
             update.update(state="running", pid=trainer_pid(folder), started=_now(), ended=None, error=None)
+        elif training and not _pid_alive(row["pid"]):  # cancel must reach the process that trains
+            update["pid"] = trainer_pid(folder) or row["pid"]
         elif row["state"] == "running" and not training:
             # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
             alive = _pid_alive(row["pid"]) or _pid_alive(status.get("pid"))
             if state in ("finished", "failed", "cancelled"):
                 update.update(state=state, ended=status.get("updated") or _now(), error=status.get("error"))
-            elif not alive and not status:  # died before training started: a crash, not an interruption
+            elif not alive and not status and not status_problem:  # died before training: a crash
                 update.update(state="failed", ended=_now(),
                               error=log_tail(folder / "train.log", 3) or "the job ended before training started")
             elif not alive:
                 update.update(state="interrupted", ended=_now(),
                               error=status.get("error") or _interruption_note(folder, len(metrics)))
         elif (not training and state in ("finished", "failed", "cancelled") and state != row["state"]
-              and status.get("updated", "") > (row["ended"] or "")):  # ended outside the registry since
+              and status.get("updated", "") >= max(row["ended"] or "", row["started"] or "")):
+            # it ended outside the registry (a CLI --resume) after the registry last saw it
             update.update(state=state, ended=status.get("updated"), error=status.get("error"))
+        # the damage is named first; how the job ended, when known, follows after " | "
         damage = "; ".join(p for p in (status_problem, metrics_problem, eval_problem) if p)
-        if damage:
-            update["error"] = f"{DAMAGED}{damage}"
-        elif (row["error"] or "").startswith(DAMAGED) and "error" not in update:
-            update["error"] = None
+        reason = update.get("error", row["error"]) or ""
+        if reason.startswith(DAMAGED):
+            reason = reason.partition(" | ")[2]
+        update["error"] = (DAMAGED + damage + (f" | {reason}" if reason else "")) if damage else (reason or None)
         return {k: v for k, v in update.items() if row[k] != v}
 
 
@@ -337,7 +346,7 @@ def _is_group_leader(pid: int) -> bool:
 
 def job_command(run: Run) -> list[str]:
     """The command line of a job: `fer_core train`, under torchrun for several GPUs."""
-    config = TrainConfig(**json.loads(run.config))
+    config = TrainConfig(**{**json.loads(run.config), "name": run.id, "out": str(Path(run.run_dir).parent)})
     train_args = ["--resume", run.run_dir] if run.resume else config_to_args(config)
     if run.gpus > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
@@ -346,10 +355,11 @@ def job_command(run: Run) -> list[str]:
 
 
 def start_job(registry: Registry, run: Run) -> subprocess.Popen:
+    command = job_command(run)  # a damaged row's config fails here, before anything is written
     folder = Path(run.run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "train.log", "ab")
-    proc = subprocess.Popen(job_command(run), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
     registry._set(run.id, state="running", pid=proc.pid, started=_now(), error=None)
@@ -380,7 +390,13 @@ def run_worker(folder: str | os.PathLike | None = None, slot: str = "cpu", paral
                 queued = [r["id"] for r in db.execute(
                     "SELECT id FROM runs WHERE state = 'queued' AND slot = ? ORDER BY created, id", (slot,))]
             for run_id in queued[:max(0, parallel - len(running))]:
-                running[run_id] = start_job(registry, registry.get(run_id))
+                run = registry.get(run_id)
+                try:
+                    if not run.run_dir:
+                        raise FERError(BAD_ROW)
+                    running[run_id] = start_job(registry, run)
+                except (FERError, ValueError, TypeError) as exc:  # a damaged row fails alone, the queue goes on
+                    registry._set(run_id, state="failed", ended=_now(), error=f"not started: {exc}")
             if not running and not queued:
                 return
             time.sleep(poll_s)

@@ -35,7 +35,7 @@ from .evaluate import evaluate_splits, metrics_report, predict_images
 from .labels import EMOTIONS, NUM_CLASSES
 from .models import count_parameters, create_model, list_models, normalize_images, supports_pretrained
 from .precision import autocast, memory_format, precision_name, use_bf16
-from .run_folder import TrainerLock, check_run_name, read_json, run_path
+from .run_folder import TrainerLock, check_run_name, load_metrics, read_json, run_path
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
@@ -523,7 +523,9 @@ def final_eval(run_dir: Path, splits, views: int, device, training_seconds: floa
     model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"), device)
     result = {"checkpoint": "best.pt", "tta_views": views, "training_seconds": training_seconds,
               "device": _device_name(device), **evaluate_splits(model, splits, views, device)}
-    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    tmp = run_dir / ".eval.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, run_dir / "eval.json")  # readers never see half of it
     print(f"best checkpoint: val {result['val']['plain']['accuracy']:.4f} (TTA {result['val']['tta']['accuracy']:.4f}), "
           f"test {result['test']['plain']['accuracy']:.4f} (TTA {result['test']['tta']['accuracy']:.4f})", file=sys.stderr)
     return result
@@ -533,8 +535,8 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
     """Drop metric lines of epochs after the resume point so every epoch is counted once."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= last_epoch]
-    path.write_text("".join(ln + "\n" for ln in lines))
+    kept = [m for m in load_metrics(path)[0] if m["epoch"] <= last_epoch]  # damaged lines are dropped too
+    path.write_text("".join(json.dumps(m) + "\n" for m in kept))
 
 
 def _device_name(device: torch.device) -> str:

@@ -22,7 +22,8 @@ from fer_core.train import TrainConfig, main as train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, rotate=5, device="cpu")
-BAD_NAMES = ["../escape", "a/../..", "x/..", "/abs/path", "a/b", "", "n" * 300, ".", "..", "-flag", "sp ace"]
+BAD_NAMES = ["../escape", "a/../..", "x/..", "/abs/path", "a/b", "", "n" * 300, ".", "..", "-flag", "sp ace",
+             "registry.sqlite-wal", "worker-cpu.lock"]
 
 
 @pytest.fixture
@@ -221,13 +222,14 @@ def test_a_run_file_missing_fields_marks_that_run_damaged_and_the_rest_still_sho
     registry = Registry(runs)
     (run,) = registry.list()
     assert run.id == "damaged" and run.error.startswith("damaged run files: ")
-    assert cli(["runs", "list", "--runs-dir", str(runs)]) == 0
-    assert "damaged" in capsys.readouterr().out
+    assert cli(["runs", "list", "--json", "--runs-dir", str(runs)]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["id"] == "damaged" and row["error"].startswith("damaged run files: ")
     entries = all_entries(runs, REPO / "models")
     assert {"default", "ref-fer_vgg"} <= {e.name for e in entries if e.kind == "model card"}
     summary_rows(entries)  # the Compare table is built from every entry
     if "eval.json" in damage or "metrics.jsonl" in damage:
-        assert "damaged" in next(e for e in entries if e.name == "damaged").note
+        assert "damaged: " in next(e for e in entries if e.name == "damaged").note
 
 
 @pytest.mark.parametrize("page", ["dashboard/Home.py", "pages/train.py", "pages/compare.py"])
@@ -243,6 +245,12 @@ def test_pages_open_with_a_damaged_run(tmp_path, monkeypatch, make_kaggle_zip, p
     shown = " ".join(str(getattr(el, "value", "")) for el in at.main)
     if page == "pages/compare.py":
         assert "No runs and no model cards yet" not in shown
+        assert {"damaged", "bad-curve", "default"} <= set(at.dataframe[0].value["name"])
+    if page == "pages/train.py":  # each damaged run by name, with what is wrong, and the other still there
+        headings = " ".join(m.value for m in at.markdown)
+        assert "**damaged**" in headings and "**bad-curve**" in headings
+        errors = " ".join(e.value for e in at.error)
+        assert "eval.json: val.plain is missing" in errors and "metrics.jsonl line 1 lacks" in errors
 
 
 def test_the_interrupted_note_has_no_progress_bar_clutter(tmp_path):
@@ -298,3 +306,57 @@ def test_the_train_page_refuses_a_file_that_is_not_fer2013(tmp_path, monkeypatch
     next(b for b in at.button if b.label == "Start training").click().run()
     assert any("Not started" in e.value and "not a FER2013 dataset" in e.value for e in at.error)
     assert Registry(tmp_path / "runs").list() == []
+
+
+def test_the_worker_fails_damaged_rows_alone_and_writes_nothing_outside(nest, tiny_zip):
+    from fer_core.runs import run_worker
+    runs, canary = nest
+    registry = Registry(runs)
+    _plant_row(registry, "x/..", state="queued")
+    _plant_row(registry, "bad-config", state="queued")
+    with sqlite3.connect(registry.db_path) as db:
+        db.execute("UPDATE runs SET config = 'not json' WHERE id = 'bad-config'")
+    run_worker(runs, "cpu", poll_s=0.05)
+    rows = {r.id: r for r in registry.list()}
+    assert rows["x/.."].state == "failed" and rows["bad-config"].state == "failed"
+    assert "not started" in rows["bad-config"].error
+    assert sorted(p.name for p in runs.parent.iterdir()) == ["canary.txt", "runs"]
+    assert not (REPO / "train.log").exists()
+    registry.delete("x/..")
+    assert canary.exists()
+
+
+def test_status_fields_of_the_wrong_kind_are_damage_not_a_crash(tmp_path):
+    runs = tmp_path / "runs"
+    (_finished_run(runs, "odd") / "status.json").write_text(json.dumps(
+        {"state": "finished", "updated": 5, "error": {"x": 1}, "device": ["cpu"], "pid": True}))
+    (run,) = Registry(runs).list()
+    assert run.error.startswith("damaged run files: status.json")
+
+
+def test_resume_drops_damaged_metric_lines(tmp_path, tiny_zip, monkeypatch):
+    folder = _crashed_run(tmp_path, tiny_zip, monkeypatch)
+    with open(folder / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 7}\nnot json\n')
+    train(None, resume=folder)
+    epochs = [json.loads(s)["epoch"] for s in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+def test_a_model_card_missing_fields_is_noted_and_the_others_show(tmp_path):
+    import shutil
+
+    from fer_core.compare import card_entries
+    from fer_core.model_cards import results_table
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(REPO / "models" / "default.json", models / "default.json")
+    card = json.loads((REPO / "models" / "default.json").read_text())
+    del card["metrics"]["test"]["tta"]
+    card.pop("name")
+    (models / "broken.json").write_text(json.dumps(card))
+    entries = {e.name: e for e in card_entries(models)}
+    assert "broken" in entries and entries["broken"].note.startswith("damaged: broken.json: test.tta")
+    assert entries["default"].report("test", True)
+    table = results_table(__import__("fer_core.model_cards", fromlist=["load_cards"]).load_cards(models))
+    assert "| default |" in table and "| broken |" not in table
