@@ -20,7 +20,7 @@ from .evaluate import evaluate_splits
 from .models import count_parameters, create_model
 from .paths import models_dir as default_models_dir
 from .precision import inference_bf16, precision_name
-from .run_folder import evaluation_problem
+from .run_folder import evaluation_problem, read_json
 
 FORMAT = "fer_core.model_card/1"
 
@@ -34,6 +34,7 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     config = json.loads((run_dir / "config.json").read_text())
     evaluation = json.loads((run_dir / "eval.json").read_text())
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    status = read_json(run_dir / "status.json")
     return {
         "format": FORMAT,
         "name": name,
@@ -46,6 +47,9 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
         "tta_views": evaluation["tta_views"],
         "learning_curve": curve,
         "training_seconds": evaluation["training_seconds"],
+        "images_seen": round(sum(m["images_per_s"] * m["seconds"] for m in curve)),
+        "provenance": {**(status.get("provenance") or {}), "seed": config.get("seed"),
+                       "precision": curve[-1].get("precision", "fp32") if curve else None},
         "hardware": evaluation["device"],
         "host": f"{platform.machine()} {platform.system()}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

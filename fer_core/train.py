@@ -453,7 +453,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     if ddp.is_main:
         write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
                      device=_device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else ""),
-                     precision=precision_name(bf16),
+                     precision=precision_name(bf16), provenance=provenance(),
                      parameters=count_parameters(model), batch_size=batch_size * ddp.world,
                      train_images=len(splits["train"]), started=_now(), error=None)
         print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {_device_name(device)}"
@@ -537,6 +537,22 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
         return
     kept = [m for m in load_metrics(path)[0] if m["epoch"] <= last_epoch]  # damaged lines are dropped too
     path.write_text("".join(json.dumps(m) + "\n" for m in kept))
+
+
+def provenance() -> dict:
+    """What a figure needs to be reproduced: the code's git commit (and whether it had local changes), torch."""
+    import subprocess
+    from .paths import PROJECT_ROOT
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": git("rev-parse", "HEAD"), "git_local_changes": bool(status) if status is not None else None,
+            "torch": torch.__version__}
 
 
 def _device_name(device: torch.device) -> str:
