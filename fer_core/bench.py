@@ -64,13 +64,15 @@ def training_flops_per_image(model: torch.nn.Module, device: torch.device) -> fl
 
 def peak_tflops(device: torch.device) -> tuple[float, str]:
     """(TFLOP/s, where the figure comes from): the datasheet bf16 peak of a known GPU, else a measured
-    large matmul (bf16 on a GPU, fp32 on a CPU), which is what the hardware reaches in practice."""
+    large matmul in the fastest precision the device runs natively (bf16 on a GPU or an AVX512-BF16 CPU,
+    else fp32), which is what the hardware reaches in practice."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for key, tflops in DATASHEET_BF16_TFLOPS:
             if key in name:
                 return tflops, f"{key} datasheet bf16 dense peak"
-    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    n = 8192 if device.type == "cuda" else 2048
+    dtype = torch.bfloat16 if bf16_supported(device) else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
 
     def matmul():
