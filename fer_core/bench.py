@@ -135,7 +135,7 @@ def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float
 
 def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1, 8, 16, 32, 64, 256)) -> None:
     """Forward-pass time per batch size in PyTorch fp32 and bf16 and, on a CPU, ONNX Runtime: where bf16
-    starts to pay (precision.CPU_BF16_MIN_BATCH) and which engine is fastest."""
+    pays and which engine is fastest."""
     # channels_last in both precisions: EmotionRecognizer's layout (faster at every batch size here)
     model = create_model(arch).to(device).eval().to(memory_format=torch.channels_last)
     engines = {precision_name(bf16): (model, bf16) for bf16 in _precisions(device)}

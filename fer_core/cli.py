@@ -85,7 +85,7 @@ def cmd_evaluate(args) -> int:
     from .data import load_dataset
     from .ensemble import load_model
     from .evaluate import evaluate_model
-    from .precision import inference_bf16, precision_name
+    from .precision import precision_name, use_bf16
     from .train import resolve_device
     device = resolve_device(args.device)
     args.checkpoint = args.checkpoint or str(default_checkpoint())
@@ -98,7 +98,7 @@ def cmd_evaluate(args) -> int:
     report = evaluate_model(model, split, views, device, amp=args.amp)
     onnx = str(args.checkpoint).endswith(".onnx")
     report.update(checkpoint=str(args.checkpoint), split=args.split,
-                  precision="onnxruntime fp32" if onnx else precision_name(inference_bf16(device, 256, args.amp)))
+                  precision="onnxruntime fp32" if onnx else precision_name(use_bf16(device, args.amp)))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

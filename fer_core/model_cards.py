@@ -19,7 +19,7 @@ from .errors import FERError
 from .evaluate import evaluate_splits
 from .models import count_parameters, create_model
 from .paths import models_dir as default_models_dir
-from .precision import inference_bf16, precision_name
+from .precision import precision_name, use_bf16
 from .run_folder import evaluation_problem, read_json
 
 FORMAT = "fer_core.model_card/1"
@@ -73,7 +73,7 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = Non
     model = model_from_checkpoint(load_checkpoint(checkpoint))
     metrics = evaluate_splits(model, dataset.splits, evaluation["tta_views"])
     card = make_card(run_dir, name, notes, metrics)
-    card["metrics_precision"] = precision_name(inference_bf16(torch.device("cpu"), 256))  # what evaluate uses here
+    card["metrics_precision"] = precision_name(use_bf16(torch.device("cpu")))  # what evaluate uses here
     path = models_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path

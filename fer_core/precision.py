@@ -38,16 +38,6 @@ def use_bf16(device: torch.device, amp: bool = True) -> bool:
     return amp and bf16_supported(device)
 
 
-# Below this many images per forward pass, oneDNN's bf16 kernels lose to fp32 on a CPU (its reorders
-# cost more than they save); measured with `python -m fer_core bench` on the project's EPYC (README).
-CPU_BF16_MIN_BATCH = 32
-
-
-def inference_bf16(device: torch.device, batch: int, amp: bool = True) -> bool:
-    """Whether a no-grad forward pass of `batch` images runs in bf16: only where it is the faster choice."""
-    return use_bf16(device, amp) and (device.type == "cuda" or batch >= CPU_BF16_MIN_BATCH)
-
-
 def autocast(device: torch.device, enabled: bool):
     """bf16 autocast on `device` when `enabled`, else a no-op context."""
     if not enabled:

@@ -82,14 +82,21 @@ def test_cpu_detection_reads_the_instruction_flags(monkeypatch, tmp_path):
         precision.cpu_supports_bf16.cache_clear()
 
 
-def test_inference_uses_bf16_only_for_batches_where_it_is_faster(monkeypatch):
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: True)
-    assert not precision.inference_bf16(cpu, 1)
-    assert precision.inference_bf16(cpu, precision.CPU_BF16_MIN_BATCH)
-    assert not precision.inference_bf16(cpu, 4096, amp=False)
-    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: False)
-    assert not precision.inference_bf16(cpu, 4096)
+def test_inference_runs_in_bf16_only_where_it_is_native_and_asked_for(monkeypatch):
+    from fer_core.checkpoints import load_checkpoint, model_from_checkpoint
+    model = model_from_checkpoint(load_checkpoint(REPO / "models" / "default.pt"))
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = []
+    first_conv.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    faces = torch.randint(0, 256, (3, 48, 48), dtype=torch.uint8).numpy()
+    for native, amp, expected in ((True, True, torch.bfloat16), (True, False, torch.float32),
+                                  (False, True, torch.float32)):
+        if native and not NATIVE:
+            continue
+        monkeypatch.setattr(precision, "cpu_supports_bf16", lambda native=native: native)
+        seen.clear()
+        predict_images(model, faces, 1, 256, "cpu", amp=amp)
+        assert set(seen) == {expected}, (native, amp)
 
 
 @pytest.mark.skipif(not NATIVE, reason="this CPU has no native bf16")
