@@ -303,16 +303,18 @@ class Registry:
         elif row["state"] == "running" and not training:
             # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
             alive = _pid_alive(row["pid"]) or _pid_alive(status.get("pid"))
-            if state in ("finished", "failed", "cancelled"):
+            # status.json written by this job, not left by an earlier attempt of the run (a resume's start)
+            fresh = status.get("updated", "") > (row["started"] or "")
+            if state in ("finished", "failed", "cancelled") and fresh:
                 update.update(state=state, ended=status.get("updated") or _now(), error=status.get("error"))
-            elif not alive and not status and not status_problem:  # died before training: a crash
+            elif not alive and (not status or not fresh) and not status_problem:  # died before training
                 update.update(state="failed", ended=_now(),
                               error=log_tail(folder / "train.log", 3) or "the job ended before training started")
             elif not alive:
                 update.update(state="interrupted", ended=_now(),
                               error=status.get("error") or _interruption_note(folder, len(metrics)))
         elif (not training and state in ("finished", "failed", "cancelled") and state != row["state"]
-              and status.get("updated", "") >= max(row["ended"] or "", row["started"] or "")):
+              and status.get("updated", "") > max(row["ended"] or "", row["started"] or "")):
             # it ended outside the registry (a CLI --resume) after the registry last saw it
             update.update(state=state, ended=status.get("updated"), error=status.get("error"))
         # the damage is named first; how the job ended, when known, follows after " | "
