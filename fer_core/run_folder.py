@@ -43,8 +43,8 @@ def check_run_name(name: str) -> str:
     if len(name) > RUN_NAME_MAX:
         raise RunNameError(f"run name '{shown}' is {len(name)} characters long: at most {RUN_NAME_MAX}")
     if not _RUN_NAME.fullmatch(name):
-        raise RunNameError(f"run name '{shown}' is not allowed: use letters, digits, '-', '_' and '.' only, "
-                           f"starting with a letter, digit or '_' (a single folder name, not a path)")
+        raise RunNameError(f"run name '{shown}' is not allowed: use letters, digits, dashes, underscores and dots "
+                           f"only, starting with a letter, digit or underscore (a single folder name, not a path)")
     if _RESERVED.fullmatch(name):
         raise RunNameError(f"run name '{shown}' is reserved for the registry's own files: choose another")
     return name

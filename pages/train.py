@@ -210,7 +210,8 @@ def action_buttons(registry: Registry, run, area) -> None:
         if run.state in ("queued", "running") and area.button("Cancel", key=f"cancel_{key}"):
             registry.cancel(run.id)
             st.toast(f"Cancelling {run.id}: it stops after the current batch and keeps its checkpoint")
-        if run.state in ("interrupted", "cancelled", "failed") and area.button("Resume", key=f"resume_{key}"):
+        resumable = run.state in ("interrupted", "cancelled", "failed") and run.run_dir  # a damaged row is not
+        if resumable and area.button("Resume", key=f"resume_{key}"):
             registry.resume(run.id)
             st.toast(f"{run.id} queued to continue from its last checkpoint")
         if run.state not in ("queued", "running"):
