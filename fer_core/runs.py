@@ -303,8 +303,9 @@ class Registry:
         elif row["state"] == "running" and not training:
             # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
             alive = _pid_alive(row["pid"]) or _pid_alive(status.get("pid"))
-            # status.json written by this job, not left by an earlier attempt of the run (a resume's start)
-            fresh = status.get("updated", "") > (row["started"] or "")
+            # status.json of this job's trainer, not one left by an earlier attempt (a resume not yet started):
+            # a trainer writes its start time after the registry launched it (for an adopted run, the same)
+            fresh = (status.get("started") or "") >= (row["started"] or "")
             if state in ("finished", "failed", "cancelled") and fresh:
                 update.update(state=state, ended=status.get("updated") or _now(), error=status.get("error"))
             elif not alive and (not status or not fresh) and not status_problem:  # died before training
