@@ -315,7 +315,7 @@ class Registry:
                 update.update(state="interrupted", ended=_now(),
                               error=status.get("error") or _interruption_note(folder, len(metrics)))
         elif (not training and state in ("finished", "failed", "cancelled") and state != row["state"]
-              and status.get("updated", "") > max(row["ended"] or "", row["started"] or "")):
+              and status.get("updated", "") >= max(row["ended"] or "", row["started"] or "")):
             # it ended outside the registry (a CLI --resume) after the registry last saw it
             update.update(state=state, ended=status.get("updated"), error=status.get("error"))
         # the damage is named first; how the job ended, when known, follows after " | "
