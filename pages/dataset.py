@@ -1,20 +1,14 @@
 """Dataset: class counts and imbalance, balancing weights, samples, mean faces, intensities, data health."""
-import sys
-from pathlib import Path
+import json
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # AppTest runs pages directly
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import streamlit as st
 
-import json  # noqa: E402
-
-import streamlit as st  # noqa: E402
-
-from dashboard.data_access import require_dataset  # noqa: E402
-from dashboard.dataset_views import (BALANCING_FORMATS, balancing_table, cached_audit, counts_chart, counts_frame,  # noqa: E402
+from dashboard.data_access import require_dataset
+from dashboard.dataset_views import (BALANCING_FORMATS, balancing_table, cached_audit, counts_chart, counts_frame,
                                      emotion_caption, histogram_chart, intensity_histograms, mean_faces,
                                      sample_strip, thumbnails)
-from fer_core.data import dataset_report  # noqa: E402
-from fer_core.labels import EMOTIONS  # noqa: E402
+from fer_core.data import dataset_report
+from fer_core.labels import EMOTIONS
 
 st.title("Dataset")
 dataset = require_dataset()

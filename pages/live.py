@@ -4,28 +4,22 @@ The frame callback runs on streamlit-webrtc's worker thread and only calls LiveP
 which never raises (errors are recorded and the frame passes through). The page reads the
 processor's status every half second in a fragment.
 """
-import sys
-from pathlib import Path
+import io
+import json
+import os
+import time
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # AppTest runs pages directly
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+from PIL import Image
 
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import plotly.express as px  # noqa: E402
-import streamlit as st  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from dashboard.model_picker import model_choices  # noqa: E402
-from fer_core.errors import FERError  # noqa: E402
-from fer_core.inference import EmotionRecognizer  # noqa: E402
-from fer_core.labels import EMOTION_COLORS, EMOTIONS  # noqa: E402
-from fer_core.live import LiveProcessor, LiveSettings  # noqa: E402
-from fer_core.tta import MAX_VIEWS  # noqa: E402
+from dashboard.model_picker import model_choices
+from fer_core.errors import FERError
+from fer_core.inference import EmotionRecognizer
+from fer_core.labels import EMOTION_COLORS, EMOTIONS
+from fer_core.live import LiveProcessor, LiveSettings
+from fer_core.tta import MAX_VIEWS
 
 ICE_ENV = "FER_ICE_SERVERS"
 

@@ -1,32 +1,26 @@
 """Predict: the emotion of every face in uploaded photos and videos, with downloads of the results."""
 from __future__ import annotations
 
-import sys
+import io
+import json
+import os
+import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # when this script runs on its own (AppTest), not through dashboard/Home.py
-    sys.path.insert(0, str(ROOT))
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
 
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from dashboard.model_picker import model_choices  # noqa: E402
-from fer_core.annotate import draw_faces  # noqa: E402
-from fer_core.errors import FERError  # noqa: E402
-from fer_core.faces import YUNET_ENV, FaceDetector, whole_image_face  # noqa: E402
-from fer_core.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image  # noqa: E402
-from fer_core.inference import EmotionRecognizer, FaceResult  # noqa: E402
-from fer_core.labels import EMOTION_COLORS, EMOTIONS  # noqa: E402
-from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS  # noqa: E402
-from fer_core.video import AnnotatedVideoWriter, video_info  # noqa: E402
+from dashboard.model_picker import model_choices
+from fer_core.annotate import draw_faces
+from fer_core.errors import FERError
+from fer_core.faces import YUNET_ENV, FaceDetector, whole_image_face
+from fer_core.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image
+from fer_core.inference import EmotionRecognizer, FaceResult
+from fer_core.labels import EMOTION_COLORS, EMOTIONS
+from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS
+from fer_core.video import AnnotatedVideoWriter, video_info
 
 OTHER_CHECKPOINT = "Another checkpoint file…"
 

@@ -3,27 +3,21 @@
 Jobs never run in this process: the registry queues them and a worker process starts each one,
 so a refresh, a second tab or a restart of the dashboard neither stops nor duplicates a job.
 """
-import sys
-from pathlib import Path
+import streamlit as st
+import torch
 
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # AppTest runs pages directly
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
-
-from dashboard.data_access import chosen_path  # noqa: E402
-from dashboard.links import page_link  # noqa: E402
-from dashboard.compare_charts import learning_curves_figure  # noqa: E402
-from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress  # noqa: E402
-from fer_core.balance import BALANCE_METHODS  # noqa: E402
-from fer_core.data import check_dataset  # noqa: E402
-from fer_core.errors import FERError  # noqa: E402
-from fer_core.models import list_models  # noqa: E402
-from fer_core.paths import runs_dir  # noqa: E402
-from fer_core.runs import Registry  # noqa: E402
-from fer_core.train import DEFAULT_LR, OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: E402
-from fer_core.tta import MAX_VIEWS  # noqa: E402
+from dashboard.data_access import chosen_path
+from dashboard.links import page_link
+from dashboard.compare_charts import learning_curves_figure
+from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress
+from fer_core.balance import BALANCE_METHODS
+from fer_core.data import check_dataset
+from fer_core.errors import FERError
+from fer_core.models import list_models
+from fer_core.paths import runs_dir
+from fer_core.runs import Registry
+from fer_core.train import DEFAULT_LR, OPTIMIZERS, SCHEDULERS, TrainConfig
+from fer_core.tta import MAX_VIEWS
 
 # Options a sweep can vary, with how to read the values typed for them.
 SWEEPABLE = {"lr": float, "weight_decay": float, "batch_size": int, "epochs": int, "label_smoothing": float,
