@@ -23,7 +23,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .data import FER2013, SPLITS
+from .data import FER2013, SPLITS, Split
 from .labels import EMOTIONS
 
 BLANK_STD = 3.0          # grey levels; real faces are far above, blank frames are near 0
@@ -92,12 +92,14 @@ class AuditResult:
         return "".join(f"{i}\n" for i in self.exclude)
 
 
-def audit_dataset(ds: FER2013) -> AuditResult:
+def audit_dataset(ds: FER2013 | dict[str, Split]) -> AuditResult:
+    """Audit a dataset, or a {split name: Split} mapping (e.g. a training run's splits)."""
     start = time.perf_counter()
-    images = np.concatenate([s.images for s in ds.splits.values()]).reshape(-1, 48 * 48)
-    labels = np.concatenate([s.labels for s in ds.splits.values()])
-    ids = np.concatenate([s.ids for s in ds.splits.values()]).astype(str)
-    splits = np.concatenate([np.full(len(s), n) for n, s in ds.splits.items()])
+    parts = ds if isinstance(ds, dict) else ds.splits
+    images = np.concatenate([s.images for s in parts.values()]).reshape(-1, 48 * 48)
+    labels = np.concatenate([s.labels for s in parts.values()])
+    ids = np.concatenate([s.ids for s in parts.values()]).astype(str)
+    splits = np.concatenate([np.full(len(s), n) for n, s in parts.items()])
 
     blank = images.std(axis=1) < BLANK_STD
     exact = _exact_groups(images)

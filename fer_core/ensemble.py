@@ -24,7 +24,8 @@ from torch import nn
 
 from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
 from .errors import CheckpointError, FERError
-from .evaluate import metrics_report
+from .card_predictions import SPLITS, CardPredictions, predictions_path, save_predictions
+from .evaluate import metrics_report, reports_from_predictions
 from .model_cards import FORMAT as CARD_FORMAT
 from .paths import models_dir as default_models_dir
 
@@ -47,6 +48,48 @@ def ensemble_report(member_probs: list[np.ndarray], labels: np.ndarray, views: i
     report = metrics_report(labels, average_probabilities(member_probs).argmax(1))
     report.update(tta=views > 1, tta_views=views, members=len(member_probs))
     return report
+
+
+def ensemble_metrics(members: list, dataset, tta_views: int, progress=None) -> tuple[dict, CardPredictions]:
+    """The metrics {"val"/"test": {"plain"/"tta": report}} of the members' averaged probabilities, and those.
+
+    A member is a checkpoint or saved ensemble (a path: predicted through the on-disk cache, so
+    re-evaluating a combination is instant) or a card's stored CardPredictions (no network; its TTA
+    probabilities are the card's own views). `dataset` may be None when every member is stored.
+    `progress(done, total)` counts predicted image-views over the members that run a network.
+    """
+    from .leakage import leaked_test_mask
+    from .prediction_cache import predictions
+    stored = [m for m in members if isinstance(m, CardPredictions)]
+    if dataset is None and len(stored) < len(members):
+        raise FERError("members without stored predictions need the dataset")
+    labels = {split: (dataset[split].labels if dataset is not None else stored[0].labels[split]) for split in SPLITS}
+    for member in stored:
+        if not all(member.matches(split, labels[split]) for split in SPLITS):
+            raise FERError("a member's stored predictions were made on another dataset (its labels differ)")
+    leaked = leaked_test_mask(dataset) if dataset is not None else next(
+        (m.leaked for m in stored if m.leaked is not None), None)
+    networks = [m for m in members if not isinstance(m, CardPredictions)]
+    total = sum(len(labels[split]) * views for split in SPLITS for views in (1, tta_views)) * len(networks)
+    done, averaged = 0, {}
+    for split in SPLITS:
+        for mode, views in (("plain", 1), ("tta", tta_views)):
+            member_probs = []
+            for member in members:
+                if isinstance(member, CardPredictions):
+                    member_probs.append(member.get(split, mode == "tta"))
+                    continue
+                step = progress and (lambda n, _, base=done, v=views: progress(base + n * v, total))
+                member_probs.append(predictions(member, dataset, split, views, progress=step))
+                done += len(labels[split]) * views
+                if progress:
+                    progress(done, total)
+            averaged[(split, mode)] = average_probabilities(member_probs).astype(np.float32)
+    metrics = reports_from_predictions(averaged, labels, tta_views, leaked)
+    for split_reports in metrics.values():
+        for report in split_reports.values():
+            report["members"] = len(members)
+    return metrics, CardPredictions(averaged, labels, leaked)
 
 
 class EnsembleModel(nn.Module):
@@ -110,11 +153,14 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
 
 
 def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
-                  models_dir: str | os.PathLike | None = None, notes: str = "", overwrite: bool = False) -> Path:
+                  models_dir: str | os.PathLike | None = None, notes: str = "", overwrite: bool = False,
+                  predictions: CardPredictions | None = None) -> Path:
     """Write models/<name>.json and float16 copies of the members; returns the card path.
 
     `members`: dicts with `name` and `checkpoint` (a path), plus optional arch, parameters,
-    training_seconds, hardware, learning_curve. `metrics`: {"val"/"test": {"plain"/"tta": report}}.
+    training_seconds, hardware, learning_curve. `metrics`: {"val"/"test": {"plain"/"tta": report}},
+    measured with the members' original checkpoints; `predictions` (the averaged probabilities behind
+    them) are written beside the card. `model_cards.measure_card` re-measures the shipped copies.
     """
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise FERError(f"'{name}' is not a usable ensemble name (letters, digits, - and _)")
@@ -134,6 +180,7 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
                         "source": str(member["checkpoint"])})
     card = {
         "format": CARD_FORMAT,
+        "kind": "ensemble",
         "name": name,
         "arch": ENSEMBLE_ARCH,
         "members": entries,
@@ -152,5 +199,8 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
                            "original checkpoints (shipped copies are float16)"),
     }
     path = models_dir / f"{name}.json"
+    if predictions is not None:
+        card["predictions"] = save_predictions(predictions_path(path), predictions.probs, predictions.labels,
+                                               predictions.leaked).name
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path

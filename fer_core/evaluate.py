@@ -52,16 +52,29 @@ def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, b
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
-def evaluate_model(model, split, views: int = 1, device="cpu", batch_size: int = 256, amp: bool = True) -> dict:
-    """metrics_report of `model` on a data.Split, plus the TTA setting used."""
-    probs = predict_images(model, split.images, views, batch_size, device, amp=amp)
-    report = metrics_report(split.labels, probs.argmax(1))
-    report["tta"] = views > 1
-    report["tta_views"] = views
-    return report
+def split_predictions(model, splits, views: int, device="cpu") -> dict[tuple[str, str], np.ndarray]:
+    """{(split, "plain"/"tta"): (N, 7) probabilities} on val and test: what cards' predictions files hold."""
+    return {(name, mode): predict_images(model, splits[name].images, v, 256, device)
+            for name in ("val", "test") for mode, v in (("plain", 1), ("tta", views))}
 
 
-def evaluate_splits(model, splits, views: int, device="cpu") -> dict:
-    """{"val": {"plain": report, "tta": report}, "test": {...}}: what eval.json and model cards hold."""
-    return {name: {"plain": evaluate_model(model, splits[name], 1, device),
-                   "tta": evaluate_model(model, splits[name], views, device)} for name in ("val", "test")}
+def reports_from_predictions(probs: dict[tuple[str, str], np.ndarray], labels: dict[str, np.ndarray], views: int,
+                             leaked: np.ndarray | None = None) -> dict:
+    """{"val": {"plain": report, "tta": report}, "test": {...}}: what eval.json and model cards hold.
+
+    With `leaked` (the test images that have a copy in Training), each test report carries a "clean" block."""
+    from .leakage import clean_report
+    metrics = {}
+    for (name, mode), p in probs.items():
+        report = metrics_report(labels[name], p.argmax(1))
+        report.update(tta=mode == "tta", tta_views=views if mode == "tta" else 1)
+        if name == "test" and leaked is not None:
+            report["clean"] = clean_report(labels[name], p.argmax(1), leaked)
+        metrics.setdefault(name, {})[mode] = report
+    return metrics
+
+
+def evaluate_splits(model, splits, views: int, device="cpu", leaked: np.ndarray | None = None) -> dict:
+    """reports_from_predictions of `model` on val and test, with TTA off and on."""
+    probs = split_predictions(model, splits, views, device)
+    return reports_from_predictions(probs, {name: splits[name].labels for name in ("val", "test")}, views, leaked)

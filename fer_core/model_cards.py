@@ -1,8 +1,15 @@
-"""Model cards: the JSON beside each shipped checkpoint in models/, and how a run becomes one.
+"""Model cards: the JSON beside each model in models/, and how a run becomes one.
 
 A card holds what Compare and the README need without the checkpoint: architecture, config,
-val/test metrics with and without TTA (confusion matrices included), the learning curve,
-training time and hardware.
+val/test metrics with and without TTA (confusion matrices and clean-PrivateTest figures included),
+the learning curve, training time, hardware and provenance (git commit, torch, seed). Its `kind` says
+what it describes:
+
+- "shipped": a single network whose half-precision checkpoint is `models/<name>.pt`;
+- "reference": a run's figures without its weights;
+- "ensemble": members' checkpoints in `models/<name>.members/` whose probabilities are averaged.
+
+Beside a card, `models/<name>.predictions.npz` (card_predictions) holds its per-image probabilities.
 """
 from __future__ import annotations
 
@@ -13,16 +20,39 @@ from pathlib import Path
 
 import torch
 
+from .card_predictions import predictions_path, save_predictions
 from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
 from .data import load_dataset
 from .errors import FERError
-from .evaluate import evaluate_splits
+from .evaluate import reports_from_predictions, split_predictions
+from .leakage import leaked_test_mask
 from .models import count_parameters, create_model
 from .paths import models_dir as default_models_dir
 from .precision import precision_name, use_bf16
 from .run_folder import evaluation_problem, read_json
 
 FORMAT = "fer_core.model_card/1"
+KINDS = ("shipped", "reference", "ensemble")
+
+
+def card_kind(card: dict) -> str:
+    """The card's kind; cards written before kinds existed are told apart by their fields."""
+    if card.get("kind") in KINDS:
+        return card["kind"]
+    if card.get("arch") == "ensemble":
+        return "ensemble"
+    return "reference" if "checkpoint" in card and card["checkpoint"] is None else "shipped"
+
+
+def portable_config(config: dict) -> tuple[dict, str | None]:
+    """A run's config without the author's paths (dataset, runs folder, teacher), and the dataset's file name.
+
+    A card travels to other machines: an absolute path there is wrong, and would be offered as a default."""
+    data = config.get("data")
+    config = {k: v for k, v in config.items() if k not in ("data", "out")}
+    if config.get("teacher"):
+        config["teacher"] = Path(config["teacher"]).name
+    return config, Path(data).name if data else None
 
 
 def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | None = None) -> dict:
@@ -35,20 +65,22 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     evaluation = json.loads((run_dir / "eval.json").read_text())
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     status = read_json(run_dir / "status.json")
+    train_config, dataset_name = portable_config(config)
     return {
         "format": FORMAT,
+        "kind": "shipped",
         "name": name,
         "arch": config["arch"],
         "parameters": count_parameters(create_model(config["arch"])),
         "checkpoint": f"{name}.pt",             # None for a reference card shipped without its weights
-        "train_config": config,
+        "train_config": train_config,
         "epochs_trained": len(curve),
         "metrics": metrics or {split: evaluation[split] for split in ("val", "test")},
         "tta_views": evaluation["tta_views"],
         "learning_curve": curve,
         "training_seconds": evaluation["training_seconds"],
         "images_seen": round(sum(m["images_per_s"] * m["seconds"] for m in curve)),
-        "provenance": {**(status.get("provenance") or {}), "seed": config.get("seed"),
+        "provenance": {**(status.get("provenance") or {}), "seed": config.get("seed"), "dataset": dataset_name,
                        "precision": curve[-1].get("precision", "fp32") if curve else None},
         "hardware": evaluation["device"],
         "host": f"{platform.machine()} {platform.system()}",
@@ -57,40 +89,59 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     }
 
 
+def measure_card(card_path: str | Path, dataset, device: str = "cpu") -> dict:
+    """Measure the model a card describes (its shipped file: checkpoint or ensemble members) on `dataset`:
+    the card's metrics become exactly what `python -m fer_core evaluate` reports for it, with clean-PrivateTest
+    figures, and its per-image probabilities are written beside it. Returns the updated card."""
+    from .ensemble import load_model  # ensemble reads cards: imported here, not at the top
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text())
+    model_file = card_path if card_kind(card) == "ensemble" else card_path.parent / card["checkpoint"]
+    model = load_model(model_file, device)
+    probs = split_predictions(model, dataset.splits, card["tta_views"], device)
+    labels = {split: dataset[split].labels for split in ("val", "test")}
+    leaked = leaked_test_mask(dataset)
+    card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
+    card["metrics_precision"] = precision_name(use_bf16(torch.device(device)))  # what evaluate uses here
+    card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == 'ensemble' else ''} in models/"
+    card["predictions"] = save_predictions(predictions_path(card_path), probs, labels, leaked).name
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
 def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
              data: str | None = None) -> Path:
-    """Export a run's best checkpoint in half precision to models/<name>.pt with its card.
-
-    The card's metrics are measured on the exported file itself, so they are exactly what
-    `python -m fer_core evaluate` reports for the shipped checkpoint.
-    """
+    """Export a run's best checkpoint in half precision to models/<name>.pt with its card, measured on that file."""
     run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
-    make_card(run_dir, name, notes)  # fail early on an unfinished run
-    checkpoint = export_half(run_dir / "best.pt", models_dir / f"{name}.pt")
+    card = make_card(run_dir, name, notes)  # fails early on an unfinished run
+    export_half(run_dir / "best.pt", models_dir / f"{name}.pt")
     config = json.loads((run_dir / "config.json").read_text())
-    evaluation = json.loads((run_dir / "eval.json").read_text())
-    dataset = load_dataset(data or config.get("data"))
-    model = model_from_checkpoint(load_checkpoint(checkpoint))
-    metrics = evaluate_splits(model, dataset.splits, evaluation["tta_views"])
-    card = make_card(run_dir, name, notes, metrics)
-    card["metrics_precision"] = precision_name(use_bf16(torch.device("cpu")))  # what evaluate uses here
     path = models_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
+    measure_card(path, load_dataset(data or config.get("data")))
     return path
 
 
-def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "") -> Path:
+def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
+                   data: str | None = None) -> Path:
     """models/<name>.json without the checkpoint: a reference run whose weights are too large to ship
-    or not better than the default. Its metrics are the run's own (eval.json, float32 best.pt)."""
-    models_dir = Path(models_dir or default_models_dir())
+    or not better than the default. Its metrics and per-image predictions are the run's float32 best.pt's."""
+    run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
     if (models_dir / f"{name}.pt").exists():
         raise FERError(f"{models_dir / name}.pt is a shipped model: a card without weights would misdescribe it; "
                        f"choose another --name")
     card = make_card(run_dir, name, notes)
-    card["checkpoint"] = None
-    card["metrics_from"] = "the run's float32 best.pt (eval.json); the checkpoint is not shipped"
+    card.update(kind="reference", checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
     models_dir.mkdir(parents=True, exist_ok=True)
     path = models_dir / f"{name}.json"
+    config = json.loads((run_dir / "config.json").read_text())
+    dataset = load_dataset(data or config.get("data"))
+    model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"))
+    probs = split_predictions(model, dataset.splits, card["tta_views"])
+    labels = {split: dataset[split].labels for split in ("val", "test")}
+    leaked = leaked_test_mask(dataset)
+    card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
+    card["predictions"] = save_predictions(predictions_path(path), probs, labels, leaked).name
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path
 
@@ -107,7 +158,8 @@ def load_cards(models_dir: str | Path | None = None) -> list[dict]:
             card["card_path"] = str(path)
             card["name"] = card.get("name") if isinstance(card.get("name"), str) else path.stem
             problem = evaluation_problem(card["metrics"]) if isinstance(card.get("metrics"), dict) else "no metrics"
-            if problem and card.get("arch") != "ensemble":  # shown as damaged, not as a crash
+            card["kind"] = card_kind(card)
+            if problem and card["kind"] != "ensemble":  # shown as damaged, not as a crash
                 card["metrics"], card["damage"] = {}, f"{path.name}: {problem}"
             cards.append(card)
     return cards
@@ -138,23 +190,26 @@ def _training_budget(card: dict) -> str:
 def results_table(cards: list[dict]) -> str:
     """The README's results table, one row per model card, best PrivateTest (TTA) first."""
     rows = ["| model | architecture | params | balancing | PublicTest acc | PrivateTest acc | PrivateTest acc (TTA) "
-            "| macro-F1 (TTA) | disgust recall | fear recall | training | training time | hardware |",
-            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+            "| clean PrivateTest (TTA) | macro-F1 (TTA) | disgust recall | fear recall | training | training time | hardware |",
+            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     cards = [c for c in cards if not evaluation_problem(c.get("metrics") or {})]  # damaged cards have no row
     for card in sorted(cards, key=lambda c: -headline(c)["test_accuracy_tta"]):
         h = headline(card)
         recall = {c: m["recall"] for c, m in card["metrics"]["test"]["tta"]["per_class"].items()}
         minutes = card["training_seconds"] / 60
         balance = (card.get("train_config") or {}).get("balance") or "—"
+        clean = card["metrics"]["test"]["tta"].get("clean")
+        clean_cell = f"{100 * clean['accuracy']:.2f}% ({clean['n']:,} images)" if clean else "—"
         rows.append(f"| {card['name']} | {card['arch']} | {card['parameters'] / 1e6:.2f}M | {balance} "
                     f"| {100 * h['val_accuracy']:.2f}% | {100 * h['test_accuracy']:.2f}% "
                     f"| **{100 * h['test_accuracy_tta']:.2f}%** ({card['tta_views']} views) "
+                    f"| {clean_cell} "
                     f"| {h['test_macro_f1']:.3f} | {recall['disgust']:.2f} | {recall['fear']:.2f} "
                     f"| {_training_budget(card)} | {minutes:.0f} min | {card['hardware']} |")
     if not cards:
-        rows.append("| (no model cards in models/ yet) |" + " |" * 12)
+        rows.append("| (no model cards in models/ yet) |" + " |" * 13)
     for name, arch, private_test, source in ANCHORS:
-        rows.append(f"| *anchor:* {name} | {arch} | | | | {private_test} | | | | | | | {source} |")
+        rows.append(f"| *anchor:* {name} | {arch} | | | | {private_test} | | | | | | | | {source} |")
     return "\n".join(rows)
 
 

@@ -33,6 +33,7 @@ from .distill import distillation_loss, teacher_probabilities
 from .errors import FERError
 from .evaluate import evaluate_splits, metrics_report, predict_images
 from .labels import EMOTIONS, NUM_CLASSES
+from .leakage import leaked_test_mask
 from .models import count_parameters, create_model, list_models, normalize_images, supports_pretrained
 from .precision import autocast, memory_format, precision_name, use_bf16
 from .run_folder import TrainerLock, check_run_name, load_metrics, read_json, run_path
@@ -521,8 +522,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
 def final_eval(run_dir: Path, splits, views: int, device, training_seconds: float) -> dict:
     """eval.json: the best checkpoint on val and test, with TTA off and on."""
     model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"), device)
+    leaked = leaked_test_mask(splits)  # the run's own train split: what it left out is no leak
     result = {"checkpoint": "best.pt", "tta_views": views, "training_seconds": training_seconds,
-              "device": _device_name(device), **evaluate_splits(model, splits, views, device)}
+              "device": _device_name(device), **evaluate_splits(model, splits, views, device, leaked)}
     tmp = run_dir / ".eval.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
     os.replace(tmp, run_dir / "eval.json")  # readers never see half of it

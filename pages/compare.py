@@ -1,33 +1,28 @@
 """Compare: every run and reference model in one table; 2 to 4 side by side; ensembles of them."""
 from __future__ import annotations
 
-import sys
+import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # when this script runs on its own (AppTest), not through dashboard/Home.py
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-import os  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from dashboard.background import run_in_background  # noqa: E402
-from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure,  # noqa: E402
+from dashboard.background import run_in_background
+from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure,
                                       tta_gain_figure)
-from dashboard.data_access import chosen_path  # noqa: E402
-from fer_core.compare import (SPLIT_NAMES, Entry, all_entries, architectures_without_cards,  # noqa: E402
-                              cached_predictions, cell_indices, ensemble_metrics, prediction_cache_path,
-                              predictions, reading, summary_rows)
-from fer_core.data import load_dataset, resolve_data_path  # noqa: E402
-from fer_core.ensemble import save_ensemble  # noqa: E402
-from fer_core.errors import FERError  # noqa: E402
-from fer_core.evaluate import metrics_report  # noqa: E402
-from fer_core.labels import EMOTIONS  # noqa: E402
-from fer_core.paths import DATA_DIR, models_dir  # noqa: E402
-from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS  # noqa: E402
+from dashboard.compare_views import SPLIT_NAMES, cell_indices, reading, summary_rows
+from dashboard.data_access import chosen_path
+from fer_core.compare import Entry, all_entries, architectures_without_cards
+from fer_core.data import load_dataset, resolve_data_path
+from fer_core.ensemble import ensemble_metrics, save_ensemble
+from fer_core.errors import FERError
+from fer_core.evaluate import metrics_report
+from fer_core.labels import EMOTIONS
+from fer_core.paths import DATA_DIR, models_dir
+from fer_core.prediction_cache import cached_predictions, prediction_cache_path, predictions
+from fer_core.significance import mcnemar
+from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS
 
 NO_CELL = "—"
 CELL_IMAGES = 24  # images shown per model in the cell explorer
@@ -121,8 +116,7 @@ def side_by_side(chosen: list[Entry], data_box) -> None:
     reports = {}
     names = [e.name for e in chosen]
     label = {e.key: e.name if names.count(e.name) == 1 else f"{e.name} ({e.kind})" for e in chosen}
-    columns = st.columns(max(len(chosen), 2))
-    for col, entry in zip(columns, chosen):
+    for col, entry in zip(two_per_row(len(chosen)), chosen):
         with col:
             st.markdown(f"**{label[entry.key]}**  \n{entry.kind} · {entry.arch}")
             report = entry.report(split, tta) or evaluated_now(entry, split, tta, data_box)
@@ -134,6 +128,12 @@ def side_by_side(chosen: list[Entry], data_box) -> None:
             event = st.plotly_chart(confusion_figure(report, normalised), width="stretch",
                                     key=f"cm:{entry.key}", on_select="rerun", selection_mode="points")
             _take_cell_from_chart(entry.key, event)
+            clean = report.get("clean")
+            if clean:
+                st.caption(f"clean PrivateTest: {clean['accuracy']:.2%} on {clean['n']:,} images "
+                           f"({clean['removed']} with a copy in Training left out)", help=clean["rule"])
+    if len(chosen) == 2:
+        significance(chosen, split, tta, label)
     cell_explorer(chosen, split, tta, data_box)
     if reports:
         st.markdown("#### Reading")
@@ -150,6 +150,50 @@ def side_by_side(chosen: list[Entry], data_box) -> None:
     if gains:
         st.markdown("#### What TTA adds")
         st.plotly_chart(tta_gain_figure(gains), width="stretch", key="tta_gain")
+
+
+def two_per_row(n: int) -> list:
+    """Columns for n models, two per row, so 3 or 4 confusion matrices stay readable."""
+    columns = []
+    for _ in range((n + 1) // 2):
+        columns += st.columns(2)
+    return columns[:n]
+
+
+def significance(chosen: list[Entry], split: str, tta: bool, label: dict) -> None:
+    """McNemar's test on the two models' per-image predictions, in words."""
+    st.markdown("#### Is the difference real?")
+    a, b = chosen
+    probs = [_known_predictions(e, split, tta) for e in chosen]
+    if any(p is None for p in probs):
+        missing = [label[e.key] for e, p in zip(chosen, probs) if p is None]
+        st.caption("McNemar's test needs both models' per-image predictions; not yet known for "
+                   f"{', '.join(missing)}. They come with a card's predictions file, or once the cell explorer "
+                   "below has predicted with a checkpoint.")
+        return
+    labels = probs[0][1]
+    if not np.array_equal(labels, probs[1][1]):
+        st.caption("The two models' per-image predictions are on different images: no significance test.")
+        return
+    result = mcnemar(probs[0][0].argmax(1) == labels, probs[1][0].argmax(1) == labels)
+    text = result.in_words(label[a.key], label[b.key])
+    (st.success if result.significant else st.info)(f"{SPLIT_NAMES[split]}{', TTA' if tta else ''}: {text}")
+
+
+def _known_predictions(entry: Entry, split: str, tta: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(probabilities, labels) already at hand, without running a network: a card's stored predictions, or the
+    prediction cache of a checkpoint on the dataset in use."""
+    if entry.stored is not None:
+        return entry.stored.get(split, tta), entry.stored.labels[split]
+    dataset_path = st.session_state.get("_compare_dataset")
+    if entry.checkpoint is None or not dataset_path:
+        return None
+    try:
+        dataset = cached_dataset(dataset_path, _mtime(dataset_path))
+        probs = cached_predictions(entry.checkpoint, dataset, split, (entry.tta_views or DEFAULT_VIEWS) if tta else 1)
+    except (FERError, OSError):
+        return None
+    return None if probs is None else (probs, dataset[split].labels)
 
 
 def evaluated_now(entry: Entry, split: str, tta: bool, data_box) -> dict | None:
@@ -190,8 +234,8 @@ def _take_cell_from_chart(key: str, event) -> None:
 
 def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
     st.markdown("#### Images in a cell")
-    st.caption("Click a cell of a confusion matrix, or choose one here. Model cards hold confusion matrices but "
-               "no per-image predictions: this view needs each model's checkpoint and the dataset.")
+    st.caption("Click a cell of a confusion matrix, or choose one here. The images come from the dataset; which "
+               "ones fall in a cell comes from a card's stored per-image predictions, or from its checkpoint.")
     true_col, pred_col = st.columns(2)
     true = true_col.selectbox("True emotion", [NO_CELL, *EMOTIONS], key="cell_true")
     predicted = pred_col.selectbox("Predicted emotion", [NO_CELL, *EMOTIONS], key="cell_pred")
@@ -201,7 +245,7 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
     if dataset_path is None:
         return
     t, p = EMOTIONS.index(true), EMOTIONS.index(predicted)
-    for col, entry in zip(st.columns(max(len(chosen), 2)), chosen):
+    for col, entry in zip(two_per_row(len(chosen)), chosen):
         with col:
             st.markdown(f"**{entry.name}**: true *{true}*, predicted *{predicted}*")
             probs = entry_predictions(entry, dataset_path, split, tta)
@@ -227,6 +271,14 @@ def _task_key(checkpoint: Path, dataset, dataset_path: str, split: str, views: i
 
 
 def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) -> np.ndarray | None:
+    """Per-image probabilities in the order of the dataset's split: stored in the card, else predicted."""
+    if entry.stored is not None:
+        labels = cached_dataset(dataset_path, _mtime(dataset_path))[split].labels
+        if entry.stored.matches(split, labels):
+            return entry.stored.get(split, tta)
+        if entry.checkpoint is None:
+            st.warning(f"{entry.name}: its stored predictions were made on another version of the dataset.")
+            return None
     if entry.checkpoint is None:
         st.info(f"No per-image predictions: {entry.note or 'this model has no checkpoint here'}.")
         return None
@@ -259,6 +311,7 @@ def dataset_input(entries: list[Entry]):
         try:
             source = str(resolve_data_path(path or None))
             cached_dataset(source, _mtime(source))
+            st.session_state["_compare_dataset"] = source  # whose cached predictions the significance test may use
             return source
         except FERError as exc:
             st.warning(f"The dataset is needed here: {exc}")
@@ -272,23 +325,30 @@ def dataset_input(entries: list[Entry]):
 
 def ensemble_section(entries: list[Entry], data_box) -> None:
     st.subheader("Ensemble")
-    st.caption("Average the class probabilities of several models, evaluated on PublicTest and PrivateTest.")
-    usable = {e.key: e for e in entries if e.checkpoint is not None}
+    st.caption("Average the class probabilities of several models, evaluated on PublicTest and PrivateTest. Cards "
+               "with stored per-image predictions need neither checkpoint nor dataset; a saved ensemble needs "
+               "every member's checkpoint.")
+    usable = {e.key: e for e in entries if e.checkpoint is not None or e.stored is not None}
     if len(usable) < 2:
-        st.info("An ensemble needs at least two models with checkpoints (finished runs or shipped models).")
+        st.info("An ensemble needs at least two models with checkpoints or stored per-image predictions "
+                "(finished runs, shipped models or reference cards).")
         return
     members_col, views_col = st.columns([3, 1])
     keys = members_col.multiselect("Members", list(usable), key="ens_members",
                                    format_func=lambda k: f"{usable[k].name} · {usable[k].arch}")
-    views = views_col.number_input("TTA views", 2, MAX_VIEWS, DEFAULT_VIEWS, key="ens_views")
+    views = views_col.number_input("TTA views", 2, MAX_VIEWS, DEFAULT_VIEWS, key="ens_views",
+                                   help="for members predicted with their checkpoint; a card's stored TTA "
+                                        "predictions use the card's own views")
     if st.button("Evaluate ensemble", key="ens_eval", disabled=len(keys) < 2):
         st.session_state["ens_request"] = (keys, int(views))
     if "ens_request" in st.session_state:
         request_keys, request_views = st.session_state["ens_request"]
         members = [usable[k] for k in request_keys if k in usable]
-        dataset_path = data_box() if len(members) >= 2 else None
-        outcome = None if dataset_path is None else evaluate_ensemble(members, dataset_path, request_views)
-        if outcome is not None or dataset_path is None:  # finished, failed or impossible: the request is over
+        needs_data = len(members) >= 2 and any(m.stored is None for m in members)
+        dataset_path = data_box() if needs_data else None
+        possible = len(members) >= 2 and (dataset_path is not None or not needs_data)
+        outcome = evaluate_ensemble(members, dataset_path, request_views) if possible else None
+        if outcome is not None or not possible:  # finished, failed or impossible: the request is over
             del st.session_state["ens_request"]
         if outcome:
             st.rerun()  # so the table and the model picker above include it
@@ -305,12 +365,18 @@ def ensemble_section(entries: list[Entry], data_box) -> None:
                    f"{100 * (tta['accuracy'] - plain['accuracy']):+.2f} points from TTA")
     st.plotly_chart(confusion_figure(entry.report("test", True), False, "PrivateTest, TTA"),
                     width="stretch", key="ens_cm")
+    members = st.session_state["ensemble_members"]
+    without_weights = [m["name"] for m in members if not m.get("checkpoint")]
+    if without_weights:
+        st.caption(f"Evaluated from stored predictions; it cannot be saved as a model, because "
+                   f"{', '.join(without_weights)} ship{'s' if len(without_weights) == 1 else ''} no checkpoint.")
+        return
     name_col, save_col = st.columns([3, 1])
     name = name_col.text_input("Save as model", key="ens_name", placeholder="e.g. vgg-ensemble")
     if save_col.button("Save ensemble", key="ens_save", disabled=not name.strip()):
         try:
-            path = save_ensemble(name.strip(), st.session_state["ensemble_members"], entry.reports,
-                                 entry.tta_views or DEFAULT_VIEWS, models_dir())
+            path = save_ensemble(name.strip(), members, entry.reports, entry.tta_views or DEFAULT_VIEWS, models_dir(),
+                                 predictions=entry.stored)
         except FERError as exc:
             st.error(str(exc))
             return
@@ -323,29 +389,32 @@ def ensemble_section(entries: list[Entry], data_box) -> None:
         st.rerun()
 
 
-def evaluate_ensemble(members: list[Entry], dataset_path: str, views: int) -> bool | None:
+def evaluate_ensemble(members: list[Entry], dataset_path: str | None, views: int) -> bool | None:
     """True once the ensemble's metrics are in the session, False when it failed, None while it runs."""
-    dataset = cached_dataset(dataset_path, _mtime(dataset_path))
+    dataset = cached_dataset(dataset_path, _mtime(dataset_path)) if dataset_path else None
+    sources = [m.stored if m.stored is not None else m.checkpoint for m in members]
     try:
-        key = "ensemble:" + "+".join(_task_key(m.checkpoint, dataset, dataset_path, "test", views) for m in members)
-        metrics = run_in_background(key, "Evaluating the ensemble (member predictions are cached)", ensemble_metrics,
-                                    [m.checkpoint for m in members], dataset, views)
+        key = "ensemble:" + "+".join(m.key if m.stored is not None
+                                     else _task_key(m.checkpoint, dataset, dataset_path, "test", views) for m in members)
+        outcome = run_in_background(key, "Evaluating the ensemble (member predictions are cached)", ensemble_metrics,
+                                    sources, dataset, views)
     except FERError as exc:
         st.error(f"The ensemble could not be evaluated: {exc}")
         return False
     except Exception as exc:  # an unexpected failure is reported; the page goes on
         st.error(f"The ensemble could not be evaluated ({type(exc).__name__}: {exc})")
         return False
-    if metrics is None:
+    if outcome is None:
         return None
+    metrics, averaged = outcome
     name = "ensemble of " + " + ".join(m.name for m in members)
     st.session_state["ensemble_entry"] = Entry(
         key="session:ensemble", name=name, kind="ensemble (unsaved)", arch="ensemble",
         parameters=sum(m.parameters or 0 for m in members), reports=metrics, tta_views=views,
-        note="not saved: save it below to use it on Predict")
+        note="not saved: save it below to use it on Predict", stored=averaged)
     st.session_state["ensemble_members"] = [
-        {"name": m.name, "checkpoint": str(m.checkpoint), "arch": m.arch, "parameters": m.parameters,
-         "training_seconds": m.training_seconds, "hardware": m.device} for m in members]
+        {"name": m.name, "checkpoint": str(m.checkpoint) if m.checkpoint else None, "arch": m.arch,
+         "parameters": m.parameters, "training_seconds": m.training_seconds, "hardware": m.device} for m in members]
     return True
 
 

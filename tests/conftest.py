@@ -151,3 +151,36 @@ def browser_page():
     yield open_page
     for ctx in reversed(pages):
         ctx.__exit__(None, None, None)
+
+
+# ----------------------------------------------------------------------------- Compare's tiny world
+
+@pytest.fixture(scope="session")
+def compare_world(tmp_path_factory):
+    """runs/: two finished one-epoch runs (different archs) and one with a damaged best.pt;
+    models/: a card shipped from the first run (its checkpoint included) and a reference card of the
+    second (no checkpoint; its per-image predictions beside it); and the data zip."""
+    return _build_world(tmp_path_factory)
+
+
+def _build_world(tmp_path_factory) -> dict:
+    import shutil
+
+    from fer_core.model_cards import ship_card_only, ship_run
+    from fer_core.train import TrainConfig, main
+    root = tmp_path_factory.mktemp("compare-world")
+    data = root / "archive.zip"
+    with zipfile.ZipFile(data, "w") as zf:
+        for rel, blob, _ in kaggle_entries():
+            zf.writestr(rel, blob)
+    runs, models = root / "runs", root / "models"
+    made = []
+    for arch, name in (("fer_vgg_small", "small-a"), ("elu_cnn", "elu-b")):
+        made.append(main(TrainConfig(arch=arch, data=str(data), out=str(runs), name=name, epochs=1,
+                                     batch_size=16, tta_views=2, rotate=0, zoom=0, shift=0)))
+    damaged = runs / "damaged-c"
+    shutil.copytree(made[0], damaged)
+    (damaged / "best.pt").write_bytes(b"not a checkpoint")
+    ship_run(made[0], "reference-small", models_dir=models, data=str(data))
+    ship_card_only(made[1], "reference-elu", models_dir=models, data=str(data))
+    return {"root": root, "data": data, "runs": runs, "models": models}

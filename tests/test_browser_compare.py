@@ -14,7 +14,6 @@ from fer_core.labels import EMOTIONS
 
 from .browser_harness import (assert_no_exception, chromium_page, dashboard_server, requires_chromium, screenshot,
                               wait_for_app)
-from .test_compare import compare_world  # noqa: F401  (shared session fixture: tiny trained runs and a card)
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 VIEWPORT = (1400, 3200)  # tall: Streamlit scrolls inside the page, so full-page screenshots need it
@@ -38,7 +37,7 @@ def wait_for_image_counts(page, expected: int, timeout_s: float = 90) -> list[in
         time.sleep(0.5)
 
 
-def test_two_runs_side_by_side_and_the_images_of_a_clicked_cell(compare_world, tmp_path):  # noqa: F811
+def test_two_runs_side_by_side_and_the_images_of_a_clicked_cell(compare_world, tmp_path):
     runs = tmp_path / "runs"
     for name in ("small-a", "elu-b"):
         shutil.copytree(compare_world["runs"] / name, runs / name)
@@ -74,7 +73,7 @@ def test_two_runs_side_by_side_and_the_images_of_a_clicked_cell(compare_world, t
         screenshot(page, "compare-two-runs-cell")
 
 
-def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, tmp_path):  # noqa: F811
+def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, tmp_path):
     env = {"FER_RUNS_DIR": str(tmp_path / "runs-not-made"), "FER_MODELS_DIR": str(compare_world["models"]),
            "FER_DATA": str(tmp_path / "no-data.zip")}
     with dashboard_server(env) as url, chromium_page(viewport=VIEWPORT) as page:
@@ -86,3 +85,32 @@ def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, tmp_path):  
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
         assert_no_exception(page)
         screenshot(page, "compare-fresh-clone")
+
+
+def test_without_checkpoints_a_reference_cards_cell_shows_its_images_and_mcnemar(compare_world, tmp_path):
+    """A fresh clone with the dataset but no checkpoints: the cards' stored per-image predictions are enough
+    for a cell's images, and for McNemar's test between the two picked cards."""
+    models = tmp_path / "models"
+    shutil.copytree(compare_world["models"], models, ignore=shutil.ignore_patterns("*.pt"))
+    cards = {n: json.loads((models / f"{n}.json").read_text()) for n in ("reference-small", "reference-elu")}
+    matrices = [np.array(c["metrics"]["test"]["tta"]["confusion_matrix"]) for c in cards.values()]
+    true, predicted = np.unravel_index(np.argmax(sum(matrices)), matrices[0].shape)
+    expected_counts = sorted(int(m[true, predicted]) for m in matrices)
+    env = {"FER_RUNS_DIR": str(tmp_path / "runs-not-made"), "FER_MODELS_DIR": str(models),
+           "FER_DATA": str(compare_world["data"]), "FER_CACHE_DIR": str(tmp_path / "cache")}
+    with dashboard_server(env) as url, chromium_page(viewport=VIEWPORT) as page:
+        open_compare(page, url, "Images in a cell")
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
+        body = page.inner_text("body")
+        assert "reference-elu · model card · elu_cnn" in body and "McNemar's exact test" in body
+        plot_area = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.bounding_box()
+        x = plot_area["x"] + (predicted + 0.5) / len(EMOTIONS) * plot_area["width"]
+        y = plot_area["y"] + (true + 0.5) / len(EMOTIONS) * plot_area["height"]
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        assert wait_for_image_counts(page, expected=2) == expected_counts, page.inner_text("body")[:3000]
+        if max(expected_counts):
+            page.locator('[data-testid="stImage"] img, [data-testid="stImage"]').first.wait_for(timeout=30_000)
+        assert not list(models.glob("*.pt")) and "not a readable checkpoint" not in page.inner_text("body")
+        assert_no_exception(page)
+        screenshot(page, "compare-cards-without-checkpoints")

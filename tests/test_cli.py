@@ -98,7 +98,7 @@ def test_ship_card_only_writes_a_reference_card_that_compare_and_the_table_show(
     monkeypatch.setenv("FER_MODELS_DIR", str(models))
     assert main(["ship", str(run), "--name", "ref-seed_cnn", "--card-only", "--notes", "CPU reference"]) == 0
     assert "checkpoint not shipped" in capsys.readouterr().out
-    assert list(models.iterdir()) == [models / "ref-seed_cnn.json"]  # no weights
+    assert sorted(p.name for p in models.iterdir()) == ["ref-seed_cnn.json", "ref-seed_cnn.predictions.npz"]  # no weights
     (card,) = load_cards(models)
     evaluation = json.loads((run / "eval.json").read_text())
     assert card["checkpoint"] is None and card["metrics"]["test"] == evaluation["test"]

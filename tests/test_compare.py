@@ -1,61 +1,23 @@
-"""fer_core.compare: runs and cards as entries, cached per-image predictions, the computed reading.
-
-The `compare_world` fixture (two tiny trained runs, a damaged run and a shipped card) is shared
-with the page tests, which import it.
-"""
+"""Compare's library side: runs and cards as entries, cached and stored per-image predictions, ensembles of
+entries, the computed reading, McNemar's test. The `compare_world` fixture lives in conftest.py."""
 from __future__ import annotations
-
-import shutil
-import zipfile
 
 import numpy as np
 import pytest
 
-from fer_core.compare import (all_entries, architectures_without_cards, card_entries, cell_indices,
-                              ensemble_metrics, most_confused_pair, predictions, reading, run_entries,
-                              summary_rows)
+from dashboard.compare_views import cell_indices, most_confused_pair, reading, summary_rows
+from fer_core.compare import all_entries, architectures_without_cards, card_entries, run_entries
+from fer_core.ensemble import ensemble_metrics
 from fer_core.errors import CheckpointError
 from fer_core.evaluate import metrics_report
 from fer_core.labels import EMOTIONS
-from tests.conftest import kaggle_entries
-
-
-_WORLD: dict = {}  # built once per session, even when the fixture is imported by other test modules
-
-
-@pytest.fixture(scope="session")
-def compare_world(tmp_path_factory):
-    """runs/: two finished one-epoch runs (different archs) and one with a damaged best.pt;
-    models/: a card shipped from the first run (its checkpoint included); and the data zip."""
-    if not _WORLD:
-        _WORLD.update(_build_world(tmp_path_factory))
-    return _WORLD
-
-
-def _build_world(tmp_path_factory) -> dict:
-    from fer_core.model_cards import ship_run
-    from fer_core.train import TrainConfig, main
-    root = tmp_path_factory.mktemp("compare-world")
-    data = root / "archive.zip"
-    with zipfile.ZipFile(data, "w") as zf:
-        for rel, blob, _ in kaggle_entries():
-            zf.writestr(rel, blob)
-    runs, models = root / "runs", root / "models"
-    made = []
-    for arch, name in (("fer_vgg_small", "small-a"), ("elu_cnn", "elu-b")):
-        made.append(main(TrainConfig(arch=arch, data=str(data), out=str(runs), name=name, epochs=1,
-                                     batch_size=16, tta_views=2, rotate=0, zoom=0, shift=0)))
-    damaged = runs / "damaged-c"
-    shutil.copytree(made[0], damaged)
-    (damaged / "best.pt").write_bytes(b"not a checkpoint")
-    ship_run(made[0], "reference-small", models_dir=models, data=str(data))
-    return {"root": root, "data": data, "runs": runs, "models": models}
+from fer_core.prediction_cache import predictions
 
 
 def test_runs_and_cards_become_entries(compare_world):
     entries = all_entries(compare_world["runs"], compare_world["models"])
     by_name = {e.name: e for e in entries}
-    assert set(by_name) == {"small-a", "elu-b", "damaged-c", "reference-small"}
+    assert set(by_name) == {"small-a", "elu-b", "damaged-c", "reference-small", "reference-elu"}
     card = by_name["reference-small"]
     assert card.kind == "model card" and card.checkpoint.name == "reference-small.pt"
     assert card.report("test", True)["tta_views"] == 2 and card.learning_curve
@@ -73,7 +35,7 @@ def test_runs_and_cards_become_entries(compare_world):
 def test_a_fresh_clone_has_only_cards(tmp_path, compare_world):
     assert run_entries(tmp_path / "no-runs") == [] and not (tmp_path / "no-runs").exists()
     cards = card_entries(compare_world["models"])
-    assert [c.name for c in cards] == ["reference-small"]
+    assert [c.name for c in cards] == ["reference-elu", "reference-small"]
     assert card_entries(tmp_path / "nothing") == []
 
 
@@ -104,7 +66,7 @@ def test_ensemble_metrics_of_two_runs(compare_world):
     from fer_core.data import load_dataset
     dataset = load_dataset(compare_world["data"])
     checkpoints = [compare_world["runs"] / n / "best.pt" for n in ("small-a", "elu-b")]
-    metrics = ensemble_metrics(checkpoints, dataset, tta_views=2)
+    metrics, _ = ensemble_metrics(checkpoints, dataset, tta_views=2)
     assert metrics["test"]["tta"]["tta_views"] == 2 and metrics["val"]["plain"]["n"] == len(dataset["val"])
     assert np.asarray(metrics["test"]["plain"]["confusion_matrix"]).sum() == len(dataset["test"])
 

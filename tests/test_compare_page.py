@@ -6,7 +6,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO
-from tests.test_compare import compare_world  # noqa: F401  (shared session fixture)
 
 PAGE = str(REPO / "pages" / "compare.py")
 
@@ -22,7 +21,7 @@ def fresh_worker(monkeypatch):
 
 
 @pytest.fixture
-def page(compare_world, monkeypatch, tmp_path):  # noqa: F811
+def page(compare_world, monkeypatch, tmp_path):
     """The page over the tiny world, with a models/ copy the test may write into."""
     import shutil
     models = tmp_path / "models"
@@ -92,17 +91,35 @@ def test_damaged_checkpoint_is_a_note_not_an_exception(page):
     assert page.get("image") or any(c.value == "0 images" for c in page.caption)  # the healthy run still works
 
 
-def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, monkeypatch, tmp_path):  # noqa: F811
+def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, monkeypatch, tmp_path):
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs-not-made"))
     monkeypatch.setenv("FER_MODELS_DIR", str(compare_world["models"]))
     monkeypatch.delenv("FER_DATA", raising=False)
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception and not at.error
-    assert list(at.dataframe[0].value["name"]) == ["reference-small"]
+    assert list(at.dataframe[0].value["name"]) == ["reference-elu", "reference-small"]
     assert not (tmp_path / "runs-not-made").exists()
     charts = [c.key for c in at.get("plotly_chart")]
-    assert "cm:card:reference-small" in charts and "curves" in charts  # the card alone: metrics, matrix, curves
-    assert any("Add a second model" in c.value for c in at.caption)
+    assert {"cm:card:reference-small", "cm:card:reference-elu", "curves"} <= set(charts)  # cards alone: matrices, curves
+    # McNemar's test from the cards' stored per-image predictions: no checkpoint run, no dataset needed
+    verdicts = [m.value for m in [*at.success, *at.info] if "McNemar's exact test" in m.value]
+    assert len(verdicts) == 1 and "PrivateTest (test), TTA: Of " in verdicts[0]
+
+
+def test_an_ensemble_of_reference_cards_needs_no_checkpoint_and_no_dataset(compare_world, monkeypatch, tmp_path):
+    import shutil
+    models = tmp_path / "models"
+    shutil.copytree(compare_world["models"], models, ignore=shutil.ignore_patterns("*.pt"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs-not-made"))
+    monkeypatch.setenv("FER_MODELS_DIR", str(models))
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "no-data.zip"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.multiselect(key="ens_members").set_value(["card:reference-small", "card:reference-elu"]).run()
+    at.button(key="ens_eval").click().run()
+    assert not at.exception and not at.error
+    assert any(m.label.startswith("PrivateTest (test) accuracy") for m in at.metric)
+    assert any("cannot be saved as a model" in c.value for c in at.caption)  # no weights to ship
+    assert not any("dataset is needed" in w.value for w in at.warning)
 
 
 def test_an_ensemble_is_evaluated_compared_and_saved_for_predict(page, tmp_path):
@@ -127,7 +144,7 @@ def test_an_ensemble_is_evaluated_compared_and_saved_for_predict(page, tmp_path)
     assert name == "duo" and len(load_model(card).members) == 2
 
 
-def test_a_run_without_evaluation_is_evaluated_on_request(compare_world, monkeypatch, tmp_path):  # noqa: F811
+def test_a_run_without_evaluation_is_evaluated_on_request(compare_world, monkeypatch, tmp_path):
     import shutil
     runs = tmp_path / "runs"
     shutil.copytree(compare_world["runs"] / "small-a", runs / "small-a")

@@ -1,0 +1,86 @@
+"""What Compare shows in words and tables: the overview rows, the written reading, a confusion cell's images."""
+from __future__ import annotations
+
+import numpy as np
+
+from fer_core.compare import Entry
+from fer_core.labels import EMOTIONS
+
+SPLIT_NAMES = {"val": "PublicTest (val)", "test": "PrivateTest (test)"}
+
+
+def _best_val(entry: Entry) -> float | None:
+    """Best per-epoch val accuracy of the learning curve: what a run still training has."""
+    values = [m["val_accuracy"] for m in entry.learning_curve if m.get("val_accuracy") is not None]
+    return max(values) if values else None
+
+
+def summary_rows(entries: list[Entry]) -> list[dict]:
+    """One row per entry for the overview table (accuracies in %)."""
+    def pct(value):
+        return None if value is None else round(100 * value, 2)
+    rows = []
+    for e in entries:
+        test_tta = e.report("test", True)
+        rows.append({
+            "name": e.name, "kind": e.kind, "architecture": e.arch, "sweep": e.sweep or "",
+            "state": e.state or "", "parameters": e.parameters, "balancing": e.balance or "",
+            "epochs": e.epochs, "val acc %": pct(e.accuracy("val", False) if e.report("val", False) else _best_val(e)),
+            "val acc TTA %": pct(e.accuracy("val", True)), "test acc %": pct(e.accuracy("test", False)),
+            "test acc TTA %": pct(e.accuracy("test", True)),
+            "test macro-F1 (TTA)": None if test_tta is None else round(test_tta["macro_f1"], 4),
+            **{f"{c} recall (TTA)": None if test_tta is None else round(test_tta["per_class"][c]["recall"], 3)
+               for c in ("disgust", "fear")},  # the rare and the most confused class: what balancing is for
+            "training min": None if e.training_seconds is None else round(e.training_seconds / 60, 1),
+            "device": e.device or "", "images/s": None if e.images_per_s is None else round(e.images_per_s),
+            "note": e.note,
+        })
+    return rows
+
+
+def cell_indices(labels: np.ndarray, probs: np.ndarray, true: int, predicted: int) -> np.ndarray:
+    """Indices of the images of class `true` predicted as `predicted`, most confident first."""
+    pred = probs.argmax(1)
+    idx = np.flatnonzero((labels == true) & (pred == predicted))
+    return idx[np.argsort(-probs[idx, predicted], kind="stable")]
+
+
+def most_confused_pair(report: dict) -> tuple[str, str, int, float] | None:
+    """(true, predicted, count, share of the true class) of the largest off-diagonal cell."""
+    cm = np.asarray(report["confusion_matrix"])
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    if off.sum() == 0:
+        return None
+    t, p = np.unravel_index(off.argmax(), off.shape)
+    row = cm[t].sum()
+    return EMOTIONS[t], EMOTIONS[p], int(off[t, p]), float(off[t, p] / row) if row else 0.0
+
+
+def reading(reports: dict[str, dict]) -> list[str]:
+    """Sentences describing each model and their differences, computed from their reports."""
+    lines = []
+    for name, report in reports.items():
+        f1 = {c: m["f1"] for c, m in report["per_class"].items() if m["support"]}
+        if not f1:
+            lines.append(f"**{name}**: no images in this split.")
+            continue
+        best, worst = max(f1, key=f1.get), min(f1, key=f1.get)
+        text = (f"**{name}**: accuracy {report['accuracy']:.1%}, macro-F1 {report['macro_f1']:.3f}; "
+                f"best class *{best}* (F1 {f1[best]:.2f}), worst *{worst}* (F1 {f1[worst]:.2f})")
+        pair = most_confused_pair(report)
+        if pair:
+            t, p, count, share = pair
+            text += f"; most often mistakes *{t}* for *{p}* ({count} images, {share:.0%} of {t})"
+        lines.append(text + ".")
+    if len(reports) >= 2:
+        ranked = sorted(reports.items(), key=lambda kv: -kv[1]["accuracy"])
+        (top, r1), (low, r2) = ranked[0], ranked[-1]
+        lines.append(f"**{top}** is the most accurate here, {100 * (r1['accuracy'] - r2['accuracy']):.1f} "
+                     f"points above **{low}**.")
+        gaps = {c: max(r["per_class"][c]["f1"] for _, r in ranked) - min(r["per_class"][c]["f1"] for _, r in ranked)
+                for c in EMOTIONS}
+        c = max(gaps, key=gaps.get)
+        leader = max(ranked, key=lambda kv: kv[1]["per_class"][c]["f1"])[0]
+        lines.append(f"They differ most on *{c}*: F1 varies by {gaps[c]:.2f}, best with **{leader}**.")
+    return lines
