@@ -207,8 +207,13 @@ def cmd_ensemble(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_benchmarks
-    run_benchmarks(args)
+    if args.what == "live":
+        from .bench.live import run
+    elif args.what == "predict":
+        from .bench.predict import run
+    else:
+        from .bench.models import run_benchmarks as run
+    run(args)
     return 0
 
 
@@ -364,7 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epochs", type=int, default=30, help="epoch budget of the time-to-accuracy run")
     bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
     bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")
-    bench.set_defaults(func=cmd_bench)
+    bench.set_defaults(func=cmd_bench, what="models")
+    kinds = bench.add_subparsers(dest="what", metavar="{live,predict}",
+                                 help="instead of the models' figures: the Live page's frame rate, or one photo end to end")
+    bench_live = kinds.add_parser("live", help="the Live page's frame processing on a 640x480 clip")
+    bench_live.add_argument("--model", default=None, help="checkpoint (default: models/default.pt)")
+    bench_live.add_argument("--clip", default=None, help="a video file instead of the generated astronaut clip")
+    bench_live.add_argument("--seconds", type=float, default=5.0, help="measuring time per setting")
+    bench_live.add_argument("--detect-every", type=int, nargs="+", default=[1, 3, 5])
+    bench_live.add_argument("--tta-views", type=views_arg, default=2, help="views for the TTA-on rows")
+    bench_live.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    bench_predict = kinds.add_parser("predict", help="one photo end to end: decode, detection, classification")
+    bench_predict.add_argument("--checkpoint", help="default: models/default.pt, else an untrained fer_vgg_small")
+    bench_predict.add_argument("--repeats", type=int, default=30)
+    bench_predict.add_argument("--yunet", help="time YuNet detection with this ONNX file instead of Haar")
+    bench_predict.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
 
     predict = commands.add_parser("predict", help="emotions of the faces in photos (and videos)")
     predict.add_argument("files", nargs="+", metavar="FILE", help="jpg, png, webp, bmp, gif; or mp4, avi, mov, webm")

@@ -168,7 +168,7 @@ def test_fps_meter():
 
 
 def test_real_model_on_a_real_face(tiny_checkpoint):
-    from fer_core.bench_live import astronaut_clip
+    from fer_core.bench.sample_faces import astronaut_clip
     from fer_core.inference import EmotionRecognizer
     processor = LiveProcessor(EmotionRecognizer.load(tiny_checkpoint), LiveSettings(detect_every=2))
     for rgb in astronaut_clip(4):

@@ -1,9 +1,9 @@
-"""`python -m fer_core bench`: speed figures, printed, never asserted.
+"""`python -m fer_core bench`: the models' speed figures.
 
 Measures the first decode of the dataset, a cached load, training images/s per architecture
 (forward, backward and optimizer step with batched augmentation, on the chosen device) with the
 utilisation it means, evaluation images/s with and without TTA, one photo end to end
-(bench_predict.py) and, on request, the training time a real run needs to reach a PrivateTest
+(bench/predict.py) and, on request, the training time a real run needs to reach a PrivateTest
 accuracy.
 """
 from __future__ import annotations
@@ -16,23 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import AugmentConfig, augment_batch
-from .data import load_dataset
-from .evaluate import predict_images
-from .models import count_parameters, create_model, normalize_images
-from .precision import autocast, bf16_supported, memory_format, precision_name
-from .train import resolve_device
-from .tta import DEFAULT_VIEWS
-
-
-def _timed(fn, seconds: float, min_runs: int = 2) -> tuple[float, int]:
-    """Mean seconds per call of fn over at least `min_runs` calls or `seconds`, after one warm-up."""
-    fn()
-    runs, start = 0, time.perf_counter()
-    while runs < min_runs or time.perf_counter() - start < seconds:
-        fn()
-        runs += 1
-    return (time.perf_counter() - start) / runs, runs
+from ..augment import AugmentConfig, augment_batch
+from ..data import load_dataset
+from ..evaluate import predict_images
+from ..models import count_parameters, create_model, normalize_images
+from ..precision import autocast, bf16_supported, memory_format, precision_name
+from ..train import resolve_device
+from ..tta import DEFAULT_VIEWS
+from .timing import timed
 
 
 def bench_data(data) -> None:
@@ -79,7 +70,7 @@ def peak_tflops(device: torch.device) -> tuple[float, str]:
         a @ a
         if device.type == "cuda":
             torch.cuda.synchronize()
-    per_call, _ = _timed(matmul, 1.0)
+    per_call, _ = timed(matmul, 1.0)
     return 2 * n ** 3 / per_call / 1e12, f"measured {str(dtype).removeprefix('torch.')} matmul peak"
 
 
@@ -112,7 +103,7 @@ def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    per_step, runs = _timed(step, seconds)
+    per_step, runs = timed(step, seconds)
     return batch_size / per_step, runs, model
 
 
@@ -141,7 +132,7 @@ def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1,
     engines = {precision_name(bf16): (model, bf16) for bf16 in _precisions(device)}
     with tempfile.TemporaryDirectory() as folder:
         if device.type == "cpu":
-            from .onnx_export import OnnxModel, export_module
+            from ..onnx_export import OnnxModel, export_module
             engines["onnxruntime"] = (OnnxModel(export_module(create_model(arch).eval(), Path(folder) / "m.onnx")),
                                       False)
         for batch in batches:
@@ -153,7 +144,7 @@ def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1,
                         net(x)
                     if device.type == "cuda":
                         torch.cuda.synchronize()
-                times[name], _ = _timed(forward, seconds / len(batches) / len(engines), min_runs=5)
+                times[name], _ = timed(forward, seconds / len(batches) / len(engines), min_runs=5)
             figures = "  ".join(f"{n} {1000 * t / batch:7.3f} ms/face {batch / t:7.0f} faces/s"
                                 for n, t in times.items())
             ratio = f"  (bf16/fp32 speed {times['fp32'] / times['bf16']:.2f}x)" if "bf16" in times else ""
@@ -162,9 +153,9 @@ def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1,
 
 def bench_time_to_accuracy(arch: str, targets: list[float], args, device: torch.device) -> None:
     """Train a real run, PrivateTest measured after every epoch, and report when it first reaches each target."""
-    from .run_folder import read_metrics
-    from .train import TrainConfig
-    from .train import main as train
+    from ..run_folder import read_metrics
+    from ..train import TrainConfig
+    from ..train import main as train
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(arch=arch, data=args.data, out=out, epochs=args.epochs, epoch_size=args.epoch_size,
                           batch_size=args.batch_size, device=str(device), track_test=True,
@@ -198,15 +189,15 @@ def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 
     model = create_model(arch).to(device).eval()
     images = np.random.default_rng(0).integers(0, 256, (n_images, 48, 48), dtype=np.uint8)
     for views in (1, DEFAULT_VIEWS):
-        per_call, _ = _timed(lambda v=views: predict_images(model, images, v, 512, device), seconds / 2)
+        per_call, _ = timed(lambda v=views: predict_images(model, images, v, 512, device), seconds / 2)
         label = "TTA off" if views == 1 else f"TTA {views} views"
         print(f"evaluate {arch:14} {label:13}: {len(images) / per_call:8.0f} images/s")
 
 
 def bench_agreement(data, device: torch.device, views: int = DEFAULT_VIEWS) -> None:
     """Top-1 agreement of bf16 and fp32 inference of the default model on PrivateTest, plain and with TTA."""
-    from .ensemble import load_model
-    from .paths import default_checkpoint
+    from ..ensemble import load_model
+    from ..paths import default_checkpoint
     if not bf16_supported(device) or not default_checkpoint().is_file():
         print("agree    skipped: " + ("no default model" if bf16_supported(device) else "no native bf16 here"))
         return
@@ -222,7 +213,7 @@ def bench_agreement(data, device: torch.device, views: int = DEFAULT_VIEWS) -> N
 
 def run_benchmarks(args) -> None:
     if args.from_run:  # figures of a finished run: nothing is trained or timed
-        from .run_folder import read_metrics
+        from ..run_folder import read_metrics
         run = Path(args.from_run)
         print_time_to_accuracy(run.name, args.time_to_accuracy or [0.68, 0.70], read_metrics(run / "metrics.jsonl"))
         return
@@ -245,13 +236,13 @@ def run_benchmarks(args) -> None:
     for arch in args.arch if args.time_to_accuracy and not args.from_run else []:
         bench_time_to_accuracy(arch, args.time_to_accuracy, args, device)
     if not args.no_predict:
-        from .bench_predict import bench_predict
+        from .predict import bench_predict
         bench_predict()
 
 
 def _default_data_exists() -> bool:
-    from .data import resolve_data_path
-    from .errors import DataError
+    from ..data import resolve_data_path
+    from ..errors import DataError
     try:
         resolve_data_path(None)
         return True
