@@ -24,8 +24,11 @@ class AugmentConfig:
         return asdict(self)
 
 
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Augment a (B, C, H, W) float batch; returns a new tensor on the same device."""
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None,
+                  flips: torch.Tensor | None = None) -> torch.Tensor:
+    """Augment a (B, C, H, W) float batch; returns a new tensor on the same device.
+
+    `flips` (B,) bool chooses the mirrored images (alternating flip) instead of a coin per image."""
     b = x.shape[0]
     dev = x.device
     rand = lambda *shape: torch.rand(*shape, device=dev, generator=generator)  # noqa: E731
@@ -38,7 +41,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if cfg.flip:
-        flip = rand(b) < 0.5
+        flip = rand(b) < 0.5 if flips is None else flips.to(dev)
         x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
     if cfg.erase > 0:
         x = random_erase(x, cfg.erase, rand)
