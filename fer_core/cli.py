@@ -69,7 +69,8 @@ def cmd_data_audit(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import config_from_args, main
+    from .train import main
+    from .train_config import config_from_args
     config = config_from_args(args)
     try:
         config.validate()
@@ -83,11 +84,11 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .data import load_dataset
-    from .ensemble import load_model
+    from .loading import load_model
     from .evaluate import metrics_report, predict_images
     from .leakage import clean_report, leaked_test_mask
     from .precision import precision_name, use_bf16
-    from .train import resolve_device
+    from .devices import resolve_device
     device = resolve_device(args.device)
     args.checkpoint = args.checkpoint or str(default_checkpoint())
     if args.checkpoint == str(default_checkpoint()) and not default_checkpoint().exists():
@@ -288,8 +289,7 @@ class OneLineErrors(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .models import list_models
-    from .train import _bool as on_off
-    from .train import get_args_parser
+    from .train_config import get_args_parser, on_off
     from .tta import views_arg
     parser = OneLineErrors(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -19,7 +19,7 @@ TEACHER_VIEWS = 2  # the image and its mirror: the student also trains on mirror
 
 def teacher_probabilities(teacher: str | os.PathLike, images: np.ndarray, device: torch.device) -> torch.Tensor:
     """(N, 7) float32 probabilities of `teacher` for uint8 48x48 `images`, on `device`."""
-    from .ensemble import load_model
+    from .loading import load_model
     model = load_model(teacher, device)
     probs = predict_images(model, images, TEACHER_VIEWS, 512, device)
     return torch.from_numpy(probs).float().to(device)

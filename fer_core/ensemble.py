@@ -3,7 +3,7 @@
 A saved ensemble is a model card (`models/<name>.json`, arch "ensemble") whose `members` name
 float16 copies of the member checkpoints in `models/<name>.members/`, so it is self-contained:
 
-    model = load_model("models/my-ensemble.json")   # or any .pt checkpoint: one loader for both
+    model = loading.load_model("models/my-ensemble.json")   # the one loader of every kind of model
     EmotionRecognizer(model, source="models/my-ensemble.json")
 
 The ensemble module returns log-probabilities, so softmax (what every predictor applies) gives
@@ -140,16 +140,6 @@ def load_ensemble(card_path: str | os.PathLike, device: str | torch.device = "cp
     if not paths:
         raise CheckpointError(f"ensemble {card_path} lists no members")
     return EnsembleModel([model_from_checkpoint(load_checkpoint(p), device) for p in paths]).to(device).eval()
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """A network ready to predict from a checkpoint (.pt), a saved ensemble (.json) or an ONNX export (.onnx)."""
-    if Path(path).suffix == ".json":
-        return load_ensemble(path, device)
-    if Path(path).suffix == ".onnx":
-        from .onnx_export import OnnxModel
-        return OnnxModel(path)  # onnxruntime on the CPU, whatever `device` says
-    return model_from_checkpoint(load_checkpoint(path), device)
 
 
 def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,

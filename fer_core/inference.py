@@ -70,7 +70,7 @@ class EmotionRecognizer:
                 raise CheckpointError(
                     f"the default model is missing ({path}). Train one and ship it: `python -m fer_core train` "
                     "then `python -m fer_core ship runs/<run>`; or pass a checkpoint: load('runs/<run>/best.pt')")
-        from .ensemble import load_model
+        from .loading import load_model
         model = load_model(path, device)
         return cls(model, FaceDetector(yunet_model), device, str(path))
 

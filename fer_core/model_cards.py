@@ -93,7 +93,7 @@ def measure_card(card_path: str | Path, dataset, device: str = "cpu") -> dict:
     """Measure the model a card describes (its shipped file: checkpoint or ensemble members) on `dataset`:
     the card's metrics become exactly what `python -m fer_core evaluate` reports for it, with clean-PrivateTest
     figures, and its per-image probabilities are written beside it. Returns the updated card."""
-    from .ensemble import load_model  # ensemble reads cards: imported here, not at the top
+    from .loading import load_model
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
     model_file = card_path if card_kind(card) == "ensemble" else card_path.parent / card["checkpoint"]

@@ -35,7 +35,7 @@ class ProbabilityOutput(nn.Module):
 
 def export_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """Write `model_path` (a .pt checkpoint or a saved ensemble .json) as an ONNX graph at `out_path`."""
-    from .ensemble import load_model
+    from .loading import load_model
     return export_module(load_model(model_path, "cpu"), out_path)
 
 
@@ -94,7 +94,7 @@ class OnnxModel(nn.Module):
 
 def verify_export(model_path: str | os.PathLike, onnx_path: str | os.PathLike, images: np.ndarray) -> dict:
     """Largest absolute probability difference and top-1 agreement of ONNX Runtime against PyTorch (fp32)."""
-    from .ensemble import load_model
+    from .loading import load_model
     from .evaluate import predict_images
     reference = predict_images(load_model(model_path, "cpu"), images, 1, 256, "cpu", amp=False)
     exported = predict_images(OnnxModel(onnx_path), images, 1, 256, "cpu", amp=False)

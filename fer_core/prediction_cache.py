@@ -62,7 +62,7 @@ def predictions(checkpoint: str | os.PathLike, dataset, split: str, views: int =
     views, so a retrained or re-shipped checkpoint is predicted again. `progress(done, total)` is
     called as images are predicted. Raises CheckpointError.
     """
-    from .ensemble import load_model
+    from .loading import load_model
     from .evaluate import predict_images
     cache = prediction_cache_path(checkpoint, dataset, split, views, cache_dir)
     probs = _read_cached(cache, len(dataset[split]))

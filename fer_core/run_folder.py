@@ -1,7 +1,8 @@
-"""The run folder: what a run may be named, the lock of the one trainer that writes it, and reading its files.
+"""The run folder: what a run may be named, the lock of the one trainer that writes it, and its files,
+written and read here only.
 
-A run folder (written by train.py) holds config.json, status.json, metrics.jsonl (one line per epoch),
-eval.json, best.pt, last.pt and the launcher's train.log. Every path to one goes through `run_path`, so
+A run folder holds config.json, status.json, metrics.jsonl (one line per epoch), eval.json, best.pt,
+last.pt and the launcher's train.log. Every path to one goes through `run_path`, so
 no name (typed by a user or read from a damaged registry) can point outside the runs folder. Readers
 treat a file that lacks a field like a damaged one: they return what is usable and say what is wrong.
 """
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import FERError
@@ -232,3 +234,66 @@ def log_tail(path: Path, lines: int) -> str:
         return ""
     kept = [ln.strip() for ln in text.splitlines() if ln.strip() and not _PROGRESS_BAR.search(ln)]
     return " | ".join(kept[-lines:])[-600:]
+
+
+# ----------------------------------------------------------------------------- writing
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_status(run_dir: Path, **fields_) -> None:
+    path = run_dir / "status.json"
+    status = read_json(path)  # a damaged status.json is replaced, not fatal
+    status.update(fields_, updated=now())
+    tmp = path.with_name(".status.json.tmp")
+    tmp.write_text(json.dumps(status, indent=2))
+    os.replace(tmp, path)
+
+
+def new_run_dir(runs_dir: str | os.PathLike, name: str | None, arch: str) -> Path:
+    """A new, empty run folder: `name`, or a timestamp and the architecture."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = run_path(runs_dir, name or f"{stamp}-{arch}")
+    if run_dir.exists() and any(p.name != "train.log" for p in run_dir.iterdir()):  # the launcher's log may be there
+        raise FERError(f"run folder {run_dir} already exists: choose another --name, or --resume it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write a JSON file whole: readers never see half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def append_metrics(run_dir: Path, line: dict) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def truncate_metrics(path: Path, last_epoch: int) -> None:
+    """Drop metric lines of epochs after the resume point so every epoch is counted once."""
+    if not path.exists():
+        return
+    kept = [m for m in load_metrics(path)[0] if m["epoch"] <= last_epoch]  # damaged lines are dropped too
+    path.write_text("".join(json.dumps(m) + "\n" for m in kept))
+
+
+def provenance() -> dict:
+    """What a figure needs to be reproduced: the code's git commit (and whether it had local changes), torch."""
+    import subprocess
+    import torch
+
+    from .paths import PROJECT_ROOT
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": git("rev-parse", "HEAD"), "git_local_changes": bool(status) if status is not None else None,
+            "torch": torch.__version__}

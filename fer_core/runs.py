@@ -19,14 +19,14 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from .errors import FERError
 from .paths import PROJECT_ROOT, runs_dir
-from .run_folder import (RunNameError, load_eval, load_metrics, load_status, log_tail, read_json, run_path,
+from .run_folder import (RunNameError, load_eval, load_metrics, load_status, log_tail, now, read_json, run_path,
                          trainer_alive, trainer_pid)
-from .train import TrainConfig, config_to_args
+from .train_config import TrainConfig, config_to_args
 
 ACTIVE = ("queued", "running")
 DAMAGED = "damaged run files: "
@@ -83,10 +83,6 @@ class Run:
         d = asdict(self)
         d["config"] = json.loads(self.config)
         return d
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -168,7 +164,7 @@ class Registry:
             with self._db() as db:
                 db.execute("INSERT INTO runs (id, arch, state, slot, sweep, gpus, created, epochs, config) "
                            "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                           (run_id, config.arch, slot, sweep, gpus, _now(), config.epochs, json.dumps(asdict(config))))
+                           (run_id, config.arch, slot, sweep, gpus, now(), config.epochs, json.dumps(asdict(config))))
         except sqlite3.IntegrityError:  # another tab took the name since the check above
             raise taken from None
         if start_worker:
@@ -192,7 +188,7 @@ class Registry:
         """Stop a job cleanly: a queued job never starts; a running one gets SIGTERM and keeps last.pt."""
         run = self.get(run_id)
         if run.state == "queued":
-            self._set(run_id, state="cancelled", ended=_now())
+            self._set(run_id, state="cancelled", ended=now())
         elif run.state == "running" and _pid_alive(run.pid):
             # Jobs lead their own process group: torchrun and its workers all get the signal.
             if _is_group_leader(run.pid):
@@ -260,7 +256,7 @@ class Registry:
             folder = self._folder(run_id)
             if folder is None:  # a damaged row can never run: make it deletable
                 if row["state"] in ACTIVE:
-                    self._set(run_id, state="failed", ended=_now(), error=BAD_ROW)
+                    self._set(run_id, state="failed", ended=now(), error=BAD_ROW)
                 continue
             if row["state"] == "queued":
                 continue
@@ -275,7 +271,7 @@ class Registry:
         with self._db() as db:
             db.execute("INSERT OR IGNORE INTO runs (id, arch, state, slot, created, started, epochs, pid, config) "
                        "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                       (folder.name, config.get("arch", "?"), slot, status.get("started") or _now(),
+                       (folder.name, config.get("arch", "?"), slot, status.get("started") or now(),
                         status.get("started"), config.get("epochs"), status.get("pid"), json.dumps(config)))
             row = db.execute("SELECT * FROM runs WHERE id = ?", (folder.name,)).fetchone()
         update = self._from_folder(folder, row)
@@ -297,7 +293,7 @@ class Registry:
         state = status.get("state")
         training = trainer_alive(folder)
         if training and row["state"] != "running":  # a trainer started outside the registry (CLI --resume)
-            update.update(state="running", pid=trainer_pid(folder), started=_now(), ended=None, error=None)
+            update.update(state="running", pid=trainer_pid(folder), started=now(), ended=None, error=None)
         elif training and not _pid_alive(row["pid"]):  # cancel must reach the process that trains
             update["pid"] = trainer_pid(folder) or row["pid"]
         elif row["state"] == "running" and not training:
@@ -307,12 +303,12 @@ class Registry:
             # a trainer writes its start time after the registry launched it (for an adopted run, the same)
             fresh = (status.get("started") or "") >= (row["started"] or "")
             if state in ("finished", "failed", "cancelled") and fresh:
-                update.update(state=state, ended=status.get("updated") or _now(), error=status.get("error"))
+                update.update(state=state, ended=status.get("updated") or now(), error=status.get("error"))
             elif not alive and (not status or not fresh) and not status_problem:  # died before training
-                update.update(state="failed", ended=_now(),
+                update.update(state="failed", ended=now(),
                               error=log_tail(folder / "train.log", 3) or "the job ended before training started")
             elif not alive:
-                update.update(state="interrupted", ended=_now(),
+                update.update(state="interrupted", ended=now(),
                               error=status.get("error") or _interruption_note(folder, len(metrics)))
         elif (not training and state in ("finished", "failed", "cancelled") and state != row["state"]
               and status.get("updated", "") >= max(row["ended"] or "", row["started"] or "")):
@@ -365,7 +361,7 @@ def start_job(registry: Registry, run: Run) -> subprocess.Popen:
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
-    registry._set(run.id, state="running", pid=proc.pid, started=_now(), error=None)
+    registry._set(run.id, state="running", pid=proc.pid, started=now(), error=None)
     return proc
 
 
@@ -399,7 +395,7 @@ def run_worker(folder: str | os.PathLike | None = None, slot: str = "cpu", paral
                         raise FERError(BAD_ROW)
                     running[run_id] = start_job(registry, run)
                 except (FERError, ValueError, TypeError) as exc:  # a damaged row fails alone, the queue goes on
-                    registry._set(run_id, state="failed", ended=_now(), error=f"not started: {exc}")
+                    registry._set(run_id, state="failed", ended=now(), error=f"not started: {exc}")
             if not running and not queued:
                 return
             time.sleep(poll_s)
@@ -420,9 +416,9 @@ def _record_exit(registry: Registry, run_id: str, returncode: int) -> None:
     log = log_tail(Path(run.run_dir) / "train.log", 3)
     if returncode < 0:  # killed by a signal: SIGKILL, the OOM killer
         error = f"killed by signal {-returncode} after epoch {run.epochs_done}" + (f"; last log lines: {log}" if log else "")
-        registry._set(run_id, state="interrupted", ended=_now(), error=error)
+        registry._set(run_id, state="interrupted", ended=now(), error=error)
     else:
-        registry._set(run_id, state="failed", ended=_now(), error=f"exit code {returncode}: {log}")
+        registry._set(run_id, state="failed", ended=now(), error=f"exit code {returncode}: {log}")
 
 
 def ensure_worker(folder: str | os.PathLike, slot: str) -> None:

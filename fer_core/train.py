@@ -1,4 +1,5 @@
-"""Training: `main(config)` runs one job into a run folder; `get_args_parser()` is the CLI's.
+"""Training: `main(config)` runs one job into a run folder (train_config.py holds the config and its command
+line, distributed.py the torchrun plumbing, run_folder.py the files).
 
 The whole training split lives on the training device as uint8; each batch is indexed,
 normalised and augmented there (augment.py), so no host copy happens per batch. A run folder holds
@@ -7,14 +8,11 @@ point), status.json and, at the end, eval.json (val and test, TTA off and on).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,117 +22,25 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import tta
-from .augment import AugmentConfig, augment_batch
-from .balance import BALANCE_METHODS, class_weights, epoch_indices, weighted_cross_entropy
+from .augment import augment_batch
+from .balance import class_weights, epoch_indices, weighted_cross_entropy
 from .checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import load_dataset
+from .devices import device_name, resolve_device
 from .distill import distillation_loss, teacher_probabilities
+from .distributed import Distributed, init_distributed, shard
 from .errors import FERError
 from .evaluate import evaluate_splits, metrics_report, predict_images
 from .labels import EMOTIONS, NUM_CLASSES
 from .leakage import leaked_test_mask
-from .mixing import MIX_METHODS, alternating_flips, mix_batch
-from .models import count_parameters, create_model, list_models, normalize_images, supports_pretrained
+from .mixing import alternating_flips, mix_batch
+from .models import count_parameters, create_model, normalize_images
 from .precision import autocast, memory_format, precision_name, use_bf16
-from .run_folder import TrainerLock, check_run_name, load_metrics, read_json, run_path
-
-OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
-SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "nadam": 1e-3, "adamw": 1e-3}
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "fer_vgg_small"
-    data: str | None = None
-    out: str = "runs"
-    name: str | None = None
-    epochs: int = 30
-    batch_size: int | str = 128          # or "auto": the largest that fits the device
-    optimizer: str = "sgd"
-    lr: float | None = None              # None: DEFAULT_LR[optimizer] (the peak, for one-cycle)
-    weight_decay: float = 5e-4
-    scheduler: str = "onecycle"
-    patience: int = 0                    # early stopping after this many epochs without val gain; 0 = off
-    label_smoothing: float = 0.1
-    ema: float = 0.0                     # decay of a moving average of the weights (0: off); it is evaluated and saved
-    teacher: str | None = None           # distillation: a checkpoint or saved ensemble whose probabilities are learnt
-    distill_weight: float = 0.7          # share of the teacher's soft targets in the loss (with --teacher)
-    balance: str = "none"
-    flip: bool = True
-    alternating_flip: bool = False       # mirror each image every other epoch instead of at random (airbench)
-    mix: str = "none"                    # "mixup" or "cutmix": blend or patch pairs of images, and their targets
-    mix_alpha: float = 1.0               # Beta(alpha, alpha) draws the share of each image
-    rotate: float = 10.0
-    zoom: float = 0.1
-    shift: float = 0.1
-    erase: float = 0.0
-    exclude: str | None = None           # "audit" (what the health audit flags) or a file of image ids
-    pretrained: str | None = None        # "imagenet" or a state_dict path (torchvision backbones)
-    device: str = "auto"
-    amp: bool = True                     # bf16 autocast where the device runs bf16 natively (precision.py)
-    compile: bool = False
-    seed: int = 0
-    tta_views: int = tta.DEFAULT_VIEWS   # for the final evaluation
-    limit: int | None = None             # use a fixed random N images of each split (smoke runs)
-    epoch_size: int | None = None        # train on a fresh random N images per epoch (short CPU budgets)
-    track_test: bool = False             # also log PrivateTest accuracy per epoch (time-to-accuracy; never selects)
-    stop_at_test_accuracy: float | None = None  # benchmarks: end once PrivateTest reaches it (needs track_test)
-
-    def augment(self) -> AugmentConfig:
-        return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase)
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad option (the dashboard form shows it too)."""
-        if self.arch not in list_models():
-            raise ValueError(f"unknown architecture '{self.arch}': choose one of {', '.join(list_models())}")
-        if self.name is not None:
-            check_run_name(self.name)
-        checks = [
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}"),
-            (self.balance in BALANCE_METHODS, f"balance must be one of {', '.join(BALANCE_METHODS)}"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size == "auto" or (isinstance(self.batch_size, int) and self.batch_size >= 2),
-             "batch size must be 'auto' or an integer of at least 2"),
-            (self.lr is None or 0 < self.lr < 10, "learning rate must be in (0, 10)"),
-            (self.weight_decay >= 0, "weight decay must be >= 0"),
-            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
-            (0 <= self.ema < 1, "EMA decay must be in [0, 1), e.g. 0.999 (0: off)"),
-            (not self.teacher or Path(self.teacher).is_file(), f"teacher model not found: {self.teacher}"),
-            (0 <= self.distill_weight <= 1, "distillation weight must be in [0, 1]"),
-            (self.patience >= 0, "patience must be >= 0"),
-            (0 <= self.rotate <= 180, "rotation must be 0..180 degrees"),
-            (0 <= self.zoom < 1, "zoom must be in [0, 1)"),
-            (0 <= self.shift < 0.5, "shift must be in [0, 0.5)"),
-            (0 <= self.erase <= 1, "erase probability must be in [0, 1]"),
-            (self.mix in MIX_METHODS, f"mix must be one of {', '.join(MIX_METHODS)}"),
-            (self.mix_alpha > 0, "mix alpha must be > 0"),
-            (not self.alternating_flip or self.flip, "alternating flip needs --flip on"),
-            (1 <= self.tta_views <= tta.MAX_VIEWS, f"TTA views must be 1..{tta.MAX_VIEWS}"),
-            (self.limit is None or self.limit >= 8, "limit must be at least 8 images"),
-            (self.epoch_size is None or self.epoch_size >= 8, "epoch size must be at least 8 images"),
-            (self.stop_at_test_accuracy is None or (self.track_test and 0 <= self.stop_at_test_accuracy <= 1),
-             "stop-at-test-accuracy needs --track-test and a fraction in [0, 1]"),
-            (not self.pretrained or supports_pretrained(self.arch),
-             f"'{self.arch}' trains from scratch: pretrained weights exist for vgg16, inception_v3 and resnet18"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
+from .run_folder import (TrainerLock, append_metrics, new_run_dir, now, provenance, read_json, truncate_metrics,
+                         write_json, write_status)
+from .train_config import DEFAULT_LR, TrainConfig
 
 # ----------------------------------------------------------------------------- building blocks
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FERError("--device cuda was asked for, but PyTorch sees no CUDA GPU here (use --device cpu or auto)")
-    return torch.device(name)
-
 
 def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
@@ -302,61 +208,6 @@ def validate(model, split, device, prefix: str = "val") -> dict:
 
 # ----------------------------------------------------------------------------- the job
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_status(run_dir: Path, **fields_) -> None:
-    path = run_dir / "status.json"
-    status = read_json(path)  # a damaged status.json is replaced, not fatal
-    status.update(fields_, updated=_now())
-    tmp = path.with_name(".status.json.tmp")
-    tmp.write_text(json.dumps(status, indent=2))
-    os.replace(tmp, path)
-
-
-def new_run_dir(cfg: TrainConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = run_path(cfg.out, cfg.name or f"{stamp}-{cfg.arch}")
-    if run_dir.exists() and any(p.name != "train.log" for p in run_dir.iterdir()):  # the launcher's log may be there
-        raise FERError(f"run folder {run_dir} already exists: choose another --name, or --resume it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-@dataclass
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 when started directly)."""
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> Distributed:
-    """Join the process group torchrun set up: NCCL on GPUs, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Distributed()
-    use_cuda = device_name != "cpu" and torch.cuda.is_available()
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    return Distributed(dist.get_rank(), world, local_rank)
-
-
-def shard(order: torch.Tensor, ddp: Distributed) -> torch.Tensor:
-    """This rank's share of an epoch, as DistributedSampler does: pad to a multiple, take every world-th."""
-    if ddp.world == 1:
-        return order
-    padded = torch.cat([order, order[:(-len(order)) % ddp.world]])
-    return padded[ddp.rank::ddp.world]
-
-
 def _stop_requested(stop: _StopFlag, ddp: Distributed, device) -> bool:
     """True on every rank when any rank was asked to stop."""
     if ddp.world == 1:
@@ -398,7 +249,7 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
     lock = None
     try:
         if resume is None:
-            run_dir = new_run_dir(cfg) if ddp.is_main else None
+            run_dir = new_run_dir(cfg.out, cfg.name, cfg.arch) if ddp.is_main else None
             if ddp.world > 1:
                 shared = [str(run_dir) if run_dir else None]
                 dist.broadcast_object_list(shared, src=0)
@@ -406,7 +257,7 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
         if ddp.is_main:  # before anything is written: a second trainer of this run stops here
             lock = TrainerLock(run_dir).acquire()
             if resume is None:
-                (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+                write_json(run_dir / "config.json", asdict(cfg))
         try:
             _train(cfg, run_dir, resume is not None, ddp)
         except BaseException as exc:
@@ -469,7 +320,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         start_epoch = last["epoch"] + 1
         best_acc, stale_epochs, elapsed = last["best_val_accuracy"], last["stale_epochs"], last["elapsed"]
     if resuming and ddp.is_main:
-        _truncate_metrics(run_dir / "metrics.jsonl", start_epoch - 1)
+        truncate_metrics(run_dir / "metrics.jsonl", start_epoch - 1)
     step_model = model
     if ddp.world > 1:
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -481,11 +332,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     stop.install()
     if ddp.is_main:
         write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
-                     device=_device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else ""),
+                     device=device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else ""),
                      precision=precision_name(bf16), provenance=provenance(),
                      parameters=count_parameters(model), batch_size=batch_size * ddp.world,
-                     train_images=len(splits["train"]), started=_now(), error=None)
-        print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {_device_name(device)}"
+                     train_images=len(splits["train"]), started=now(), error=None)
+        print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {device_name(device)}"
               f"{f' x{ddp.world}' if ddp.world > 1 else ''} in {precision_name(bf16)}, {len(splits['train'])} training images, "
               f"batch {batch_size * ddp.world}", file=sys.stderr)
 
@@ -509,7 +360,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         best_acc = max(best_acc, stats["val_accuracy"])
         stale_epochs = 0 if improved else stale_epochs + 1
         if ddp.is_main:
-            line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": _now()}
+            line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": now()}
             if improved:
                 save_checkpoint(run_dir / "best.pt", {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
                                                       "val_accuracy": stats["val_accuracy"]})
@@ -519,8 +370,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
                 "val_accuracy": stats["val_accuracy"],
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else {},
                 "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed})
-            with open(run_dir / "metrics.jsonl", "a") as fh:  # after last.pt: a resume never counts an epoch twice
-                fh.write(json.dumps(line) + "\n")
+            append_metrics(run_dir, line)  # after last.pt: a resume never counts an epoch twice
             write_status(run_dir, epoch=epoch, best_val_accuracy=best_acc)
             print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
                   f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
@@ -552,132 +402,10 @@ def final_eval(run_dir: Path, splits, views: int, device, training_seconds: floa
     model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"), device)
     leaked = leaked_test_mask(splits)  # the run's own train split: what it left out is no leak
     result = {"checkpoint": "best.pt", "tta_views": views, "training_seconds": training_seconds,
-              "device": _device_name(device), **evaluate_splits(model, splits, views, device, leaked)}
-    tmp = run_dir / ".eval.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, run_dir / "eval.json")  # readers never see half of it
+              "device": device_name(device), **evaluate_splits(model, splits, views, device, leaked)}
+    write_json(run_dir / "eval.json", result)
     print(f"best checkpoint: val {result['val']['plain']['accuracy']:.4f} (TTA {result['val']['tta']['accuracy']:.4f}), "
           f"test {result['test']['plain']['accuracy']:.4f} (TTA {result['test']['tta']['accuracy']:.4f})", file=sys.stderr)
     return result
 
 
-def _truncate_metrics(path: Path, last_epoch: int) -> None:
-    """Drop metric lines of epochs after the resume point so every epoch is counted once."""
-    if not path.exists():
-        return
-    kept = [m for m in load_metrics(path)[0] if m["epoch"] <= last_epoch]  # damaged lines are dropped too
-    path.write_text("".join(json.dumps(m) + "\n" for m in kept))
-
-
-def provenance() -> dict:
-    """What a figure needs to be reproduced: the code's git commit (and whether it had local changes), torch."""
-    import subprocess
-    from .paths import PROJECT_ROOT
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": git("rev-parse", "HEAD"), "git_local_changes": bool(status) if status is not None else None,
-            "torch": torch.__version__}
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on/off, got '{text}'")
-
-
-def _batch_size(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got '{text}'") from None
-
-
-def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(description="Train an emotion classifier on FER2013")
-    d = TrainConfig()
-    p.add_argument("--arch", default=d.arch, choices=list(list_models()), help="architecture (default %(default)s)")
-    p.add_argument("--data", help="dataset: Kaggle zip, its folder, or fer2013.csv (default $FER_DATA, then data/)")
-    p.add_argument("--out", default=d.out, help="folder for run folders (default %(default)s)")
-    p.add_argument("--name", help="run folder name (default: timestamp-arch)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=_batch_size, default=d.batch_size, help="an integer or 'auto'")
-    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, help="learning rate (peak for one-cycle); default per optimizer")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS)
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs (0: off)")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--teacher", metavar="MODEL", help="distillation: learn the probabilities of this checkpoint "
-                   "or saved ensemble (models/<name>.json) on the training images")
-    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
-                   help="share of the teacher's probabilities in the loss (default %(default)s)")
-    p.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
-                   help="evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)")
-    p.add_argument("--balance", default=d.balance, choices=BALANCE_METHODS, help="class balancing")
-    p.add_argument("--flip", type=_bool, default=d.flip, metavar="on|off")
-    p.add_argument("--alternating-flip", action="store_true",
-                   help="mirror each image every other epoch instead of at random (airbench)")
-    p.add_argument("--mix", default=d.mix, choices=MIX_METHODS, help="mixup or cutmix of image pairs (default none)")
-    p.add_argument("--mix-alpha", type=float, default=d.mix_alpha, help="Beta(alpha, alpha) of the mix (default 1.0)")
-    p.add_argument("--rotate", type=float, default=d.rotate, help="max degrees")
-    p.add_argument("--zoom", type=float, default=d.zoom, help="max zoom fraction")
-    p.add_argument("--shift", type=float, default=d.shift, help="max shift, fraction of the side")
-    p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
-    p.add_argument("--exclude", help="'audit' (leave out what the data-health audit flags) or a file of image ids")
-    p.add_argument("--pretrained", help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--amp", type=_bool, default=d.amp, metavar="on|off",
-                   help="bf16 autocast and channels_last where the device runs bf16 natively (CUDA, or a CPU with "
-                        "AVX512-BF16/AMX); off: plain fp32 (default on)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--tta-views", type=tta.views_arg, default=d.tta_views, help="views for the final TTA evaluation")
-    p.add_argument("--limit", type=int, help="use a fixed random N images of each split (quick checks)")
-    p.add_argument("--track-test", action="store_true",
-                   help="log PrivateTest accuracy every epoch (for time-to-accuracy; the best epoch is still chosen on val)")
-    p.add_argument("--stop-at-test-accuracy", type=float, metavar="FRACTION",
-                   help="with --track-test: stop once PrivateTest accuracy reaches this (time-to-accuracy benchmarks)")
-    p.add_argument("--epoch-size", type=int, help="train on a fresh random N training images per epoch "
-                   "(short budgets; val and test stay whole)")
-    return p
-
-
-def config_to_args(cfg: TrainConfig) -> list[str]:
-    """The `fer_core train` arguments that reproduce `cfg` (the inverse of config_from_args)."""
-    args = []
-    for f in fields(TrainConfig):
-        value = getattr(cfg, f.name)
-        if value is None:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.name in ("compile", "track_test", "alternating_flip"):
-            args += [flag] if value else []
-        elif isinstance(value, bool):
-            args += [flag, "on" if value else "off"]
-        else:
-            args += [flag, str(value)]
-    return args
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})

@@ -26,7 +26,7 @@ OTHER_CHECKPOINT = "Another checkpoint file…"
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_model(path: str, mtime: float) -> EmotionRecognizer:  # mtime: a re-shipped file is reloaded
+def cached_recognizer(path: str, mtime: float) -> EmotionRecognizer:  # mtime: a re-shipped file is reloaded
     return EmotionRecognizer.load(path)
 
 
@@ -65,7 +65,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
         st.info("Choose a model to start.")
         return None, options
     try:
-        model = load_model(path, Path(path).stat().st_mtime if Path(path).is_file() else 0.0)
+        model = cached_recognizer(path, Path(path).stat().st_mtime if Path(path).is_file() else 0.0)
     except FERError as exc:
         st.error(str(exc))
         return None, options

@@ -16,7 +16,7 @@ from fer_core.errors import FERError
 from fer_core.models import list_models
 from fer_core.paths import runs_dir
 from fer_core.runs import Registry
-from fer_core.train import DEFAULT_LR, OPTIMIZERS, SCHEDULERS, TrainConfig
+from fer_core.train_config import DEFAULT_LR, OPTIMIZERS, SCHEDULERS, TrainConfig
 from fer_core.tta import MAX_VIEWS
 
 # Options a sweep can vary, with how to read the values typed for them.

@@ -167,7 +167,8 @@ def _build_world(tmp_path_factory) -> dict:
     import shutil
 
     from fer_core.model_cards import ship_card_only, ship_run
-    from fer_core.train import TrainConfig, main
+    from fer_core.train import main
+    from fer_core.train_config import TrainConfig
     root = tmp_path_factory.mktemp("compare-world")
     data = root / "archive.zip"
     with zipfile.ZipFile(data, "w") as zf:

@@ -5,7 +5,8 @@ import pytest
 
 from dashboard.run_views import STATE_BADGES
 from fer_core.runs import Registry
-from fer_core.train import TrainConfig, main
+from fer_core.train import main
+from fer_core.train_config import TrainConfig
 
 from .browser_harness import assert_no_exception, requires_chromium, screenshot, wait_for_app
 

@@ -74,7 +74,7 @@ def test_train_cli_writes_a_run_and_prints_its_folder(make_kaggle_zip, tmp_path)
 
 def test_ship_writes_half_precision_checkpoint_and_card(make_kaggle_zip, tmp_path):
     from fer_core.model_cards import load_cards, ship_run
-    from fer_core.train import TrainConfig
+    from fer_core.train_config import TrainConfig
     from fer_core.train import main as train
     run = train(TrainConfig(arch="fer_vgg_small", data=str(make_kaggle_zip()), out=str(tmp_path), epochs=1,
                             batch_size=16, tta_views=2))
@@ -89,7 +89,7 @@ def test_ship_card_only_writes_a_reference_card_that_compare_and_the_table_show(
                                                                                monkeypatch):
     from fer_core.compare import card_entries
     from fer_core.model_cards import load_cards, results_table
-    from fer_core.train import TrainConfig
+    from fer_core.train_config import TrainConfig
     from fer_core.train import main as train
     run = train(TrainConfig(arch="seed_cnn", data=str(make_kaggle_zip()), out=str(tmp_path), epochs=2,
                             epoch_size=16, batch_size=8, tta_views=2, balance="weighted"))

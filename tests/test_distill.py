@@ -8,7 +8,8 @@ from fer_core.checkpoints import save_checkpoint
 from fer_core.distill import distillation_loss
 from fer_core.labels import EMOTIONS
 from fer_core.models import create_model
-from fer_core.train import TrainConfig, main as train
+from fer_core.train import main as train
+from fer_core.train_config import TrainConfig
 
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, device="cpu", rotate=0, zoom=0, shift=0)
 

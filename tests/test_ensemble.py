@@ -7,7 +7,8 @@ import torch
 
 from fer_core.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from fer_core.ensemble import (EnsembleModel, average_probabilities, ensemble_report, is_ensemble_file,
-                               list_ensembles, load_ensemble, load_model, save_ensemble)
+                               list_ensembles, load_ensemble, save_ensemble)
+from fer_core.loading import load_model
 from fer_core.errors import CheckpointError, FERError
 from fer_core.labels import EMOTIONS
 from fer_core.model_cards import headline, load_cards

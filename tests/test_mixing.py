@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from fer_core.mixing import alternating_flips, mix_batch
-from fer_core.train import TrainConfig, config_from_args, config_to_args, get_args_parser
+from fer_core.train_config import TrainConfig, config_from_args, config_to_args, get_args_parser
 
 
 def batch(b=8):

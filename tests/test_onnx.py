@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fer_core.cli import main
-from fer_core.ensemble import load_model, save_ensemble
+from fer_core.ensemble import save_ensemble
+from fer_core.loading import load_model
 from fer_core.errors import CheckpointError
 from fer_core.inference import EmotionRecognizer
 from fer_core.labels import EMOTIONS

@@ -8,7 +8,8 @@ import torch
 import fer_core.precision as precision
 import fer_core.train as train_module
 from fer_core.evaluate import predict_images
-from fer_core.train import TrainConfig, get_args_parser, config_from_args, main as train
+from fer_core.train import main as train
+from fer_core.train_config import TrainConfig, config_from_args, get_args_parser
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, epochs=1, device="cpu")

@@ -39,7 +39,7 @@ def test_the_class_balancing_study_has_all_four_methods_on_one_architecture():
     assert set(study) == set(BALANCE_METHODS)
     from dataclasses import asdict
 
-    from fer_core.train import TrainConfig
+    from fer_core.train_config import TrainConfig
     defaults = asdict(TrainConfig())  # options added after a run was made had their default in it
     settings = [{k: v for k, v in {**defaults, **c["train_config"]}.items() if k not in ("balance", "name")}
                 for c in study.values()]

@@ -18,7 +18,8 @@ from fer_core.data import check_dataset, resolve_data_path
 from fer_core.errors import DataError, FERError
 from fer_core.run_folder import RunBusyError, RunNameError, TrainerLock, log_tail, run_path
 from fer_core.runs import Registry
-from fer_core.train import TrainConfig, main as train
+from fer_core.train import main as train
+from fer_core.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, rotate=5, device="cpu")

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from fer_core.runs import Registry
-from fer_core.train import TrainConfig
+from fer_core.train_config import TrainConfig
 
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, rotate=5)
 

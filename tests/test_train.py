@@ -14,7 +14,8 @@ from fer_core.checkpoints import export_half, load_checkpoint, model_from_checkp
 from fer_core.errors import CheckpointError, FERError
 from fer_core.evaluate import metrics_report, predict_images
 from fer_core.models import list_models
-from fer_core.train import TrainConfig, main
+from fer_core.train import main
+from fer_core.train_config import TrainConfig
 
 SMALL = dict(batch_size=16, tta_views=4, rotate=5, zoom=0.05, shift=0.05, erase=0.25)
 
@@ -70,7 +71,7 @@ def test_epoch_size_trains_on_a_fresh_subset_each_epoch(tmp_path, tiny_zip):
 
 
 def test_config_survives_the_command_line_round_trip():
-    from fer_core.train import config_from_args, config_to_args, get_args_parser
+    from fer_core.train_config import config_from_args, config_to_args, get_args_parser
     cfg = TrainConfig(arch="seed_cnn", epoch_size=4096, track_test=True, stop_at_test_accuracy=0.7, balance="weighted",
                       compile=True, flip=False, batch_size="auto", exclude="audit")
     assert config_from_args(get_args_parser().parse_args(config_to_args(cfg))) == cfg

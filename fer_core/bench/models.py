@@ -21,7 +21,7 @@ from ..data import load_dataset
 from ..evaluate import predict_images
 from ..models import count_parameters, create_model, normalize_images
 from ..precision import autocast, bf16_supported, memory_format, precision_name
-from ..train import resolve_device
+from ..devices import resolve_device
 from ..tta import DEFAULT_VIEWS
 from .timing import timed
 
@@ -154,8 +154,8 @@ def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1,
 def bench_time_to_accuracy(arch: str, targets: list[float], args, device: torch.device) -> None:
     """Train a real run, PrivateTest measured after every epoch, and report when it first reaches each target."""
     from ..run_folder import read_metrics
-    from ..train import TrainConfig
     from ..train import main as train
+    from ..train_config import TrainConfig
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(arch=arch, data=args.data, out=out, epochs=args.epochs, epoch_size=args.epoch_size,
                           batch_size=args.batch_size, device=str(device), track_test=True,
@@ -196,7 +196,7 @@ def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 
 
 def bench_agreement(data, device: torch.device, views: int = DEFAULT_VIEWS) -> None:
     """Top-1 agreement of bf16 and fp32 inference of the default model on PrivateTest, plain and with TTA."""
-    from ..ensemble import load_model
+    from ..loading import load_model
     from ..paths import default_checkpoint
     if not bf16_supported(device) or not default_checkpoint().is_file():
         print("agree    skipped: " + ("no default model" if bf16_supported(device) else "no native bf16 here"))
