@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from fer_core.paths import default_checkpoint, models_dir as default_models_dir, runs_dir as default_runs_dir
+from fer_core.run_folder import load_status
 
 
 def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None
@@ -41,7 +42,5 @@ def _accuracy(card_path: Path) -> str:
 
 
 def _run_state(run: Path) -> str | None:
-    try:
-        return json.loads((run / "status.json").read_text()).get("state")
-    except (OSError, ValueError, AttributeError):
-        return None
+    status, _ = load_status(run / "status.json")
+    return status.get("state")

@@ -210,6 +210,8 @@ def cmd_ensemble(args) -> int:
 def cmd_bench(args) -> int:
     if args.what == "live":
         from .bench.live import run
+    elif args.what == "live-browser":
+        from .bench.live_browser import run
     elif args.what == "predict":
         from .bench.predict import run
     else:
@@ -370,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
     bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")
     bench.set_defaults(func=cmd_bench, what="models")
-    kinds = bench.add_subparsers(dest="what", metavar="{live,predict}",
+    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict}",
                                  help="instead of the models' figures: the Live page's frame rate, or one photo end to end")
     bench_live = kinds.add_parser("live", help="the Live page's frame processing on a 640x480 clip")
     bench_live.add_argument("--model", default=None, help="checkpoint (default: models/default.pt)")
@@ -379,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_live.add_argument("--detect-every", type=int, nargs="+", default=[1, 3, 5])
     bench_live.add_argument("--tta-views", type=views_arg, default=2, help="views for the TTA-on rows")
     bench_live.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    bench_browser = kinds.add_parser("live-browser", help="the Live page in Chromium with a 30 fps fake camera, "
+                                     "against a pass-through callback (the WebRTC path's ceiling)")
+    bench_browser.add_argument("--seconds", type=float, default=20.0, help="readings per mode, one a second")
     bench_predict = kinds.add_parser("predict", help="one photo end to end: decode, detection, classification")
     bench_predict.add_argument("--checkpoint", help="default: models/default.pt, else an untrained fer_vgg_small")
     bench_predict.add_argument("--repeats", type=int, default=30)

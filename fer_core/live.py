@@ -53,6 +53,7 @@ class LiveFace:
 class LiveStatus:
     faces: tuple[LiveFace, ...] = ()
     fps: float = 0.0             # processed frames per second over the last few seconds
+    received_fps: float = 0.0    # frames arriving from the camera per second (the newest is processed, the rest dropped)
     ms_per_frame: float = 0.0    # processing time of one frame, averaged like fps
     frames: int = 0              # frames processed since the stream started
     last_frame_at: float | None = None   # time.monotonic() of the last frame, None before the first
@@ -93,6 +94,25 @@ class FpsMeter:
         return 1000 * sum(s for _, s in self._frames) / len(self._frames) if self._frames else 0.0
 
 
+class RateMeter:
+    """Events per second over a sliding window, where one event may count several frames (a queued batch)."""
+
+    def __init__(self, window_s: float = 2.0):
+        self.window_s = window_s
+        self._events: deque[tuple[float, int]] = deque()  # (time, frames)
+
+    def add(self, now: float, n: int) -> None:
+        self._events.append((now, n))
+        while self._events and self._events[0][0] < now - self.window_s:
+            self._events.popleft()
+
+    def rate(self) -> float:
+        if len(self._events) < 2 or self._events[-1][0] <= self._events[0][0]:
+            return 0.0
+        frames = sum(n for _, n in self._events) - self._events[0][1]  # the first event marks the start
+        return frames / (self._events[-1][0] - self._events[0][0])
+
+
 class LiveProcessor:
     """Per-stream state: tracks, smoothing, FPS, the last annotated frame and the emotion history.
 
@@ -119,6 +139,7 @@ class LiveProcessor:
             self._last_history_at = -float("inf")
             self._history.clear()
             self._fps = FpsMeter()
+            self._received = RateMeter()
             self._status = LiveStatus()
             self._snapshot: np.ndarray | None = None
 
@@ -133,6 +154,13 @@ class LiveProcessor:
                 self.settings = settings
 
     # -- the frame callback ------------------------------------------------------------------------
+
+    def received(self, n: int = 1) -> None:
+        """Count frames that arrived from the camera. The page processes only the newest of the frames that
+        queued up while the previous one was processed, so a slow frame never builds a backlog."""
+        with self._lock:
+            self._received.add(time.monotonic(), n)
+            self._status = replace(self._status, received_fps=self._received.rate())
 
     def process(self, rgb: np.ndarray) -> np.ndarray:
         """The annotated frame; on any error the frame unchanged (and the error recorded)."""
@@ -206,8 +234,8 @@ class LiveProcessor:
                 self._history.append({"time_s": t, "face": f.track_id, "label": f.label, **f.probabilities})
         self._snapshot = annotated
         old = self._status
-        self._status = LiveStatus(tuple(faces), self._fps.fps(now), self._fps.ms_per_frame(), old.frames + 1,
-                                  now, now if faces else old.last_face_at, old.error, old.errors)
+        self._status = LiveStatus(tuple(faces), self._fps.fps(now), self._received.rate(), self._fps.ms_per_frame(),
+                                  old.frames + 1, now, now if faces else old.last_face_at, old.error, old.errors)
 
     # -- what the page reads -----------------------------------------------------------------------
 

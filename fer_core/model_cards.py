@@ -29,7 +29,7 @@ from .leakage import leaked_test_mask
 from .models import count_parameters, create_model
 from .paths import models_dir as default_models_dir
 from .precision import precision_name, use_bf16
-from .run_folder import evaluation_problem, read_json
+from .run_folder import evaluation_problem, load_eval, load_metrics, read_json
 
 FORMAT = "fer_core.model_card/1"
 KINDS = ("shipped", "reference", "ensemble")
@@ -61,9 +61,11 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     missing = [f for f in ("config.json", "metrics.jsonl", "eval.json", "best.pt") if not (run_dir / f).exists()]
     if missing:
         raise FERError(f"{run_dir} is not a finished run (missing {', '.join(missing)})")
-    config = json.loads((run_dir / "config.json").read_text())
-    evaluation = json.loads((run_dir / "eval.json").read_text())
-    curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    config = read_json(run_dir / "config.json")
+    evaluation, eval_damage = load_eval(run_dir / "eval.json")
+    curve, curve_damage = load_metrics(run_dir / "metrics.jsonl")
+    if not config or eval_damage or curve_damage:
+        raise FERError(f"{run_dir} has damaged run files: {eval_damage or curve_damage or 'config.json'}")
     status = read_json(run_dir / "status.json")
     train_config, dataset_name = portable_config(config)
     return {
@@ -115,7 +117,7 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = Non
     run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
     card = make_card(run_dir, name, notes)  # fails early on an unfinished run
     export_half(run_dir / "best.pt", models_dir / f"{name}.pt")
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json")
     path = models_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
     measure_card(path, load_dataset(data or config.get("data")))
@@ -134,7 +136,7 @@ def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None
     card.update(kind="reference", checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
     models_dir.mkdir(parents=True, exist_ok=True)
     path = models_dir / f"{name}.json"
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json")
     dataset = load_dataset(data or config.get("data"))
     model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"))
     probs = split_predictions(model, dataset.splits, card["tta_views"])

@@ -92,6 +92,9 @@ def live_status(processor: LiveProcessor, playing: bool) -> None:
                 "is connected.")
         return
     started = st.session_state.setdefault("live_started_at", now)
+    if PASS_THROUGH:
+        st.markdown(f"Pass-through (no processing): **{status.received_fps:.1f} frames per second** received")
+        return
     if status.frames == 0 or status.last_frame_at is None or now - status.last_frame_at > 3:
         if now - started > 5:
             st.warning("No video is arriving. Is a camera connected, and did the browser allow this page to use it? "
@@ -101,7 +104,8 @@ def live_status(processor: LiveProcessor, playing: bool) -> None:
         return
     lines = [f"Face {i}: **{f.label}** ({f.confidence:.0%})" for i, f in enumerate(status.faces, 1)]
     st.markdown("\n\n".join(lines) if lines else "No face in view: face the camera, in good light.")
-    st.markdown(f"Processing rate: **{status.fps:.1f} frames per second** ({status.ms_per_frame:.0f} ms per frame)")
+    st.markdown(f"Processing rate: **{status.fps:.1f} frames per second** ({status.ms_per_frame:.0f} ms per frame) · "
+                f"received from the camera: **{status.received_fps:.1f}** per second")
     if status.error:
         st.error(f"The frame callback failed {status.errors} time(s); those frames passed through unannotated. "
                  f"Last error: {status.error}")
@@ -150,9 +154,16 @@ except ImportError as exc:  # streamlit-webrtc is in requirements.txt; say so in
     st.stop()
 
 
-def on_frame(frame: "av.VideoFrame") -> "av.VideoFrame":
-    annotated = processor.process(frame.to_ndarray(format="rgb24"))
-    return av.VideoFrame.from_ndarray(annotated, format="rgb24")
+PASS_THROUGH = os.environ.get("FER_LIVE_PASS_THROUGH") == "1"  # benchmarks: the WebRTC path's own ceiling
+
+
+def on_frames(frames: list["av.VideoFrame"]) -> list["av.VideoFrame"]:
+    """Every frame that queued up since the last call is counted; only the newest is processed (no backlog)."""
+    processor.received(len(frames))
+    if PASS_THROUGH:
+        return frames[-1:]
+    annotated = processor.process(frames[-1].to_ndarray(format="rgb24"))
+    return [av.VideoFrame.from_ndarray(annotated, format="rgb24")]
 
 
 video, side = st.columns([3, 2])
@@ -160,7 +171,7 @@ with video:
     context = webrtc_streamer(
         key="live", mode=WebRtcMode.SENDRECV, rtc_configuration={"iceServers": ice_servers()},
         media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
-        video_frame_callback=on_frame, async_processing=True)
+        queued_video_frames_callback=on_frames, async_processing=True)
 playing = bool(context.state.playing)
 if not playing:
     st.session_state.pop("live_started_at", None)

@@ -5,88 +5,16 @@ to test-artifacts/ (git-ignored) so a person can look at what the test saw.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-EXCEPTION_BOX = '[data-testid="stException"]'
+from fer_core.bench.browser import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, chromium_page,  # noqa: F401 (re-exported)
+                                    dashboard_server, free_port, wait_for_app)
 
+EXCEPTION_BOX = '[data-testid="stException"]'
 requires_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                        reason="Debian's chromium is not installed (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def dashboard_server(env: dict[str, str], timeout: float = 90):
-    """`streamlit run dashboard/Home.py` on a free port; yields its base URL."""
-    port = free_port()
-    log_path = ARTIFACTS / f"streamlit-{port}.log"
-    ARTIFACTS.mkdir(exist_ok=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "Home.py"), "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the dashboard did not start; log: {log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@contextmanager
-def chromium_page(extra_args: list[str] = (), viewport=(1400, 1000)):
-    """A Playwright page in Debian's chromium (no browser download needed)."""
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
-        try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            yield page
-        finally:
-            browser.close()
-
-
-def wait_for_app(page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished running the page script."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=timeout_ms)
 
 
 def assert_no_exception(page) -> None:

@@ -9,7 +9,7 @@ import pytest
 from fer_core.faces import Face
 from fer_core.inference import FaceResult
 from fer_core.labels import EMOTIONS
-from fer_core.live import FpsMeter, LiveProcessor, LiveSettings, box_iou
+from fer_core.live import FpsMeter, LiveProcessor, LiveSettings, RateMeter, box_iou
 
 
 def one_hot(label: str, confidence: float = 0.9) -> dict[str, float]:
@@ -165,6 +165,26 @@ def test_fps_meter():
     assert meter.fps(11.0) == pytest.approx(20.0)
     assert meter.ms_per_frame() == pytest.approx(10.0)
     assert meter.fps(20.0) == 0.0  # nothing recent: the stream stalled
+
+
+def test_rate_meter_counts_queued_batches_of_frames():
+    meter = RateMeter(window_s=2.0)
+    for i in range(11):
+        meter.add(10 + i * 0.1, 3)  # batches of 3 frames every 0.1 s: 30 frames per second
+    assert meter.rate() == pytest.approx(30.0)
+    assert RateMeter().rate() == 0.0
+
+
+def test_received_and_processed_rates_are_both_reported(monkeypatch):
+    import fer_core.live as live
+    clock = iter(np.arange(100.0, 200.0, 0.01))
+    monkeypatch.setattr(live.time, "monotonic", lambda: float(next(clock)))
+    processor = LiveProcessor(FakeRecognizer([(40, 30, 50, 50)]))
+    for _ in range(20):  # three frames arrive per processed one: the newest is processed, two are dropped
+        processor.received(3)
+        processor.process(frame())
+    status = processor.status()
+    assert status.received_fps > 2 * status.fps > 0 and status.frames == 20
 
 
 def test_real_model_on_a_real_face(tiny_checkpoint):
