@@ -172,7 +172,7 @@ def cmd_runs_action(args) -> int:
 
 
 def cmd_runs_worker(args) -> int:
-    from .runs import run_worker
+    from .jobs import run_worker
     run_worker(args.runs_dir, args.slot)
     return 0
 

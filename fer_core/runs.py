@@ -8,25 +8,21 @@ device slot. A job whose process vanished without finishing is shown as interrup
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from .errors import FERError
-from .paths import PROJECT_ROOT, runs_dir
+from .paths import runs_dir
 from .run_folder import (RunNameError, load_eval, load_metrics, load_status, log_tail, now, read_json, run_path,
                          trainer_alive, trainer_pid)
-from .train_config import TrainConfig, config_to_args
+from .train_config import TrainConfig
 
 ACTIVE = ("queued", "running")
 DAMAGED = "damaged run files: "
@@ -168,7 +164,8 @@ class Registry:
         except sqlite3.IntegrityError:  # another tab took the name since the check above
             raise taken from None
         if start_worker:
-            ensure_worker(self.runs_dir, slot)
+            from .jobs import ensure_worker  # the worker's module imports this one
+        ensure_worker(self.runs_dir, slot)
         return run_id
 
     def submit_sweep(self, base: TrainConfig, grid: dict[str, list], name: str | None = None, **kw) -> list[str]:
@@ -213,6 +210,7 @@ class Registry:
         if not (folder / "config.json").exists():
             raise FERError(f"run '{run_id}' never started (no config.json): start a new run instead")
         self._set(run_id, state="queued", resume=1, error=None, ended=None, pid=None)
+        from .jobs import ensure_worker
         ensure_worker(self.runs_dir, run.slot)
 
     def delete(self, run_id: str) -> None:
@@ -225,6 +223,32 @@ class Registry:
             shutil.rmtree(folder, ignore_errors=True)
         with self._db() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # ------------------------------------------------------------------ for the worker
+
+    def queued(self, slot: str) -> list[str]:
+        """Ids of the jobs waiting for `slot`, oldest first."""
+        with self._db() as db:
+            return [r["id"] for r in db.execute(
+                "SELECT id FROM runs WHERE state = 'queued' AND slot = ? ORDER BY created, id", (slot,))]
+
+    def started(self, run_id: str, pid: int) -> None:
+        self._set(run_id, state="running", pid=pid, started=now(), error=None)
+
+    def not_started(self, run_id: str, why: str) -> None:
+        self._set(run_id, state="failed", ended=now(), error=f"not started: {why}")
+
+    def exited(self, run_id: str, returncode: int) -> None:
+        """The job's process ended with `returncode`: how the job ended is read from its folder, and from the
+        exit code when the trainer died before writing it."""
+        folder = self._folder(run_id)
+        with self._db() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if folder is None or row is None:
+            return
+        update = self._from_folder(folder, row, returncode)
+        if update:
+            self._set(run_id, **update)
 
     def _set(self, run_id: str, **values) -> None:
         cols = ", ".join(f"{k} = ?" for k in values)
@@ -278,11 +302,13 @@ class Registry:
         if update:
             self._set(folder.name, **update)
 
-    def _from_folder(self, folder: Path, row) -> dict:
+    def _from_folder(self, folder: Path, row, returncode: int | None = None) -> dict:
         """What the run folder says that the row does not: progress, results, and how the job ended.
 
-        The folder is the truth once a trainer has written it, so a run resumed or finished from the
-        CLI is seen as it is; a damaged file is named in the row's error, the rest still shows."""
+        The one place that decides how a job ended. The folder is the truth once a trainer has written it,
+        so a run resumed or finished from the CLI is seen as it is; when the trainer died before saying
+        how, the launcher's `returncode` (known to the worker) does. A damaged file is named in the row's
+        error, the rest still shows."""
         status, status_problem = load_status(folder / "status.json")
         metrics, metrics_problem = load_metrics(folder / "metrics.jsonl")
         evaluation, eval_problem = load_eval(folder / "eval.json")
@@ -298,12 +324,18 @@ class Registry:
             update["pid"] = trainer_pid(folder) or row["pid"]
         elif row["state"] == "running" and not training:
             # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
-            alive = _pid_alive(row["pid"]) or _pid_alive(status.get("pid"))
+            alive = returncode is None and (_pid_alive(row["pid"]) or _pid_alive(status.get("pid")))
             # status.json of this job's trainer, not one left by an earlier attempt (a resume not yet started):
             # a trainer writes its start time after the registry launched it (for an adopted run, the same)
             fresh = (status.get("started") or "") >= (row["started"] or "")
+            log = log_tail(folder / "train.log", 3)
             if state in ("finished", "failed", "cancelled") and fresh:
                 update.update(state=state, ended=status.get("updated") or now(), error=status.get("error"))
+            elif not alive and returncode is not None and returncode < 0:  # a signal: SIGKILL, the OOM killer
+                update.update(state="interrupted", ended=now(), error=f"killed by signal {-returncode} after epoch "
+                              f"{len(metrics)}" + (f"; last log lines: {log}" if log else ""))
+            elif not alive and returncode:
+                update.update(state="failed", ended=now(), error=f"exit code {returncode}: {log}")
             elif not alive and (not status or not fresh) and not status_problem:  # died before training
                 update.update(state="failed", ended=now(),
                               error=log_tail(folder / "train.log", 3) or "the job ended before training started")
@@ -339,99 +371,3 @@ def _is_group_leader(pid: int) -> bool:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
-
-
-# ----------------------------------------------------------------------------- the worker
-
-def job_command(run: Run) -> list[str]:
-    """The command line of a job: `fer_core train`, under torchrun for several GPUs."""
-    config = TrainConfig(**{**json.loads(run.config), "name": run.id, "out": str(Path(run.run_dir).parent)})
-    train_args = ["--resume", run.run_dir] if run.resume else config_to_args(config)
-    if run.gpus > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                "--nproc_per_node", str(run.gpus), "-m", "fer_core", "train", *train_args]
-    return [sys.executable, "-m", "fer_core", "train", *train_args]
-
-
-def start_job(registry: Registry, run: Run) -> subprocess.Popen:
-    command = job_command(run)  # a damaged row's config fails here, before anything is written
-    folder = Path(run.run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "train.log", "ab")
-    proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    registry._set(run.id, state="running", pid=proc.pid, started=now(), error=None)
-    return proc
-
-
-def run_worker(folder: str | os.PathLike | None = None, slot: str = "cpu", parallel: int | None = None,
-               poll_s: float = 1.0) -> None:
-    """Start queued jobs of one device slot, `parallel` at a time, until the queue is empty.
-
-    A lock file makes this the only worker of its slot; a second one exits at once.
-    """
-    registry = Registry(folder)
-    parallel = parallel or int(os.environ.get("FER_JOBS_PER_DEVICE", "1"))
-    lock = open(registry.runs_dir / f"worker-{slot}.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return
-    running: dict[str, subprocess.Popen] = {}
-    try:
-        while True:
-            for run_id, proc in list(running.items()):
-                if proc.poll() is not None:
-                    del running[run_id]
-                    _record_exit(registry, run_id, proc.returncode)
-            with registry._db() as db:
-                queued = [r["id"] for r in db.execute(
-                    "SELECT id FROM runs WHERE state = 'queued' AND slot = ? ORDER BY created, id", (slot,))]
-            for run_id in queued[:max(0, parallel - len(running))]:
-                run = registry.get(run_id)
-                try:
-                    if not run.run_dir:
-                        raise FERError(BAD_ROW)
-                    running[run_id] = start_job(registry, run)
-                except (FERError, ValueError, TypeError) as exc:  # a damaged row fails alone, the queue goes on
-                    registry._set(run_id, state="failed", ended=now(), error=f"not started: {exc}")
-            if not running and not queued:
-                return
-            time.sleep(poll_s)
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
-    with registry._db() as db:  # a job queued while this worker was exiting must not be stranded
-        if db.execute("SELECT 1 FROM runs WHERE state = 'queued' AND slot = ?", (slot,)).fetchone():
-            ensure_worker(registry.runs_dir, slot)
-
-
-def _record_exit(registry: Registry, run_id: str, returncode: int) -> None:
-    """A job process ended: its status.json says how, unless it died before writing it."""
-    registry.refresh()
-    run = registry.get(run_id)
-    if run.state != "running" or trainer_alive(run.run_dir):
-        return
-    log = log_tail(Path(run.run_dir) / "train.log", 3)
-    if returncode < 0:  # killed by a signal: SIGKILL, the OOM killer
-        error = f"killed by signal {-returncode} after epoch {run.epochs_done}" + (f"; last log lines: {log}" if log else "")
-        registry._set(run_id, state="interrupted", ended=now(), error=error)
-    else:
-        registry._set(run_id, state="failed", ended=now(), error=f"exit code {returncode}: {log}")
-
-
-def ensure_worker(folder: str | os.PathLike, slot: str) -> None:
-    """Start a detached worker for `slot` unless one is running (it survives the dashboard)."""
-    lock_path = Path(folder) / f"worker-{slot}.lock"
-    with open(lock_path, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(lock, fcntl.LOCK_UN)
-        except BlockingIOError:
-            return  # a worker holds the lock
-    log = open(Path(folder) / f"worker-{slot}.log", "ab")
-    subprocess.Popen([sys.executable, "-m", "fer_core", "runs", "worker", "--runs-dir", str(folder), "--slot", slot],
-                     cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                     start_new_session=True)
-    log.close()

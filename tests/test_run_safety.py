@@ -310,7 +310,7 @@ def test_the_train_page_refuses_a_file_that_is_not_fer2013(tmp_path, monkeypatch
 
 
 def test_the_worker_fails_damaged_rows_alone_and_writes_nothing_outside(nest, tiny_zip):
-    from fer_core.runs import run_worker
+    from fer_core.jobs import run_worker
     runs, canary = nest
     registry = Registry(runs)
     _plant_row(registry, "x/..", state="queued")

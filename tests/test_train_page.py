@@ -65,7 +65,7 @@ def test_invalid_values_are_refused_in_the_form(isolated, tmp_path):
 
 
 def test_a_sweep_queues_one_job_per_value(isolated, monkeypatch):
-    monkeypatch.setattr("fer_core.runs.ensure_worker", lambda *a: None)  # queue only, start nothing
+    monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)  # queue only, start nothing
     at = open_page()
     def queue(values):
         next(t for t in at.text_input if t.label == "Values (comma-separated)").set_value(values)
