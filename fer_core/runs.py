@@ -1,10 +1,10 @@
-"""The run registry and job launcher: one process per training job, state on disk.
+"""The run registry: one row per training job in an SQLite index, reconciled with the run folders.
 
-Each run is a folder under the runs directory (what `train.py` writes) plus a row in an SQLite index
-beside them (`registry.sqlite`, WAL mode), so every dashboard tab and `python -m fer_core runs list`
-see the same state, and it survives restarts. A job is `python -m fer_core train ...` (under torchrun
-when it asks for several GPUs), started by a worker process that runs queued jobs one at a time per
-device slot. A job whose process vanished without finishing is shown as interrupted, never running.
+Each run is a folder under the runs directory (run_folder.py) plus a row in an SQLite index beside them
+(`registry.sqlite`, WAL mode), so every dashboard tab and `python -m fer_core runs list` see the same
+state, and it survives restarts. Jobs are started by the worker in jobs.py (one process per job, one at a
+time per device slot); reading the folders, this module decides how each ended. A job whose process
+vanished without finishing is shown as interrupted, never running.
 """
 from __future__ import annotations
 
