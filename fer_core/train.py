@@ -81,11 +81,10 @@ def build_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.Ave
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
         n = float(num_averaged)
-        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
-        torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1 - min(decay, (1 + n) / (10 + n)))
-        for a, c in zip(averaged, current):
-            if not a.is_floating_point():
-                a.copy_(c)  # e.g. BatchNorm's num_batches_tracked
+        if not averaged[0].is_floating_point():  # tensors come grouped by dtype: e.g. BatchNorm's num_batches_tracked
+            torch._foreach_copy_(averaged, current)
+            return
+        torch._foreach_lerp_(averaged, current, 1 - min(decay, (1 + n) / (10 + n)))
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 

@@ -215,3 +215,30 @@ def test_metrics_report_is_consistent():
     happy = report["per_class"]["happy"]
     assert happy["recall"] == pytest.approx(cm[3, 3] / cm[3].sum())
     assert happy["precision"] == pytest.approx(cm[3, 3] / cm[:, 3].sum())
+
+
+def test_ema_decay_warms_up_and_integer_buffers_are_copied():
+    from fer_core.train import build_ema
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = build_ema(model, 0.99)
+    ema.update_parameters(model)  # the first update copies
+    before = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].num_batches_tracked += 5
+    ema.update_parameters(model)  # second update: n = 1, decay (1 + 1) / (10 + 1)
+    torch.testing.assert_close(ema.module[0].weight, before + (1 - 2 / 11))
+    assert int(ema.module[1].num_batches_tracked) == int(model[1].num_batches_tracked)
+    for _ in range(2000):  # long after the warm-up the decay is the one asked for
+        ema.update_parameters(model)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    previous = ema.module[0].weight.detach().clone()
+    ema.update_parameters(model)
+    torch.testing.assert_close(ema.module[0].weight, 0.99 * previous + 0.01 * model[0].weight)
+
+
+def test_a_tiny_run_trains_with_ema(make_kaggle_zip, tmp_path):
+    run = main(TrainConfig(data=str(make_kaggle_zip()), out=str(tmp_path), epochs=2, batch_size=16, tta_views=2,
+                           ema=0.99))
+    assert (run / "eval.json").is_file() and "ema" in load_checkpoint(run / "last.pt")
