@@ -157,8 +157,9 @@ except ImportError as exc:  # streamlit-webrtc is in requirements.txt; say so in
 PASS_THROUGH = os.environ.get("FER_LIVE_PASS_THROUGH") == "1"  # benchmarks: the WebRTC path's own ceiling
 
 
-def on_frames(frames: list["av.VideoFrame"]) -> list["av.VideoFrame"]:
-    """Every frame that queued up since the last call is counted; only the newest is processed (no backlog)."""
+async def on_frames(frames: list["av.VideoFrame"]) -> list["av.VideoFrame"]:
+    """Every frame that queued up since the last call is counted; only the newest is processed (no backlog).
+    streamlit-webrtc awaits this on its own worker thread's event loop, so the work blocks only that thread."""
     processor.received(len(frames))
     if PASS_THROUGH:
         return frames[-1:]
