@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_browser = kinds.add_parser("live-browser", help="the Live page in Chromium with a 30 fps fake camera, "
                                      "against a pass-through callback (the WebRTC path's ceiling)")
     bench_browser.add_argument("--seconds", type=float, default=20.0, help="readings per mode, one a second")
+    bench_browser.add_argument("--server-env", nargs="*", metavar="KEY=VALUE", help="environment of the dashboard server "
+                               "(experiments, e.g. OMP_NUM_THREADS=1)")
+    bench_browser.add_argument("--no-ceiling", action="store_true", help="skip the pass-through run")
     bench_predict = kinds.add_parser("predict", help="one photo end to end: decode, detection, classification")
     bench_predict.add_argument("--checkpoint", help="default: models/default.pt, else an untrained fer_vgg_small")
     bench_predict.add_argument("--repeats", type=int, default=30)

@@ -62,16 +62,19 @@ class EmotionRecognizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-             yunet_model: str | os.PathLike | None = None) -> "EmotionRecognizer":
-        """The shipped default model (models/default.pt), the checkpoint at `path`, or a saved ensemble (.json)."""
+             yunet_model: str | os.PathLike | None = None, onnxruntime_threads: int | None = None) -> "EmotionRecognizer":
+        """The shipped default model (models/default.pt), the checkpoint at `path`, or a saved ensemble (.json).
+
+        `onnxruntime_threads`: run the network with ONNX Runtime on that many threads of its own (what Live
+        does), exported once and cached; None: PyTorch (or ONNX Runtime for an .onnx file)."""
         if path is None:
             path = default_checkpoint()
             if not Path(path).is_file():
                 raise CheckpointError(
                     f"the default model is missing ({path}). Train one and ship it: `python -m fer_core train` "
                     "then `python -m fer_core ship runs/<run>`; or pass a checkpoint: load('runs/<run>/best.pt')")
-        from .loading import load_model
-        model = load_model(path, device)
+        from .loading import load_model, load_onnxruntime
+        model = load_onnxruntime(path, onnxruntime_threads) if onnxruntime_threads else load_model(path, device)
         return cls(model, FaceDetector(yunet_model), device, str(path))
 
     def predict(self, image: ImageSource, tta: bool = True, views: int = DEFAULT_VIEWS, detect: bool = True,

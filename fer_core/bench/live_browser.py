@@ -22,7 +22,8 @@ import cv2
 from ..errors import FERError
 from .sample_faces import astronaut_clip
 
-PROCESSING = re.compile(r"Processing rate: ([\d.]+) frames per second .*? received from the camera: ([\d.]+)")
+PROCESSING = re.compile(r"Processing rate: ([\d.]+) frames per second \((\d+) ms per frame\).*? received from the camera: "
+                        r"([\d.]+)")
 PASS_THROUGH = re.compile(r"Pass-through \(no processing\): ([\d.]+) frames per second")
 LABEL = re.compile(r"Face 1: (\w+)")
 
@@ -36,10 +37,10 @@ def write_clip(path: Path, frames: int = 60, fps: int = 30) -> Path:
     return path
 
 
-def read_rates(clip: Path, seconds: float, pass_through: bool) -> dict:
+def read_rates(clip: Path, seconds: float, pass_through: bool, server_env: dict | None = None) -> dict:
     """Median rates the Live page shows, sampled once a second for `seconds` after a 10 s warm-up."""
     from .browser import chromium_page, dashboard_server, wait_for_app
-    env = {"FER_LIVE_PASS_THROUGH": "1" if pass_through else "0"}
+    env = {**(server_env or {}), "FER_LIVE_PASS_THROUGH": "1" if pass_through else "0"}
     camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
               f"--use-file-for-fake-video-capture={clip}"]
     with dashboard_server(env) as url, chromium_page(camera) as page:
@@ -50,18 +51,19 @@ def read_rates(clip: Path, seconds: float, pass_through: bool) -> dict:
         frame.get_by_role("button", name=re.compile("start", re.I)).click(timeout=30_000)
         page.get_by_text("Pass-through" if pass_through else "Processing rate").first.wait_for(timeout=60_000)
         time.sleep(10)
-        processed, received, labels = [], [], []
+        processed, received, labels, ms = [], [], [], []
         for _ in range(int(seconds)):
             text = page.inner_text("body")
             if pass_through and (m := PASS_THROUGH.search(text)):
                 received.append(float(m.group(1)))
             elif not pass_through and (m := PROCESSING.search(text)):
                 processed.append(float(m.group(1)))
-                received.append(float(m.group(2)))
+                ms.append(float(m.group(2)))
+                received.append(float(m.group(3)))
                 labels += LABEL.findall(text)[:1]
             time.sleep(1)
     median = lambda xs: statistics.median(xs) if xs else 0.0  # noqa: E731
-    return {"processed": median(processed), "received": median(received), "samples": len(received),
+    return {"processed": median(processed), "received": median(received), "ms": median(ms), "samples": len(received),
             "label": max(set(labels), key=labels.count) if labels else None}
 
 
@@ -75,14 +77,18 @@ def run(args) -> None:
         raise FERError("bench live-browser needs Debian's chromium (apt-get install chromium)")
     print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, browser and server "
           f"on the same machine; load average before: {os.getloadavg()[0]:.1f}")
+    server_env = dict(item.split("=", 1) for item in args.server_env or [])
+    if server_env:
+        print(f"server environment: {server_env}")
     with tempfile.TemporaryDirectory() as folder:
         clip = write_clip(Path(folder) / "face-30fps.y4m")
-        ours = read_rates(clip, args.seconds, pass_through=False)
-        ceiling = read_rates(clip, args.seconds, pass_through=True)
+        ours = read_rates(clip, args.seconds, pass_through=False, server_env=server_env)
+        ceiling = read_rates(clip, args.seconds, pass_through=True, server_env=server_env) if not args.no_ceiling else \
+            {"received": 0.0, "samples": 0}
     print(f"camera: 640x480 at 30 frames/s (Chromium's fake camera); medians of {ours['samples']} and "
           f"{ceiling['samples']} one-second readings after 10 s of warm-up")
-    print(f"Live page:     {ours['processed']:5.1f} frames/s processed, {ours['received']:5.1f} received; "
-          f"label {ours['label']}")
+    print(f"Live page:     {ours['processed']:5.1f} frames/s processed ({ours['ms']:.0f} ms per frame), "
+          f"{ours['received']:5.1f} received; label {ours['label']}")
     print(f"pass-through:  {ceiling['received']:5.1f} frames/s (the WebRTC path's ceiling)")
     if ceiling["received"]:
         print(f"ratio:         {ours['processed'] / ceiling['received']:.2f} of the ceiling")
