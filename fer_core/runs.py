@@ -165,7 +165,7 @@ class Registry:
             raise taken from None
         if start_worker:
             from .jobs import ensure_worker  # the worker's module imports this one
-        ensure_worker(self.runs_dir, slot)
+            ensure_worker(self.runs_dir, slot)
         return run_id
 
     def submit_sweep(self, base: TrainConfig, grid: dict[str, list], name: str | None = None, **kw) -> list[str]:
@@ -244,7 +244,7 @@ class Registry:
         folder = self._folder(run_id)
         with self._db() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if folder is None or row is None:
+        if folder is None or row is None or row["state"] != "running":  # e.g. already resumed: queued again
             return
         update = self._from_folder(folder, row, returncode)
         if update:

@@ -48,6 +48,18 @@ def test_cards_written_before_kinds_get_theirs_from_their_fields(card, kind):
     assert card_kind(card) == kind
 
 
+def test_float16_storage_keeps_every_prediction_even_near_ties():
+    from fer_core.card_predictions import to_float16
+    probs = np.full((3, 7), 0.1, np.float32)
+    probs[0, 2], probs[0, 5] = 0.20001, 0.20000  # equal once rounded to float16
+    probs[1, 6] = 0.4
+    probs[2, :] = 1 / 7
+    probs[2, 3] += 1e-6
+    half = to_float16(probs)
+    assert half.dtype == np.float16 and (half.argmax(1) == probs.argmax(1)).all()
+    np.testing.assert_allclose(half, probs, atol=1e-3)
+
+
 def test_a_damaged_predictions_file_is_no_predictions(tmp_path):
     (tmp_path / "x.predictions.npz").write_bytes(b"not numpy")
     assert load_predictions(tmp_path / "x.predictions.npz") is None

@@ -45,7 +45,7 @@ def test_table_lists_runs_and_cards_with_a_csv_download(page):
     assert [b.label for b in page.get("download_button")] == ["Table as CSV"]
     assert any("No reference model card yet for" in i.value and "vgg16" in i.value for i in page.info)
     page.multiselect(key="compare_arch").select("elu_cnn").run()
-    assert list(page.dataframe[0].value["name"]) == ["elu-b"]
+    assert list(page.dataframe[0].value["name"]) == ["reference-elu", "elu-b"]  # the card, then the run
 
 
 def test_two_runs_side_by_side_and_the_images_of_a_chosen_cell(page):

@@ -14,5 +14,5 @@ def test_no_module_edits_sys_path():
     """The project is installed (requirements.txt installs it editable), so nothing patches the import path."""
     offenders = [str(p.relative_to(REPO)) for folder in ("fer_core", "dashboard", "pages", "tests")
                  for p in (REPO / folder).rglob("*.py")
-                 if "sys.path.insert" in p.read_text() or "sys.path.append" in p.read_text()]
+                 if any(f"sys.path.{edit}" in p.read_text() for edit in ("insert", "append"))]
     assert offenders == []

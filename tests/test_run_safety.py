@@ -216,7 +216,8 @@ def _finished_run(runs: Path, name: str) -> Path:
 ])
 def test_a_run_file_missing_fields_marks_that_run_damaged_and_the_rest_still_shows(tmp_path, monkeypatch, damage,
                                                                                    capsys):
-    from fer_core.compare import all_entries, summary_rows
+    from dashboard.compare_views import summary_rows
+    from fer_core.compare import all_entries
     runs = tmp_path / "runs"
     for file, text in damage.items():
         (_finished_run(runs, "damaged") / file).write_text(text)
