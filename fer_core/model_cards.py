@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .card_predictions import predictions_path, save_predictions
-from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
+from .checkpoints import export_half
 from .data import load_dataset
 from .errors import FERError
 from .evaluate import reports_from_predictions, split_predictions
@@ -91,21 +91,23 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     }
 
 
-def measure_card(card_path: str | Path, dataset, device: str = "cpu") -> dict:
-    """Measure the model a card describes (its shipped file: checkpoint or ensemble members) on `dataset`:
-    the card's metrics become exactly what `python -m fer_core evaluate` reports for it, with clean-PrivateTest
-    figures, and its per-image probabilities are written beside it. Returns the updated card."""
+def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file: str | Path | None = None) -> dict:
+    """Measure the model a card describes on `dataset`: by default its shipped file (checkpoint or ensemble
+    members), so the card's metrics are exactly what `python -m fer_core evaluate` reports for it; a reference
+    card passes its run's checkpoint as `model_file`. Clean-PrivateTest figures included; the per-image
+    probabilities are written beside the card. Returns the updated card."""
     from .loading import load_model
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
-    model_file = card_path if card_kind(card) == "ensemble" else card_path.parent / card["checkpoint"]
+    if model_file is None:
+        model_file = card_path if card_kind(card) == "ensemble" else card_path.parent / card["checkpoint"]
+        card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == 'ensemble' else ''} in models/"
     model = load_model(model_file, device)
     probs = split_predictions(model, dataset.splits, card["tta_views"], device)
     labels = {split: dataset[split].labels for split in ("val", "test")}
     leaked = leaked_test_mask(dataset)
     card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
     card["metrics_precision"] = precision_name(use_bf16(torch.device(device)))  # what evaluate uses here
-    card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == 'ensemble' else ''} in models/"
     card["predictions"] = save_predictions(predictions_path(card_path), probs, labels, leaked).name
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     return card
@@ -136,15 +138,9 @@ def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None
     card.update(kind="reference", checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
     models_dir.mkdir(parents=True, exist_ok=True)
     path = models_dir / f"{name}.json"
-    config = read_json(run_dir / "config.json")
-    dataset = load_dataset(data or config.get("data"))
-    model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"))
-    probs = split_predictions(model, dataset.splits, card["tta_views"])
-    labels = {split: dataset[split].labels for split in ("val", "test")}
-    leaked = leaked_test_mask(dataset)
-    card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
-    card["predictions"] = save_predictions(predictions_path(path), probs, labels, leaked).name
     path.write_text(json.dumps(card, indent=2) + "\n")
+    config = read_json(run_dir / "config.json")
+    measure_card(path, load_dataset(data or config.get("data")), model_file=run_dir / "best.pt")
     return path
 
 
