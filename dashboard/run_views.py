@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fer_core.run_folder import log_tail, read_metrics
-from fer_core.runs import Run
+from fer_core.run_index import Run
 
 STATE_BADGES = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
                 "cancelled": "⏹️ cancelled", "interrupted": "⚠️ interrupted"}

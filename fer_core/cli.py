@@ -330,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--name", default="default", help="models/<name>.pt and models/<name>.json (default %(default)s)")
     ship.add_argument("--notes", default="", help="free text for the card (how and where it was trained)")
     ship.add_argument("--card-only", action="store_true",
-                      help="write only models/<name>.json (a reference run): metrics from the run's eval.json")
+                      help="write only models/<name>.json and its per-image predictions (a reference run): "
+                           "measured on the run's float32 best.pt, which is not shipped")
     ship.add_argument("--data", help="dataset to measure the card's metrics on (default: the run's)")
     ship.set_defaults(func=cmd_ship)
 

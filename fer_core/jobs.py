@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .errors import FERError
 from .paths import PROJECT_ROOT
-from .runs import BAD_ROW, Registry, Run
+from .run_index import Run
+from .runs import BAD_ROW, Registry
 from .train_config import TrainConfig, config_to_args
 
 

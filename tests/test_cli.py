@@ -122,6 +122,14 @@ def test_bench_prints_figures(make_kaggle_zip, capsys):
         assert "agree    default model, PrivateTest (21 images), TTA off: bf16 and fp32 top-1 agree on" in out
 
 
+def test_bench_predict_times_pytorch_and_onnxruntime_side_by_side(capsys):
+    assert main(["bench", "predict", "--repeats", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for backend in ("PyTorch", "ONNX Runtime"):
+        assert f"{backend}, TTA off" in out and f"{backend}, TTA 10 views" in out
+    assert "models/default.pt" in out and "1 threads" in out
+
+
 def test_bench_time_to_accuracy_trains_and_reports_when_the_target_is_reached(make_kaggle_zip, capsys):
     args = ["bench", "--data", str(make_kaggle_zip()), "--arch", "seed_cnn", "--seconds", "0.1", "--device", "cpu",
             "--batch-size", "8", "--no-predict", "--epochs", "2", "--epoch-size", "16"]

@@ -83,7 +83,7 @@ def test_a_symlink_out_of_the_runs_folder_is_refused(nest, tmp_path):
 
 def _plant_row(registry: Registry, run_id: str, state: str = "failed") -> None:
     """A registry row as a damaged or hand-edited database could hold it."""
-    with sqlite3.connect(registry.db_path) as db:
+    with sqlite3.connect(registry.index.db_path) as db:
         db.execute("INSERT INTO runs (id, arch, state, slot, created, epochs, config) VALUES (?, 'x', ?, 'cpu', "
                    "'2026-01-01T00:00:00+00:00', 1, '{}')", (run_id, state))
 
@@ -96,7 +96,7 @@ def test_delete_of_a_corrupted_row_removes_only_the_row(nest, row_id):
     assert any(r.id == row_id and "only be deleted" in r.error for r in registry.list())
     registry.delete(row_id)
     assert canary.read_text() == "the user's checkout"
-    assert (runs / "keep-me" / "best.pt").exists() and registry.db_path.exists()
+    assert (runs / "keep-me" / "best.pt").exists() and registry.index.db_path.exists()
     assert registry.list() == []
 
 
@@ -316,7 +316,7 @@ def test_the_worker_fails_damaged_rows_alone_and_writes_nothing_outside(nest, ti
     registry = Registry(runs)
     _plant_row(registry, "x/..", state="queued")
     _plant_row(registry, "bad-config", state="queued")
-    with sqlite3.connect(registry.db_path) as db:
+    with sqlite3.connect(registry.index.db_path) as db:
         db.execute("UPDATE runs SET config = 'not json' WHERE id = 'bad-config'")
     run_worker(runs, "cpu", poll_s=0.05)
     rows = {r.id: r for r in registry.list()}

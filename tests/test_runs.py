@@ -124,3 +124,55 @@ def test_runs_list_cli_shows_the_same_registry(registry, tiny_zip, capsys):
     (row,) = json.loads(capsys.readouterr().out)
     assert row["id"] == "listed" and row["state"] == "queued" and row["arch"] == "fer_vgg_small"
     assert {"epochs_done", "best_val_accuracy", "test_accuracy"} <= set(row)
+
+
+# ----------------------------------------------------------------------------- polling is cheap
+
+def _ended_run(runs, name, state="finished"):
+    folder = runs / name
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"arch": "fer_vgg_small", "epochs": 1, "name": name}))
+    (folder / "status.json").write_text(json.dumps({"state": state, "pid": None, "started": "2026-01-01T00:00:00",
+                                                    "updated": "2026-01-01T00:01:00"}))
+    return folder
+
+
+def test_polling_reads_an_ended_run_once_until_its_folder_changes(tmp_path, monkeypatch):
+    import fer_core.runs as runs_module
+    runs = tmp_path / "runs"
+    folder = _ended_run(runs, "done")
+    calls = []
+    real = runs_module.reconcile
+    monkeypatch.setattr(runs_module, "reconcile", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
+    registry = Registry(runs)
+    assert [(r.id, r.state) for r in registry.list()] == [("done", "finished")]
+    writes = []
+    real_update = registry.index.update
+    monkeypatch.setattr(registry.index, "update", lambda run_id, **v: (writes.append(v) if v else None,
+                                                                      real_update(run_id, **v)))
+    for _ in range(3):  # the Train page's poll: nothing re-read, nothing written
+        assert [(r.id, r.state) for r in registry.list()] == [("done", "finished")]
+    assert calls == ["done"] and writes == []
+    # a CLI --resume that failed later rewrites status.json: the next poll sees it
+    (folder / "status.json").write_text(json.dumps({"state": "failed", "error": "boom", "started": "2026-01-02T00:00:00",
+                                                    "updated": "2026-01-02T00:05:00"}))
+    (run,) = registry.list()
+    assert (run.state, run.error, calls) == ("failed", "boom", ["done", "done"])
+
+
+def test_a_registry_file_from_before_the_folder_stamp_is_upgraded(tmp_path):
+    import sqlite3
+    runs = tmp_path / "runs"
+    _ended_run(runs, "old")
+    db = sqlite3.connect(runs / "registry.sqlite")
+    db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, arch TEXT NOT NULL, state TEXT NOT NULL, slot TEXT NOT NULL, "
+               "sweep TEXT, gpus INTEGER NOT NULL DEFAULT 1, resume INTEGER NOT NULL DEFAULT 0, pid INTEGER, "
+               "created TEXT NOT NULL, started TEXT, ended TEXT, epochs INTEGER, "
+               "epochs_done INTEGER NOT NULL DEFAULT 0, best_val_accuracy REAL, test_accuracy REAL, "
+               "test_accuracy_tta REAL, error TEXT, config TEXT NOT NULL)")
+    db.execute("INSERT INTO runs (id, arch, state, slot, created, config) VALUES "
+               "('old', 'fer_vgg_small', 'finished', 'cpu', '2026-01-01', '{}')")
+    db.commit()
+    db.close()
+    (run,) = Registry(runs).list()
+    assert (run.id, run.state) == ("old", "finished") and run.folder_stamp

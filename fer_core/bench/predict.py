@@ -24,22 +24,26 @@ from .timing import median_ms
 BUDGET_MS = 50.0
 
 
-def _recognizer(checkpoint: str | None, yunet: str | None) -> tuple[EmotionRecognizer, str]:
+def _recognizers(checkpoint: str | None, yunet: str | None) -> tuple[dict[str, EmotionRecognizer], str]:
+    """The same model run by PyTorch and by ONNX Runtime (on as many threads as PyTorch has), by name."""
+    threads = torch.get_num_threads()
     if checkpoint or default_checkpoint().is_file():
-        rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet)
-        return rec, rec.source
+        torch_rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet)
+        ort_rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet, onnxruntime_threads=threads)
+        return {"PyTorch": torch_rec, "ONNX Runtime": ort_rec}, torch_rec.source
     from ..models import create_model  # timing depends on the architecture only, not on trained weights
-    return (EmotionRecognizer(create_model("fer_vgg_small"), FaceDetector(yunet)),
-            "an untrained fer_vgg_small (no models/default.pt yet)")
+    return ({"PyTorch": EmotionRecognizer(create_model("fer_vgg_small"), FaceDetector(yunet))},
+            "an untrained fer_vgg_small (no models/default.pt yet; ONNX Runtime not timed)")
 
 
 def bench_predict(checkpoint: str | None = None, repeats: int = 30, yunet: str | None = None) -> dict:
-    """Print and return median milliseconds per stage for the test photo, TTA off and on."""
-    rec, source = _recognizer(checkpoint, yunet)
+    """Print and return median milliseconds per stage for the test photo, TTA off and on, per backend."""
+    recs, source = _recognizers(checkpoint, yunet)
+    rec = recs["PyTorch"]
     jpeg = photo_jpeg()
     rgb = read_image(jpeg)
     faces = rec.detector.detect(rgb)
-    print(f"predict bench: {source}; {rec.detector.backend} detector; torch {torch.get_num_threads()} threads, "
+    print(f"predict bench: {source}; {rec.detector.backend} detector; {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other processes slow these figures)")
     print(f"test photo: 640x480 JPEG, {len(faces)} face(s) found; medians of {repeats} runs in ms")
     if not faces:
@@ -47,15 +51,17 @@ def bench_predict(checkpoint: str | None = None, repeats: int = 30, yunet: str |
         print("warning: no face found, classification timed on the whole image")
     figures = {"decode": median_ms(lambda: read_image(jpeg), repeats),
                "detect": median_ms(lambda: rec.detector.detect(rgb), repeats)}
-    print(f"{'':16}{'decode':>9}{'detect':>9}{'classify':>10}{'sum':>8}{'end to end':>12}")
-    for name, views in (("TTA off", 1), (f"TTA {DEFAULT_VIEWS} views", DEFAULT_VIEWS)):
-        classify = median_ms(lambda v=views: rec.classify(rgb, faces, v), repeats)
-        total = median_ms(lambda v=views: rec.predict(jpeg, tta=v > 1, views=max(v, 1)), repeats)
-        figures[name] = {"classify": classify, "end_to_end": total}
-        parts = figures["decode"] + figures["detect"] + classify
-        print(f"{name:16}{figures['decode']:9.1f}{figures['detect']:9.1f}{classify:10.1f}{parts:8.1f}{total:12.1f}")
-    tta_total = figures[f"TTA {DEFAULT_VIEWS} views"]["end_to_end"]
-    live_ms = figures["detect"] + figures["TTA off"]["classify"]
+    print(f"{'':30}{'decode':>9}{'detect':>9}{'classify':>10}{'sum':>8}{'end to end':>12}")
+    for backend, r in recs.items():
+        for name, views in (("TTA off", 1), (f"TTA {DEFAULT_VIEWS} views", DEFAULT_VIEWS)):
+            classify = median_ms(lambda v=views: r.classify(rgb, faces, v), repeats)
+            total = median_ms(lambda v=views: r.predict(jpeg, tta=v > 1, views=max(v, 1)), repeats)
+            figures[f"{backend}, {name}"] = {"classify": classify, "end_to_end": total}
+            parts = figures["decode"] + figures["detect"] + classify
+            print(f"{backend + ', ' + name:30}{figures['decode']:9.1f}{figures['detect']:9.1f}{classify:10.1f}"
+                  f"{parts:8.1f}{total:12.1f}")
+    tta_total = figures[f"PyTorch, TTA {DEFAULT_VIEWS} views"]["end_to_end"]
+    live_ms = figures["detect"] + figures["PyTorch, TTA off"]["classify"]
     print(f"budget: {BUDGET_MS:.0f} ms with TTA -> {tta_total:.1f} ms ({'within' if tta_total <= BUDGET_MS else 'OVER'}); "
           f"live frame (detect + classify, no TTA) {live_ms:.1f} ms = {1000 / live_ms:.0f} fps")
     return figures
