@@ -7,10 +7,9 @@ whose process vanished without finishing is interrupted, never running. Nothing 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from .run_folder import (load_eval, load_metrics, load_status, log_tail, now, read_json, trainer_alive,
+from .run_folder import (load_eval, load_metrics, load_status, log_tail, now, pid_alive, read_json, trainer_alive,
                          trainer_pid)
 
 ACTIVE = ("queued", "running")
@@ -18,34 +17,23 @@ DAMAGED = "damaged run files: "
 _STAMPED_FILES = ("config.json", "status.json", "metrics.jsonl", "eval.json")
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when `pid` is a live (non-zombie) fer_core process: a recycled PID does not count."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"fer_core" in cmdline
-
-
 def folder_stamp(folder: Path) -> str:
-    """Sizes and modification times of the run files: equal stamps mean nothing a row shows has changed."""
+    """Inode, size and change time of each run file. The trainer replaces its files whole (os.replace: a new
+    inode) or appends to them (a new size), so an equal stamp means the files a row was read from are unchanged."""
     parts = []
     for name in _STAMPED_FILES:
         try:
             st = (folder / name).stat()
-            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_ctime_ns}")
         except OSError:
             parts.append("-")
     return " ".join(parts)
 
 
 def is_settled(row, folder: Path) -> bool:
-    """True when reading the folder again cannot change the row: the job has ended, no trainer has taken the
-    folder up again since (a CLI --resume), and no run file changed since the row was last brought up to date."""
+    """True when reading the folder again would not change the row: the job has ended, no trainer has taken
+    the folder up again (a CLI --resume), and the run files are those the row was last reconciled with (the
+    registry clears a row's stamp whenever it changes the row's state itself)."""
     return (row["state"] not in ACTIVE and row["folder_stamp"] == folder_stamp(folder)
             and not trainer_alive(folder))
 
@@ -65,6 +53,7 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
 
     `returncode` is the job process's exit code, when the worker has just seen it end. A damaged file is
     named in the row's error; the rest still shows."""
+    stamp = folder_stamp(folder)  # before reading: a file that changes meanwhile is read again next time
     status, status_problem = load_status(folder / "status.json")
     metrics, metrics_problem = load_metrics(folder / "metrics.jsonl")
     evaluation, eval_problem = load_eval(folder / "eval.json")
@@ -72,7 +61,7 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
                     "best_val_accuracy": max((m["val_accuracy"] for m in metrics), default=None),
                     "test_accuracy": evaluation["test"]["plain"]["accuracy"] if evaluation else None,
                     "test_accuracy_tta": evaluation["test"]["tta"]["accuracy"] if evaluation else None,
-                    "folder_stamp": folder_stamp(folder)}
+                    "folder_stamp": stamp}
     state = status.get("state")
     training = trainer_alive(folder)
     if training and row["state"] != "running":  # a trainer started outside the registry (CLI --resume)

@@ -119,6 +119,19 @@ def trainer_pid(run_dir: str | os.PathLike) -> int | None:
         return None
 
 
+def pid_alive(pid: int | None) -> bool:
+    """True when `pid` is a live (non-zombie) fer_core process: a recycled PID does not count."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"fer_core" in cmdline
+
+
 def trainer_alive(run_dir: str | os.PathLike) -> bool:
     """True while some process holds the run's trainer lock."""
     path = Path(run_dir) / LOCK_FILE

@@ -75,7 +75,11 @@ class RunIndex:
             have = {r["name"] for r in db.execute("PRAGMA table_info(runs)")}
             for column, kind in _ADDED_COLUMNS.items():
                 if column not in have:
-                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                    try:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                    except sqlite3.OperationalError as exc:  # another process added it first
+                        if "duplicate column" not in str(exc):
+                            raise
 
     @contextmanager
     def _db(self):

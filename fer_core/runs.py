@@ -19,13 +19,12 @@ from pathlib import Path
 
 from .errors import FERError
 from .paths import runs_dir
-from .reconcile import ACTIVE, adopted_row, is_settled, pid_alive, reconcile
-from .run_folder import RunNameError, now, run_path, trainer_alive
+from .reconcile import ACTIVE, adopted_row, is_settled, reconcile
+from .run_folder import RunNameError, now, pid_alive, run_path, trainer_alive
 from .run_index import Run, RunIndex
 from .train_config import TrainConfig
 
 BAD_ROW = "this registry row names no valid run folder: it can only be deleted"
-STATES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 
 
 class Registry:
@@ -102,7 +101,7 @@ class Registry:
         """Stop a job cleanly: a queued job never starts; a running one gets SIGTERM and keeps last.pt."""
         run = self.get(run_id)
         if run.state == "queued":
-            self.index.update(run_id, state="cancelled", ended=now())
+            self._set_state(run_id, state="cancelled", ended=now())
         elif run.state == "running" and pid_alive(run.pid):
             # Jobs lead their own process group: torchrun and its workers all get the signal.
             if _is_group_leader(run.pid):
@@ -126,7 +125,7 @@ class Registry:
             raise FERError(f"run '{run_id}' is {run.state}: only interrupted, cancelled or failed runs resume")
         if not (folder / "config.json").exists():
             raise FERError(f"run '{run_id}' never started (no config.json): start a new run instead")
-        self.index.update(run_id, state="queued", resume=1, error=None, ended=None, pid=None)
+        self._set_state(run_id, state="queued", resume=1, error=None, ended=None, pid=None)
         from .jobs import ensure_worker
         ensure_worker(self.runs_dir, run.slot)
 
@@ -147,10 +146,10 @@ class Registry:
         return self.index.queued(slot)
 
     def started(self, run_id: str, pid: int) -> None:
-        self.index.update(run_id, state="running", pid=pid, started=now(), error=None)
+        self._set_state(run_id, state="running", pid=pid, started=now(), error=None)
 
     def not_started(self, run_id: str, why: str) -> None:
-        self.index.update(run_id, state="failed", ended=now(), error=f"not started: {why}")
+        self._set_state(run_id, state="failed", ended=now(), error=f"not started: {why}")
 
     def exited(self, run_id: str, returncode: int) -> None:
         """The job's process ended with `returncode`: how the job ended is read from its folder, and from the
@@ -159,6 +158,11 @@ class Registry:
         if folder is None or row is None or row["state"] != "running":  # e.g. already resumed: queued again
             return
         self.index.update(run_id, **reconcile(folder, row, returncode))
+
+    def _set_state(self, run_id: str, **values) -> None:
+        """A state change made here, not read from the folder: the row is reconciled again at the next refresh
+        (its folder may say more, e.g. damaged files, than the new state does)."""
+        self.index.update(run_id, **values, folder_stamp=None)
 
     def _new_id(self, arch: str) -> str:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -179,12 +183,14 @@ class Registry:
         for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and (p / "config.json").exists()):
             if folder.name not in rows and self._folder(folder.name) is not None:
                 self.index.insert(if_absent=True, **adopted_row(folder))
-                rows[folder.name] = self.index.get(folder.name)
+                row = self.index.get(folder.name)
+                if row is not None:  # None: deleted from another tab meanwhile
+                    rows[folder.name] = row
         for run_id, row in rows.items():
             folder = self._folder(run_id)
             if folder is None:  # a damaged row can never run: make it deletable
                 if row["state"] in ACTIVE:
-                    self.index.update(run_id, state="failed", ended=now(), error=BAD_ROW)
+                    self._set_state(run_id, state="failed", ended=now(), error=BAD_ROW)
                 continue
             if row["state"] == "queued" or is_settled(row, folder):
                 continue

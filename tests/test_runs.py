@@ -176,3 +176,32 @@ def test_a_registry_file_from_before_the_folder_stamp_is_upgraded(tmp_path):
     db.close()
     (run,) = Registry(runs).list()
     assert (run.id, run.state) == ("old", "finished") and run.folder_stamp
+    (again,) = Registry(runs).list()  # a second opening finds the column and adds nothing
+    assert again == run
+    with sqlite3.connect(runs / "registry.sqlite") as db:
+        assert "folder_stamp" in {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+
+
+def test_a_settled_run_taken_up_by_a_cli_trainer_shows_running(tmp_path):
+    from fer_core.run_folder import TrainerLock
+    runs = tmp_path / "runs"
+    folder = _ended_run(runs, "again", state="cancelled")
+    registry = Registry(runs)
+    assert registry.list()[0].state == "cancelled"
+    with TrainerLock(folder):  # `train --resume` holds the lock before it writes anything
+        assert registry.list()[0].state == "running"
+
+
+def test_damage_is_still_named_after_a_resume_is_cancelled(tmp_path, monkeypatch):
+    from fer_core.reconcile import DAMAGED
+    monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)
+    runs = tmp_path / "runs"
+    folder = _ended_run(runs, "hurt", state="cancelled")
+    (folder / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    registry = Registry(runs)
+    assert registry.list()[0].error.startswith(DAMAGED)
+    registry.resume("hurt")
+    assert registry.get("hurt").state == "queued"
+    registry.cancel("hurt")  # its files did not change, yet the row is read again
+    (run,) = registry.list()
+    assert run.state == "cancelled" and run.error.startswith(DAMAGED)

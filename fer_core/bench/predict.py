@@ -54,8 +54,8 @@ def bench_predict(checkpoint: str | None = None, repeats: int = 30, yunet: str |
     print(f"{'':30}{'decode':>9}{'detect':>9}{'classify':>10}{'sum':>8}{'end to end':>12}")
     for backend, r in recs.items():
         for name, views in (("TTA off", 1), (f"TTA {DEFAULT_VIEWS} views", DEFAULT_VIEWS)):
-            classify = median_ms(lambda v=views: r.classify(rgb, faces, v), repeats)
-            total = median_ms(lambda v=views: r.predict(jpeg, tta=v > 1, views=max(v, 1)), repeats)
+            classify = median_ms(lambda v=views, r=r: r.classify(rgb, faces, v), repeats)
+            total = median_ms(lambda v=views, r=r: r.predict(jpeg, tta=v > 1, views=max(v, 1)), repeats)
             figures[f"{backend}, {name}"] = {"classify": classify, "end_to_end": total}
             parts = figures["decode"] + figures["detect"] + classify
             print(f"{backend + ', ' + name:30}{figures['decode']:9.1f}{figures['detect']:9.1f}{classify:10.1f}"
