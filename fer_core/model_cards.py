@@ -82,7 +82,8 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
         "learning_curve": curve,
         "training_seconds": evaluation["training_seconds"],
         "images_seen": round(sum(m["images_per_s"] * m["seconds"] for m in curve)),
-        "provenance": {**(status.get("provenance") or {}), "seed": config.get("seed"), "dataset": dataset_name,
+        "provenance": {**(status.get("provenance") or {}), "seed": config.get("seed"),
+                       "dataset": dataset_name or (status.get("provenance") or {}).get("dataset"),
                        "precision": curve[-1].get("precision", "fp32") if curve else None},
         "hardware": evaluation["device"],
         "host": f"{platform.machine()} {platform.system()}",
@@ -194,7 +195,8 @@ def results_table(cards: list[dict]) -> str:
     for card in sorted(cards, key=lambda c: -headline(c)["test_accuracy_tta"]):
         h = headline(card)
         recall = {c: m["recall"] for c, m in card["metrics"]["test"]["tta"]["per_class"].items()}
-        minutes = card["training_seconds"] / 60
+        seconds = card["training_seconds"]
+        duration = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
         balance = (card.get("train_config") or {}).get("balance") or "—"
         clean = card["metrics"]["test"]["tta"].get("clean")
         clean_cell = f"{100 * clean['accuracy']:.2f}% ({clean['n']:,} images)" if clean else "—"
@@ -203,7 +205,7 @@ def results_table(cards: list[dict]) -> str:
                     f"| **{100 * h['test_accuracy_tta']:.2f}%** ({card['tta_views']} views) "
                     f"| {clean_cell} "
                     f"| {h['test_macro_f1']:.3f} | {recall['disgust']:.2f} | {recall['fear']:.2f} "
-                    f"| {_training_budget(card)} | {minutes:.0f} min | {card['hardware']} |")
+                    f"| {_training_budget(card)} | {duration} | {card['hardware']} |")
     if not cards:
         rows.append("| (no model cards in models/ yet) |" + " |" * 13)
     for name, arch, private_test, source in ANCHORS:

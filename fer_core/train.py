@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .augment import augment_batch
 from .balance import class_weights, epoch_indices, weighted_cross_entropy
 from .checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import load_dataset
+from .data import load_dataset, resolve_data_path
 from .devices import device_name, resolve_device
 from .distill import distillation_loss, teacher_probabilities
 from .distributed import Distributed, init_distributed, shard
@@ -332,7 +332,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     if ddp.is_main:
         write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
                      device=device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else ""),
-                     precision=precision_name(bf16), provenance=provenance(),
+                     precision=precision_name(bf16), provenance={**provenance(), "dataset": resolve_data_path(cfg.data).name},
                      parameters=count_parameters(model), batch_size=batch_size * ddp.world,
                      train_images=len(splits["train"]), started=now(), error=None)
         print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {device_name(device)}"

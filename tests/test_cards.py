@@ -142,3 +142,14 @@ def test_mcnemar_on_known_counts():
     assert not close.significant and "not statistically significant" in close.in_words("A", "B")
     with pytest.raises(ValueError, match="different images"):
         mcnemar(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_a_card_names_the_dataset_also_when_it_came_from_fer_data(make_kaggle_zip, tmp_path, monkeypatch):
+    from fer_core.model_cards import make_card
+    from fer_core.train import main as train
+    from fer_core.train_config import TrainConfig
+    monkeypatch.setenv("FER_DATA", str(make_kaggle_zip(per_class=(4, 2, 2))))
+    run = train(TrainConfig(arch="fer_vgg_small", out=str(tmp_path / "runs"), name="env", epochs=1, batch_size=8,
+                            tta_views=2))
+    card = make_card(run, "env")
+    assert card["provenance"]["dataset"] == "archive.zip" and "data" not in card["train_config"]
