@@ -191,7 +191,7 @@ def test_a_taken_name_gets_a_message_not_an_integrity_error(tmp_path, tiny_zip, 
     with pytest.raises(ValueError, match="name 'mine' is taken"):
         registry.submit(TrainConfig(data=tiny_zip, name="mine", **TINY), start_worker=False)
     # two tabs at once: the other one inserts between this one's check and its insert
-    monkeypatch.setattr(Registry, "_exists", lambda self, run_id: False)
+    monkeypatch.setattr(registry.index, "exists", lambda run_id: False)
     with pytest.raises(ValueError, match="name 'mine' is taken"):
         registry.submit(TrainConfig(data=tiny_zip, name="mine", **TINY), start_worker=False)
     assert [r.id for r in registry.list()] == ["mine"]
