@@ -1,7 +1,8 @@
 """Training augmentation as batched tensor ops on the training device (no per-image Python loop).
 
 Rotation, zoom and shift are one random affine transform per image, applied to the whole batch
-by a single `grid_sample`; flip and random erasing are masks over the batch.
+by a single `grid_sample`; flip and random erasing are masks over the batch; a random crop is one
+gather of a window per image.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class AugmentConfig:
     zoom: float = 0.1        # scale drawn from [1 - zoom, 1 + zoom]
     shift: float = 0.1       # max translation, fraction of the image side
     erase: float = 0.0       # probability of erasing one random rectangle (random erasing)
+    crop: int | None = None  # train on a random crop x crop window of each image (None: the whole image)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,9 +45,23 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     if cfg.flip:
         flip = rand(b) < 0.5 if flips is None else flips.to(dev)
         x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    if cfg.crop:
+        x = random_crop(x, cfg.crop, rand)
     if cfg.erase > 0:
         x = random_erase(x, cfg.erase, rand)
     return x
+
+
+def random_crop(x: torch.Tensor, side: int, rand) -> torch.Tensor:
+    """A random side x side window of each image, at a whole-pixel offset."""
+    b, c, h, w = x.shape
+    top = (rand(b) * (h - side + 1)).long().clamp_max(h - side)
+    left = (rand(b) * (w - side + 1)).long().clamp_max(w - side)
+    window = torch.arange(side, device=x.device)
+    rows = (top.view(b, 1) + window).view(b, 1, side, 1).expand(b, c, side, w)
+    x = x.gather(2, rows)
+    cols = (left.view(b, 1) + window).view(b, 1, 1, side).expand(b, c, side, side)
+    return x.gather(3, cols)
 
 
 def random_erase(x: torch.Tensor, p: float, rand) -> torch.Tensor:

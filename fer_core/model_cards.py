@@ -73,7 +73,7 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
         "kind": "shipped",
         "name": name,
         "arch": config["arch"],
-        "parameters": count_parameters(create_model(config["arch"])),
+        "parameters": count_parameters(create_model(config["arch"], crop=config.get("crop"))),
         "checkpoint": f"{name}.pt",             # None for a reference card shipped without its weights
         "train_config": train_config,
         "epochs_trained": len(curve),

@@ -1,6 +1,8 @@
 """Architectures behind one registry: `create_model(name, **cfg)`; adding one touches only this file.
 
-Every model takes a (B, 1, 48, 48) batch normalised to [-1, 1] and returns (B, 7) logits.
+Every model takes a (B, 1, 48, 48) batch normalised to [-1, 1] and returns (B, 7) logits. A network
+trained on smaller random crops (`crop`) is wrapped in `CropInput`; the custom CNNs size their head by
+`side`, the input they see, and the torchvision backbones resize any input.
 The torchvision backbones are wrapped by `GrayscaleAdapter` (channel repeat, ImageNet
 normalisation, optional upsampling) so ImageNet weights transfer unchanged.
 """
@@ -33,14 +35,36 @@ def list_models() -> dict[str, str]:
     return dict(_DESCRIPTIONS)
 
 
-def create_model(name: str, num_classes: int = NUM_CLASSES, pretrained: str | None = None, **cfg) -> nn.Module:
-    """Build a registered architecture. `pretrained`: None, "imagenet" or a local state_dict path."""
+def create_model(name: str, num_classes: int = NUM_CLASSES, pretrained: str | None = None,
+                 crop: int | None = None, **cfg) -> nn.Module:
+    """Build a registered architecture. `pretrained`: None, "imagenet" or a local state_dict path.
+
+    `crop`: the network is trained on random crop x crop windows of the face (`train --crop`) and is
+    wrapped in `CropInput`, so it still takes whole 48x48 faces."""
     if name not in _REGISTRY:
         raise KeyError(f"unknown architecture '{name}': choose one of {', '.join(_REGISTRY)}")
-    model = _REGISTRY[name](num_classes=num_classes, **cfg)
+    model = _REGISTRY[name](num_classes=num_classes, **({"side": crop} if crop else {}), **cfg)
     if pretrained:
         load_pretrained(model, name, pretrained)
-    return model
+    return CropInput(model, crop) if crop else model
+
+
+class CropInput(nn.Module):
+    """A network for side x side crops that takes whole faces: a 48x48 input is cut to its centre window.
+
+    Training feeds random windows of that size directly; TTA's shifted views become shifted windows."""
+
+    def __init__(self, net: nn.Module, side: int):
+        super().__init__()
+        self.net = net
+        self.side = side
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.side:
+            top = (x.shape[-2] - self.side) // 2
+            left = (x.shape[-1] - self.side) // 2
+            x = x[..., top:top + self.side, left:left + self.side]
+        return self.net(x)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -54,7 +78,7 @@ def _conv_bn(cin: int, cout: int, k: int = 3, act: type[nn.Module] = nn.ReLU) ->
 
 
 @register_model("seed_cnn", "4 conv blocks (conv, BN, ReLU, dropout, max-pool) + 2 FC layers, as in the seed")
-def seed_cnn(num_classes: int = NUM_CLASSES, dropout: float = 0.25) -> nn.Module:
+def seed_cnn(num_classes: int = NUM_CLASSES, dropout: float = 0.25, side: int = 48) -> nn.Module:
     """The seed's network: conv 64(3x3), 128(5x5), 512(3x3), 512(3x3); FC 256, 512; softmax at the loss."""
     layers: list[nn.Module] = []
     cin = 1
@@ -62,7 +86,7 @@ def seed_cnn(num_classes: int = NUM_CLASSES, dropout: float = 0.25) -> nn.Module
         layers += [*_conv_bn(cin, cout, k), nn.Dropout(dropout), nn.MaxPool2d(2)]
         cin = cout
     head: list[nn.Module] = [nn.Flatten()]
-    fin = 512 * 3 * 3
+    fin = 512 * (side // 16) ** 2
     for fout in (256, 512):
         head += [nn.Linear(fin, fout, bias=False), nn.BatchNorm1d(fout), nn.ReLU(inplace=True), nn.Dropout(dropout)]
         fin = fout
@@ -71,7 +95,7 @@ def seed_cnn(num_classes: int = NUM_CLASSES, dropout: float = 0.25) -> nn.Module
 
 
 @register_model("elu_cnn", "the seed's 'Custom Conv2D': ELU, batch-norm, max-pool, dropout, dense")
-def elu_cnn(num_classes: int = NUM_CLASSES, dropout: float = 0.4) -> nn.Module:
+def elu_cnn(num_classes: int = NUM_CLASSES, dropout: float = 0.4, side: int = 48) -> nn.Module:
     """Three double-conv ELU stages (64, 128, 256), then dense 128 with ELU and batch-norm."""
     layers: list[nn.Module] = []
     cin = 1
@@ -79,7 +103,8 @@ def elu_cnn(num_classes: int = NUM_CLASSES, dropout: float = 0.4) -> nn.Module:
         layers += [*_conv_bn(cin, cout, 3, nn.ELU), *_conv_bn(cout, cout, 3, nn.ELU),
                    nn.MaxPool2d(2), nn.Dropout(p)]
         cin = cout
-    head = [nn.Flatten(), nn.Linear(256 * 6 * 6, 128, bias=False), nn.BatchNorm1d(128), nn.ELU(inplace=True),
+    head = [nn.Flatten(), nn.Linear(256 * (side // 8) ** 2, 128, bias=False), nn.BatchNorm1d(128),
+            nn.ELU(inplace=True),
             nn.Dropout(dropout + 0.2), nn.Linear(128, num_classes)]
     return nn.Sequential(*layers, *head)
 
@@ -91,7 +116,8 @@ class FERVGG(nn.Module):
     about 4x faster and is the one that fits a CPU budget.
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 64, hidden: int = 512, dropout: float = 0.4):
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 64, hidden: int = 512, dropout: float = 0.4,
+                 side: int = 48):
         super().__init__()
         stages: list[nn.Module] = []
         cin = 1
@@ -101,7 +127,7 @@ class FERVGG(nn.Module):
             cin = cout
         self.features = nn.Sequential(*stages)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin * 3 * 3, hidden), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin * (side // 16) ** 2, hidden), nn.ReLU(inplace=True),
             nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +168,7 @@ class GrayscaleAdapter(nn.Module):
 
 
 @register_model("vgg16", "torchvision VGG16 (transfer learning), compact classifier head")
-def vgg16(num_classes: int = NUM_CLASSES, input_size: int = 48, dropout: float = 0.5) -> nn.Module:
+def vgg16(num_classes: int = NUM_CLASSES, input_size: int = 48, dropout: float = 0.5, side: int = 48) -> nn.Module:
     from torchvision.models import vgg16 as tv_vgg16
     net = tv_vgg16(weights=None)
     # At 48x48 the features end at 1x1x512: the 25088->4096 ImageNet head would be 120M parameters
@@ -154,7 +180,7 @@ def vgg16(num_classes: int = NUM_CLASSES, input_size: int = 48, dropout: float =
 
 
 @register_model("inception_v3", "torchvision InceptionV3 (transfer learning), input upsampled to 96x96")
-def inception_v3(num_classes: int = NUM_CLASSES, input_size: int = 96) -> nn.Module:
+def inception_v3(num_classes: int = NUM_CLASSES, input_size: int = 96, side: int = 48) -> nn.Module:
     from torchvision.models import inception_v3 as tv_inception_v3
     if input_size < 75:
         raise ValueError("inception_v3 needs an input of at least 75x75")
@@ -163,7 +189,7 @@ def inception_v3(num_classes: int = NUM_CLASSES, input_size: int = 96) -> nn.Mod
 
 
 @register_model("resnet18", "torchvision ResNet-18 (transfer learning), input upsampled to 96x96")
-def resnet18(num_classes: int = NUM_CLASSES, input_size: int = 96) -> nn.Module:
+def resnet18(num_classes: int = NUM_CLASSES, input_size: int = 96, side: int = 48) -> nn.Module:
     from torchvision.models import resnet18 as tv_resnet18
     return GrayscaleAdapter(tv_resnet18(weights=None, num_classes=num_classes), input_size)
 

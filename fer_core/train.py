@@ -205,6 +205,12 @@ def validate(model, split, device, prefix: str = "val") -> dict:
     return {f"{prefix}_loss": loss, f"{prefix}_accuracy": report["accuracy"], f"{prefix}_macro_f1": report["macro_f1"]}
 
 
+def tta_accuracy(model, split, device, views: int, prefix: str = "test") -> dict:
+    """Accuracy with `views` TTA views, e.g. {"test_tta_accuracy": .., "test_tta_views": 2}."""
+    probs = predict_images(model, split.images, views, 512, device)
+    return {f"{prefix}_tta_accuracy": float((probs.argmax(1) == split.labels).mean()), f"{prefix}_tta_views": views}
+
+
 # ----------------------------------------------------------------------------- the job
 
 def _stop_requested(stop: _StopFlag, ddp: Distributed, device) -> bool:
@@ -286,7 +292,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         device = torch.device("cuda", ddp.local_rank)
     splits = load_splits(cfg)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.arch, pretrained=cfg.pretrained).to(device)
+    model = create_model(cfg.arch, pretrained=cfg.pretrained, crop=cfg.crop).to(device)
     bf16 = use_bf16(device, cfg.amp)
     model = model.to(memory_format=memory_format(device, bf16))
     if device.type == "cuda":
@@ -326,7 +332,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     if cfg.compile:
         step_model = torch.compile(step_model)
 
-    meta = {"arch": cfg.arch, "model_config": {}, "labels": list(EMOTIONS), "train_config": asdict(cfg)}
+    meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS), "train_config": asdict(cfg)}
     stop = _StopFlag()
     stop.install()
     if ddp.is_main:
@@ -352,6 +358,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         stats.update(validate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
         if cfg.track_test:  # every rank, like val: a stop at a target accuracy is decided alike everywhere
             stats.update(validate(eval_model, splits["test"], device, prefix="test"))
+            if cfg.track_test_views > 1:
+                stats.update(tta_accuracy(eval_model, splits["test"], device, cfg.track_test_views))
         if scheduler is not None and not step_per_batch:
             scheduler.step(stats["val_accuracy"])
         elapsed += stats["seconds"]

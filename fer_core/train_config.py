@@ -47,6 +47,7 @@ class TrainConfig:
     zoom: float = 0.1
     shift: float = 0.1
     erase: float = 0.0
+    crop: int | None = None              # train on random crop x crop windows; the network takes 48x48 faces
     exclude: str | None = None           # "audit" (what the health audit flags) or a file of image ids
     pretrained: str | None = None        # "imagenet" or a state_dict path (torchvision backbones)
     device: str = "auto"
@@ -57,10 +58,11 @@ class TrainConfig:
     limit: int | None = None             # use a fixed random N images of each split (smoke runs)
     epoch_size: int | None = None        # train on a fresh random N images per epoch (short CPU budgets)
     track_test: bool = False             # also log PrivateTest accuracy per epoch (time-to-accuracy; never selects)
+    track_test_views: int = 2            # with track_test: PrivateTest is also logged with this many TTA views (1: off)
     stop_at_test_accuracy: float | None = None  # benchmarks: end once PrivateTest reaches it (needs track_test)
 
     def augment(self) -> AugmentConfig:
-        return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase)
+        return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase, self.crop)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option (the dashboard form shows it too)."""
@@ -87,10 +89,12 @@ class TrainConfig:
             (0 <= self.zoom < 1, "zoom must be in [0, 1)"),
             (0 <= self.shift < 0.5, "shift must be in [0, 0.5)"),
             (0 <= self.erase <= 1, "erase probability must be in [0, 1]"),
+            (self.crop is None or 16 <= self.crop <= 47, "crop must be a side from 16 to 47 pixels"),
             (self.mix in MIX_METHODS, f"mix must be one of {', '.join(MIX_METHODS)}"),
             (self.mix_alpha > 0, "mix alpha must be > 0"),
             (not self.alternating_flip or self.flip, "alternating flip needs --flip on"),
             (1 <= self.tta_views <= tta.MAX_VIEWS, f"TTA views must be 1..{tta.MAX_VIEWS}"),
+            (1 <= self.track_test_views <= tta.MAX_VIEWS, f"track-test TTA views must be 1..{tta.MAX_VIEWS}"),
             (self.limit is None or self.limit >= 8, "limit must be at least 8 images"),
             (self.epoch_size is None or self.epoch_size >= 8, "epoch size must be at least 8 images"),
             (self.stop_at_test_accuracy is None or (self.track_test and 0 <= self.stop_at_test_accuracy <= 1),
@@ -154,6 +158,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--zoom", type=float, default=d.zoom, help="max zoom fraction")
     p.add_argument("--shift", type=float, default=d.shift, help="max shift, fraction of the side")
     p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
+    p.add_argument("--crop", type=int, metavar="SIDE", help="train on random SIDE x SIDE crops (40 or 44 in the "
+                   "FER2013 literature); the network then takes whole faces and looks at their centre window")
     p.add_argument("--exclude", help="'audit' (leave out what the data-health audit flags) or a file of image ids")
     p.add_argument("--pretrained", help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
     p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
@@ -166,6 +172,9 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p.add_argument("--limit", type=int, help="use a fixed random N images of each split (quick checks)")
     p.add_argument("--track-test", action="store_true",
                    help="log PrivateTest accuracy every epoch (for time-to-accuracy; the best epoch is still chosen on val)")
+    p.add_argument("--track-test-views", type=tta.views_arg, default=d.track_test_views,
+                   help="with --track-test: also log PrivateTest accuracy with this many TTA views (default 2: the "
+                        "image and its mirror; 1: plain only)")
     p.add_argument("--stop-at-test-accuracy", type=float, metavar="FRACTION",
                    help="with --track-test: stop once PrivateTest accuracy reaches this (time-to-accuracy benchmarks)")
     p.add_argument("--epoch-size", type=int, help="train on a fresh random N training images per epoch "

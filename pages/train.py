@@ -73,6 +73,9 @@ def training_form(prefix: str) -> tuple[dict, int]:
         zoom = st.slider("Zoom", 0.0, 0.5, d.zoom, key=f"{prefix}zoom")
         shift = st.slider("Shift (fraction of side)", 0.0, 0.3, d.shift, key=f"{prefix}shift")
         erase = st.slider("Random erasing probability", 0.0, 1.0, d.erase, key=f"{prefix}erase")
+        crop = st.selectbox("Random crop", ["off", "44 x 44", "40 x 40"], key=f"{prefix}crop",
+                            help="train on random windows of the face; the model then looks at the centre window "
+                                 "of each 48x48 face, and TTA's shifted views are shifted windows")
         exclude = st.checkbox("Exclude images flagged by the data-health audit", key=f"{prefix}excl")
         track_test = st.checkbox("Log PrivateTest accuracy every epoch", key=f"{prefix}track",
                                  help="for time-to-accuracy figures; the best epoch is still chosen on PublicTest")
@@ -93,7 +96,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
                   label_smoothing=float(label_smoothing), ema=float(ema), amp=amp, teacher=teacher.strip() or None,
                   distill_weight=float(distill_weight), balance=balance, flip=flip,
                   rotate=float(rotate),
-                  zoom=float(zoom), shift=float(shift), erase=float(erase), exclude="audit" if exclude else None,
+                  zoom=float(zoom), shift=float(shift), erase=float(erase),
+                  crop=None if crop == "off" else int(crop.split()[0]), exclude="audit" if exclude else None,
                   epoch_size=int(epoch_size) or None, track_test=track_test,
                   data=data.strip() or None, device=device, seed=int(seed), tta_views=int(tta_views),
                   pretrained={"none": None, "imagenet": "imagenet"}.get(pretrained_choice, pretrained_path.strip() or None))

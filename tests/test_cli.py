@@ -166,13 +166,15 @@ def test_bench_reads_time_to_accuracy_from_a_finished_run(tmp_path, capsys):
     run = tmp_path / "long-run"
     run.mkdir()
     lines = [{"epoch": e, "train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.0, "val_accuracy": acc,
-              "seconds": 100.0, "images_per_s": 700.0, "test_accuracy": acc, "precision": "bf16"}
+              "seconds": 100.0, "images_per_s": 700.0, "test_accuracy": acc, "precision": "bf16",
+              "test_tta_accuracy": acc + 0.012, "test_tta_views": 2}
              for e, acc in ((1, 0.5), (2, 0.685), (3, 0.69))]
     (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
     assert main(["bench", "--from-run", str(run), "--time-to-accuracy", "0.68", "0.70"]) == 0
     out = capsys.readouterr().out
     assert "reached 68% PrivateTest (68.50%) after epoch 2: 200 s of training" in out
     assert "did not reach 70% PrivateTest in 3 epochs (300 s of training; best 69.00%)" in out
+    assert "reached 70% PrivateTest with 2-view TTA (70.20%) after epoch 3: 300 s of training" in out
 
 
 @pytest.mark.parametrize("argv", [["train", "--arch", "vgg"], ["evaluate", "--tta-views", "50"],

@@ -96,6 +96,25 @@ def test_random_erasing_blanks_a_rectangle():
     assert (erased > 0).all() and (erased < 48 * 48 * 0.3).all()
 
 
+def test_random_crop_cuts_a_whole_pixel_window_of_each_image():
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48).repeat(16, 1, 1, 1)
+    out = augment_batch(x, AugmentConfig(flip=False, rotate=0, zoom=0, shift=0, crop=40), torch.Generator().manual_seed(0))
+    assert out.shape == (16, 1, 40, 40)
+    tops, lefts = (out[:, 0, 0, 0] // 48).long(), (out[:, 0, 0, 0] % 48).long()
+    for img, top, left in zip(out, tops, lefts):
+        assert torch.equal(img[0], x[0, 0, top:top + 40, left:left + 40])
+    assert tops.max() <= 8 and lefts.max() <= 8 and len(set(tops.tolist())) > 1  # offsets vary within 0..8
+
+
+@pytest.mark.parametrize("name", ["fer_vgg_small", "seed_cnn", "elu_cnn", "resnet18"])
+def test_a_crop_model_takes_whole_faces_and_looks_at_their_centre(name):
+    model = create_model(name, crop=40).eval()
+    faces = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        assert model(faces).shape == (2, 7)
+        assert torch.allclose(model(faces), model(faces[..., 4:44, 4:44]))  # the centre 40x40 window
+
+
 # ----------------------------------------------------------------------------- class balancing
 
 COUNTS = np.array([400, 40, 400, 800, 400, 300, 500])

@@ -82,6 +82,7 @@ def test_a_target_test_accuracy_ends_the_run_and_one_cycle_survives_tiny_step_co
                           track_test=True, stop_at_test_accuracy=0.0))  # 2 steps per epoch; reached at once
     (line,) = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
     assert line["epoch"] == 1 and 0 <= line["test_accuracy"] <= 1 and "test_macro_f1" in line
+    assert line["test_tta_views"] == 2 and 0 <= line["test_tta_accuracy"] <= 1  # mirror TTA by default
     with pytest.raises(ValueError, match="needs --track-test"):
         TrainConfig(stop_at_test_accuracy=0.7).validate()
 
@@ -177,6 +178,15 @@ def test_invalid_options_are_refused_before_anything_starts(bad, tmp_path, tiny_
 
 
 # ----------------------------------------------------------------------------- checkpoints and evaluation
+
+def test_a_crop_run_saves_a_checkpoint_that_reloads_as_a_crop_model(tmp_path, tiny_zip):
+    run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", crop=40))
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["model_config"] == {"crop": 40}
+    model = model_from_checkpoint(ckpt)
+    assert model.side == 40 and model(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+    assert json.loads((run / "eval.json").read_text())["test"]["tta"]["n"] == 21
+
 
 def test_checkpoint_round_trip_and_half_precision_export(tmp_path, tiny_zip):
     from fer_core.data import load_dataset
