@@ -4,6 +4,10 @@
 tested and benchmarked without Streamlit or a browser. It never raises: an error is logged, the frame
 passes through unchanged, and `status().error` tells the page. Everything the page reads (status,
 snapshot, history) is copied under a lock because frames arrive on another thread.
+
+Detection is most of a frame's cost. With `detect_in_background` it runs on a thread of its own
+(`BackgroundDetector`), so a frame that would have waited for the detector is classified at once with the
+tracks' last boxes; the boxes catch up when the detection ends.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ class LiveSettings:
     tta_views: int = 1        # 1: no test-time augmentation (the fast default)
     iou_match: float = 0.3    # a detection continues a track when their boxes overlap at least this much
     max_misses: int = 1       # detections a track may miss (detector flicker) before it is dropped
+    detect_in_background: bool = False  # run the detector on its own thread (the Live page does)
 
 
 @dataclass
@@ -113,6 +118,65 @@ class RateMeter:
         return frames / (self._events[-1][0] - self._events[0][0])
 
 
+class BackgroundDetector:
+    """Detects faces on a thread of its own, one frame at a time: a frame offered while it is busy is declined,
+    so it never builds a backlog. `collect()` hands over the newest finished detection once (or raises the
+    error it ended with)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._job: tuple[np.ndarray, object, int] | None = None   # (frame, detect function, generation)
+        self._result: tuple[list[Face] | None, Exception | None] | None = None
+        self._busy = False
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+
+    def offer(self, rgb: np.ndarray, detect) -> bool:
+        """Start detecting `rgb` with `detect(rgb)` unless a detection is under way; True if it started."""
+        with self._cond:
+            if self._busy:
+                return False
+            self._busy = True
+            self._job = (rgb, detect, self._generation)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="live-face-detector", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return True
+
+    def collect(self) -> list[Face] | None:
+        """The faces of the detection that ended since the last call, or None."""
+        with self._cond:
+            result, self._result = self._result, None
+        if result is None:
+            return None
+        faces, error = result
+        if error is not None:
+            raise error
+        return faces
+
+    def discard(self) -> None:
+        """Forget a detection under way or not yet collected (a new stream starts)."""
+        with self._cond:
+            self._generation += 1
+            self._result = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._job is None:
+                    self._cond.wait()
+                (rgb, detect, generation), self._job = self._job, None
+            try:
+                result = (detect(rgb), None)
+            except Exception as exc:  # noqa: BLE001 - handed to the frame callback, which reports it
+                result = (None, exc)
+            with self._cond:
+                if generation == self._generation:
+                    self._result = result
+                self._busy = False
+
+
 class LiveProcessor:
     """Per-stream state: tracks, smoothing, FPS, the last annotated frame and the emotion history.
 
@@ -127,6 +191,7 @@ class LiveProcessor:
         self.history_every_s = history_every_s
         self._history: deque[dict] = deque(maxlen=history_len)
         self._lock = threading.Lock()
+        self._background = BackgroundDetector()
         self.reset()
 
     def reset(self) -> None:
@@ -135,6 +200,7 @@ class LiveProcessor:
             self._tracks: list[Track] = []
             self._next_id = 1
             self._frame_index = 0
+            self._offered_at = -1_000_000  # frame index of the last frame handed to the background detector
             self._started_at: float | None = None
             self._last_history_at = -float("inf")
             self._history.clear()
@@ -142,6 +208,7 @@ class LiveProcessor:
             self._received = RateMeter()
             self._status = LiveStatus()
             self._snapshot: np.ndarray | None = None
+            self._background.discard()
 
     def update(self, recognizer=None, settings: LiveSettings | None = None) -> None:
         """New controls from the page, taking effect at the next frame (the stream keeps running)."""
@@ -180,7 +247,16 @@ class LiveProcessor:
 
     def _step(self, rgb: np.ndarray) -> list[LiveFace]:
         s = self.settings
-        if self._frame_index % max(1, s.detect_every) == 0:
+        every = max(1, s.detect_every)
+        if s.detect_in_background:
+            found = self._background.collect()
+            if found is not None:
+                self._match(found)
+            # every N-th frame, or the first frame after that on which the detector is free again
+            if self._frame_index - self._offered_at >= every and \
+                    self._background.offer(rgb, self.recognizer.detector.detect):
+                self._offered_at = self._frame_index
+        elif self._frame_index % every == 0:
             self._match(self.recognizer.detector.detect(rgb))
         self._frame_index += 1
         if not self._tracks:

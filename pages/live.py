@@ -67,9 +67,10 @@ def controls() -> tuple[str, LiveSettings] | None:
     detect_every = c4.slider("Run the detector every N frames", 1, 10, 3,
                              help="faces are tracked in between; 1 = detect on every frame")
     path = str(dict(choices)[label])
-    # Haar misses a face now and then: a track survives 3 missed detections before it is dropped.
+    # Haar misses a face now and then: a track survives 3 missed detections before it is dropped. The detector
+    # runs on its own thread, so the frames it would hold up are classified at once (README, Speed).
     return path, LiveSettings(detect_every=detect_every, smoothing=smoothing, tta_views=int(views) if tta else 1,
-                              max_misses=3)
+                              max_misses=3, detect_in_background=True)
 
 
 def session_processor(recognizer: EmotionRecognizer, settings: LiveSettings) -> LiveProcessor:

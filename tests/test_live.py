@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -117,6 +119,62 @@ def test_smoothing_stops_a_single_frame_flicker():
     assert set(smooth_labels) == {"happy"}
     sad_frame = smooth.status  # the smoothed probabilities still sum to 1
     assert sum(sad_frame().faces[0].probabilities.values()) == pytest.approx(1.0)
+
+
+class GatedDetector(FakeDetector):
+    """A detector that works until the test lets it finish: `release()` ends the detection under way."""
+
+    def __init__(self, boxes):
+        super().__init__(boxes)
+        self.gate = threading.Event()
+        self.done = threading.Event()
+
+    def detect(self, rgb):
+        self.gate.wait(timeout=10)
+        self.gate.clear()
+        self.done.set()
+        if isinstance(self.boxes, Exception):
+            raise self.boxes
+        return super().detect(rgb)
+
+    def release(self):
+        self.done.clear()
+        self.gate.set()
+        assert self.done.wait(timeout=10)
+        time.sleep(0.2)  # the worker stores its result just after detect() returns
+
+
+def background_processor(boxes, **settings):
+    rec = FakeRecognizer(boxes)
+    rec.detector = GatedDetector(boxes)
+    return rec, LiveProcessor(rec, LiveSettings(detect_in_background=True, smoothing=0.0, **settings))
+
+
+def test_background_detection_never_holds_a_frame_back():
+    rec, processor = background_processor([(40, 30, 50, 50)], detect_every=1)
+    for _ in range(5):  # the detector is busy with the first frame: the others pass at once, declined by it
+        processor.process(frame())
+    assert processor.status().frames == 5 and processor.status().faces == ()
+    rec.detector.release()
+    processor.process(frame())  # collects the finished detection, classifies, and offers this frame
+    assert [f.box for f in processor.status().faces] == [(40, 30, 50, 50)]
+    rec.detector.release()
+    assert rec.detector.calls == 2  # one detection at a time, never a backlog
+
+
+def test_background_detection_errors_reach_the_page_and_reset_forgets_a_detection():
+    rec, processor = background_processor(RuntimeError("detector exploded"))
+    processor.process(frame())
+    rec.detector.release()
+    out = processor.process(frame())
+    assert np.array_equal(out, frame()) and processor.status().error == "RuntimeError: detector exploded"
+    rec.detector.boxes = [(40, 30, 50, 50)]
+    processor.reset()
+    processor.process(frame())       # offered; the stream ends before the detection does
+    processor.reset()
+    rec.detector.release()
+    processor.process(frame())
+    assert processor.status().faces == ()  # the old stream's detection was dropped
 
 
 def test_tta_setting_reaches_the_classifier():
