@@ -332,7 +332,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     if cfg.compile:
         step_model = torch.compile(step_model)
 
-    meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS), "train_config": asdict(cfg)}
+    meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS),
+            "train_config": asdict(cfg)}
     stop = _StopFlag()
     stop.install()
     if ddp.is_main:
