@@ -12,6 +12,7 @@ tracks' last boxes; the boxes catch up when the detection ends.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .annotate import draw_faces
-from .faces import Face
+from .faces import Face, box_iou
 from .inference import FaceResult
 from .labels import EMOTIONS
 
@@ -35,6 +36,7 @@ class LiveSettings:
     iou_match: float = 0.3    # a detection continues a track when their boxes overlap at least this much
     max_misses: int = 1       # detections a track may miss (detector flicker) before it is dropped
     detect_in_background: bool = False  # run the detector on its own thread (the Live page does)
+    full_scan_every: int = 1  # every N-th detection searches the whole frame; the others only near the tracks
 
 
 @dataclass
@@ -65,16 +67,7 @@ class LiveStatus:
     last_face_at: float | None = None    # ... of the last frame with a face
     error: str | None = None     # the latest error from the frame callback, for the page
     errors: int = 0
-
-
-def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
+    callbacks_fps: float = 0.0   # frame callbacks per second; each gets the frames queued since the last, passes on one
 
 
 class FpsMeter:
@@ -162,6 +155,7 @@ class BackgroundDetector:
             self._result = None
 
     def _run(self) -> None:
+        _yield_cpu()
         while True:
             with self._cond:
                 while self._job is None:
@@ -175,6 +169,15 @@ class BackgroundDetector:
                 if generation == self._generation:
                     self._result = result
                 self._busy = False
+
+
+def _yield_cpu(niceness: int = 10) -> None:
+    """Lower the calling thread's CPU priority (Linux sets it per thread): a detection may finish a little
+    later, while the frame callback and the video codecs sharing the cores must not wait."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
 
 
 class LiveProcessor:
@@ -200,12 +203,14 @@ class LiveProcessor:
             self._tracks: list[Track] = []
             self._next_id = 1
             self._frame_index = 0
+            self._detections = 0
             self._offered_at = -1_000_000  # frame index of the last frame handed to the background detector
             self._started_at: float | None = None
             self._last_history_at = -float("inf")
             self._history.clear()
             self._fps = FpsMeter()
             self._received = RateMeter()
+            self._callbacks = RateMeter()
             self._status = LiveStatus()
             self._snapshot: np.ndarray | None = None
             self._background.discard()
@@ -226,8 +231,10 @@ class LiveProcessor:
         """Count frames that arrived from the camera. The page processes only the newest of the frames that
         queued up while the previous one was processed, so a slow frame never builds a backlog."""
         with self._lock:
-            self._received.add(time.monotonic(), n)
-            self._status = replace(self._status, received_fps=self._received.rate())
+            now = time.monotonic()
+            self._received.add(now, n)
+            self._callbacks.add(now, 1)
+            self._status = replace(self._status, received_fps=self._received.rate(), callbacks_fps=self._callbacks.rate())
 
     def process(self, rgb: np.ndarray) -> np.ndarray:
         """The annotated frame; on any error the frame unchanged (and the error recorded)."""
@@ -253,11 +260,12 @@ class LiveProcessor:
             if found is not None:
                 self._match(found)
             # every N-th frame, or the first frame after that on which the detector is free again
-            if self._frame_index - self._offered_at >= every and \
-                    self._background.offer(rgb, self.recognizer.detector.detect):
+            if self._frame_index - self._offered_at >= every and self._background.offer(rgb, self._next_detection()):
                 self._offered_at = self._frame_index
+                self._detections += 1
         elif self._frame_index % every == 0:
-            self._match(self.recognizer.detector.detect(rgb))
+            self._match(self._next_detection()(rgb))
+            self._detections += 1
         self._frame_index += 1
         if not self._tracks:
             return []
@@ -271,6 +279,15 @@ class LiveProcessor:
             faces.append(LiveFace(track.track_id, track.box, EMOTIONS[best], float(track.probs[best]),
                                   {e: float(v) for e, v in zip(EMOTIONS, track.probs)}))
         return faces
+
+    def _next_detection(self):
+        """detect(rgb) for the next detection: the whole frame every `full_scan_every`-th time and whenever no face
+        is tracked, otherwise only the regions around the tracked faces (new faces wait for the next full scan)."""
+        detect = self.recognizer.detector.detect
+        if not self._tracks or self._detections % max(1, self.settings.full_scan_every) == 0:
+            return detect
+        near = [t.box for t in self._tracks]
+        return lambda rgb: detect(rgb, near=near)
 
     def _match(self, detected: list[Face]) -> None:
         """Continue tracks with the detections that overlap them best; new faces get new ids."""
@@ -311,7 +328,8 @@ class LiveProcessor:
         self._snapshot = annotated
         old = self._status
         self._status = LiveStatus(tuple(faces), self._fps.fps(now), self._received.rate(), self._fps.ms_per_frame(),
-                                  old.frames + 1, now, now if faces else old.last_face_at, old.error, old.errors)
+                                  old.frames + 1, now, now if faces else old.last_face_at, old.error, old.errors,
+                                  self._callbacks.rate())
 
     # -- what the page reads -----------------------------------------------------------------------
 

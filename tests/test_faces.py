@@ -7,7 +7,7 @@ import pytest
 from skimage import data
 
 from fer_core.errors import FERError
-from fer_core.faces import YUNET_ENV, FaceDetector, crop_face, whole_image_face
+from fer_core.faces import YUNET_ENV, FaceDetector, box_iou, crop_face, whole_image_face
 from tests.conftest import YUNET_ONNX
 from tests.sample_files import astronaut_rgb, face_photo_640x480
 
@@ -84,3 +84,24 @@ def test_whole_image_is_one_face_without_margin():
     face = whole_image_face(np.zeros((48, 48, 3), np.uint8))
     assert face.box == (0, 0, 48, 48)
     assert np.array_equal(crop_face(gray, face.box), gray)  # a 48x48 FER crop reaches the model unchanged
+
+
+def test_search_near_a_tracked_face_finds_it_and_only_near_it(monkeypatch):
+    monkeypatch.delenv(YUNET_ENV, raising=False)
+    detector = FaceDetector()
+    photo = astronaut_rgb()
+    (face,) = detector.detect(photo)
+    (near,) = detector.detect(photo, near=[face.box])
+    assert box_iou(near.box, face.box) > 0.7
+    x, y, w, h = face.box
+    elsewhere = (0 if x > photo.shape[1] / 2 else photo.shape[1] - w, y, w, h)  # the same size, far from the face
+    assert detector.detect(photo, near=[elsewhere]) == []
+
+
+def test_overlapping_regions_report_a_face_once(monkeypatch):
+    monkeypatch.delenv(YUNET_ENV, raising=False)
+    detector = FaceDetector()
+    photo = astronaut_rgb()
+    (face,) = detector.detect(photo)
+    x, y, w, h = face.box
+    assert len(detector.detect(photo, near=[face.box, (x + w // 8, y, w, h)])) == 1

@@ -11,7 +11,8 @@ import pytest
 from fer_core.faces import Face
 from fer_core.inference import FaceResult
 from fer_core.labels import EMOTIONS
-from fer_core.live import FpsMeter, LiveProcessor, LiveSettings, RateMeter, box_iou
+from fer_core.faces import box_iou
+from fer_core.live import FpsMeter, LiveProcessor, LiveSettings, RateMeter
 
 
 def one_hot(label: str, confidence: float = 0.9) -> dict[str, float]:
@@ -23,9 +24,11 @@ class FakeDetector:
     def __init__(self, boxes):
         self.boxes = boxes  # what the next detect() returns
         self.calls = 0
+        self.searched_near = []  # per call: the boxes searched near, None for the whole frame
 
-    def detect(self, rgb):
+    def detect(self, rgb, near=None):
         self.calls += 1
+        self.searched_near.append(near)
         return [Face(b) for b in self.boxes]
 
 
@@ -81,6 +84,23 @@ def test_detector_runs_every_n_frames_and_boxes_are_kept_between():
     assert rec.detector.calls == 3  # frames 0, 3 and 6
 
 
+def test_full_scans_every_n_detections_and_searches_near_the_tracks_in_between():
+    recognizer = FakeRecognizer([(10, 10, 40, 40)])
+    processor = LiveProcessor(recognizer, LiveSettings(detect_every=1, full_scan_every=3))
+    for _ in range(7):
+        processor.process(frame())
+    near = [(10, 10, 40, 40)]
+    assert recognizer.detector.searched_near == [None, near, near, None, near, near, None]
+
+
+def test_without_tracks_every_detection_is_a_full_scan():
+    recognizer = FakeRecognizer([])
+    processor = LiveProcessor(recognizer, LiveSettings(detect_every=1, full_scan_every=3))
+    for _ in range(4):
+        processor.process(frame())
+    assert recognizer.detector.searched_near == [None] * 4
+
+
 def test_tracks_keep_their_id_while_the_face_moves_and_new_faces_get_new_ids():
     rec = FakeRecognizer([(40, 30, 50, 50)])
     processor = LiveProcessor(rec, LiveSettings(detect_every=1, max_misses=0))
@@ -129,13 +149,13 @@ class GatedDetector(FakeDetector):
         self.gate = threading.Event()
         self.done = threading.Event()
 
-    def detect(self, rgb):
+    def detect(self, rgb, near=None):
         self.gate.wait(timeout=10)
         self.gate.clear()
         self.done.set()
         if isinstance(self.boxes, Exception):
             raise self.boxes
-        return super().detect(rgb)
+        return super().detect(rgb, near)
 
     def release(self):
         self.done.clear()
@@ -243,6 +263,7 @@ def test_received_and_processed_rates_are_both_reported(monkeypatch):
         processor.process(frame())
     status = processor.status()
     assert status.received_fps > 2 * status.fps > 0 and status.frames == 20
+    assert status.callbacks_fps == pytest.approx(status.received_fps / 3)
 
 
 def test_real_model_on_a_real_face(tiny_checkpoint):
