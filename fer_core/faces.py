@@ -1,11 +1,13 @@
 """Face detection and cropping: OpenCV's Haar cascade offline by default, YuNet when its ONNX file is set.
 
 Detection runs on a copy whose longest side is at most `detect_side` pixels (faster; faces smaller
-than about 5% of the image side are missed), and boxes are mapped back to the full image.
+than about 5% of the image side are missed), and boxes are mapped back to the full image. A tracker can
+search only near the faces it follows (`detect(rgb, near=boxes)`), a fraction of a full scan's cost.
 """
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,8 @@ class Face:
 
 
 class FaceDetector:
-    """`detect(rgb)` -> faces, largest first. Haar unless a YuNet model path is given or in $FER_YUNET_MODEL."""
+    """`detect(rgb)` -> faces, largest first (`detect(rgb, near=boxes)`: only around those boxes).
+    Haar unless a YuNet model path is given or in $FER_YUNET_MODEL."""
 
     def __init__(self, yunet_model: str | os.PathLike | None = None, detect_side: int = 320,
                  min_face_fraction: float = 0.08, yunet_threshold: float = 0.7):
@@ -46,6 +49,7 @@ class FaceDetector:
                 self._yunet = cv2.FaceDetectorYN.create(str(path), "", (320, 320), yunet_threshold, 0.3, 50)
             except cv2.error:
                 raise FERError(f"{path} is not a YuNet model OpenCV can load") from None
+            self._yunet_lock = threading.Lock()
             self.backend, self.model_path = "yunet", str(path)
         else:
             cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
@@ -55,28 +59,43 @@ class FaceDetector:
             self.backend, self.model_path = "haar", None
 
     def detect(self, rgb: np.ndarray, near: list[tuple[int, int, int, int]] | None = None) -> list[Face]:
-        """Faces, largest first. With `near` (boxes of faces found in an earlier frame) only the regions around
-        those boxes are searched, for faces at least half their size: a tracker's cheap update, several times
-        faster than the whole frame, which finds no new face."""
+        """Faces, largest first.
+
+        With `near` (boxes of faces found in an earlier frame) only the regions around those boxes are searched,
+        for faces at least half their size: a tracker's cheap update, several times faster than a full scan. It
+        finds no face outside those regions: new faces wait for the next full scan."""
         h, w = rgb.shape[:2]
         scale = min(1.0, self.detect_side / max(h, w))
         if near is None:
-            regions = [((0, 0, w, h), max(20, round(self.min_face_fraction * min(h, w) * scale)))]
+            searches = [((0, 0, w, h), self.min_face_fraction * min(h, w), 0)]
         else:
-            regions = [(grown_box(box, NEAR_GROWTH, w, h), max(20, round(min(box[2:]) * scale / 2))) for box in near]
+            searches = [(grown_box(box, NEAR_GROWTH, w, h), min(box[2:]) / 2, min(box[2:]) / 2) for box in near]
         faces: list[Face] = []
-        for (rx, ry, rw, rh), min_side in regions:
-            region = rgb[ry:ry + rh, rx:rx + rw]
-            small = cv2.resize(region, (max(1, round(rw * scale)), max(1, round(rh * scale))),
-                               interpolation=cv2.INTER_AREA) if scale < 1.0 else region
-            found = self._detect_yunet(small) if self.backend == "yunet" else self._detect_haar(small, min_side)
-            for (x, y, bw, bh), score in found:
-                x0, y0 = max(0, rx + round(x / scale)), max(0, ry + round(y / scale))
-                x1, y1 = min(w, rx + round((x + bw) / scale)), min(h, ry + round((y + bh) / scale))
-                face = Face((x0, y0, x1 - x0, y1 - y0), score)
-                if x1 > x0 and y1 > y0 and not any(box_iou(face.box, f.box) > 0.5 for f in faces):
-                    faces.append(face)  # regions of nearby faces overlap: each face once
+        for region, min_side, keep_from in searches:
+            for face in self._search(rgb, region, scale, max(20, round(min_side * scale))):
+                # YuNet has no minimum size; overlapping regions of nearby faces find a face twice: keep it once
+                if min(face.box[2:]) >= keep_from and not any(box_iou(face.box, f.box) > 0.5 for f in faces):
+                    faces.append(face)
         return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
+
+    def _search(self, rgb: np.ndarray, region: tuple[int, int, int, int], scale: float, min_side: int) -> list[Face]:
+        """Faces in `region` of `rgb`, searched at `scale` (Haar: at least `min_side` pixels at that scale),
+        in full-image pixels."""
+        rx, ry, rw, rh = region
+        if rw <= 0 or rh <= 0:  # a tracked box outside this frame: the camera's resolution changed
+            return []
+        h, w = rgb.shape[:2]
+        part = rgb[ry:ry + rh, rx:rx + rw]
+        small = cv2.resize(part, (max(1, round(rw * scale)), max(1, round(rh * scale))),
+                           interpolation=cv2.INTER_AREA) if scale < 1.0 else part
+        found = self._detect_yunet(small) if self.backend == "yunet" else self._detect_haar(small, min_side)
+        faces = []
+        for (x, y, bw, bh), score in found:
+            x0, y0 = max(0, rx + round(x / scale)), max(0, ry + round(y / scale))
+            x1, y1 = min(w, rx + round((x + bw) / scale)), min(h, ry + round((y + bh) / scale))
+            if x1 > x0 and y1 > y0:
+                faces.append(Face((x0, y0, x1 - x0, y1 - y0), score))
+        return faces
 
     def _detect_haar(self, rgb: np.ndarray, min_side: int):
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
@@ -85,8 +104,9 @@ class FaceDetector:
 
     def _detect_yunet(self, rgb: np.ndarray):
         h, w = rgb.shape[:2]
-        self._yunet.setInputSize((w, h))
-        _, rows = self._yunet.detect(np.ascontiguousarray(rgb[..., ::-1]))  # YuNet wants BGR
+        with self._yunet_lock:  # the input size is the model's state, and Live detects on threads of its own
+            self._yunet.setInputSize((w, h))
+            _, rows = self._yunet.detect(np.ascontiguousarray(rgb[..., ::-1]))  # YuNet wants BGR
         return [] if rows is None else [((r[0], r[1], r[2], r[3]), float(r[14])) for r in rows]
 
 
@@ -95,7 +115,7 @@ def grown_box(box: tuple[int, int, int, int], growth: float, width: int, height:
     x, y, w, h = box
     x0, y0 = max(0, round(x - growth * w)), max(0, round(y - growth * h))
     x1, y1 = min(width, round(x + w + growth * w)), min(height, round(y + h + growth * h))
-    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
 def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

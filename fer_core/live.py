@@ -7,12 +7,15 @@ snapshot, history) is copied under a lock because frames arrive on another threa
 
 Detection is most of a frame's cost. With `detect_in_background` it runs on a thread of its own
 (`BackgroundDetector`), so a frame that would have waited for the detector is classified at once with the
-tracks' last boxes; the boxes catch up when the detection ends.
+tracks' last boxes; the boxes catch up when the detection ends. With `full_scan_every` = N only every N-th
+detection searches the whole frame, the others only around the tracked faces (a quarter of the cost), so a
+new face may wait N - 1 detections to be found.
 """
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -67,7 +70,8 @@ class LiveStatus:
     last_face_at: float | None = None    # ... of the last frame with a face
     error: str | None = None     # the latest error from the frame callback, for the page
     errors: int = 0
-    callbacks_fps: float = 0.0   # frame callbacks per second; each gets the frames queued since the last, passes on one
+    batches_fps: float = 0.0     # batches of frames per second: the frames queued since the last batch, of which the
+                                 # newest is processed (the pass-through passes it on as it is)
 
 
 class FpsMeter:
@@ -172,18 +176,20 @@ class BackgroundDetector:
 
 
 def _yield_cpu(niceness: int = 10) -> None:
-    """Lower the calling thread's CPU priority (Linux sets it per thread): a detection may finish a little
-    later, while the frame callback and the video codecs sharing the cores must not wait."""
+    """Lower the calling thread's CPU priority on Linux, which sets it per thread: a detection may finish a
+    little later, while the frame callback and the video codecs sharing the cores must not wait."""
+    if not sys.platform.startswith("linux"):  # elsewhere the call would lower the whole process
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+    except OSError:  # not allowed: run at normal priority
         pass
 
 
 class LiveProcessor:
     """Per-stream state: tracks, smoothing, FPS, the last annotated frame and the emotion history.
 
-    `recognizer` needs `detector.detect(rgb) -> list[Face]` and `classify(rgb, faces, views)`, as
+    `recognizer` needs `detector.detect(rgb, near=None) -> list[Face]` and `classify(rgb, faces, views)`, as
     fer_core.inference.EmotionRecognizer has.
     """
 
@@ -210,7 +216,7 @@ class LiveProcessor:
             self._history.clear()
             self._fps = FpsMeter()
             self._received = RateMeter()
-            self._callbacks = RateMeter()
+            self._batches = RateMeter()
             self._status = LiveStatus()
             self._snapshot: np.ndarray | None = None
             self._background.discard()
@@ -233,8 +239,8 @@ class LiveProcessor:
         with self._lock:
             now = time.monotonic()
             self._received.add(now, n)
-            self._callbacks.add(now, 1)
-            self._status = replace(self._status, received_fps=self._received.rate(), callbacks_fps=self._callbacks.rate())
+            self._batches.add(now, 1)
+            self._status = replace(self._status, received_fps=self._received.rate(), batches_fps=self._batches.rate())
 
     def process(self, rgb: np.ndarray) -> np.ndarray:
         """The annotated frame; on any error the frame unchanged (and the error recorded)."""
@@ -327,9 +333,8 @@ class LiveProcessor:
                 self._history.append({"time_s": t, "face": f.track_id, "label": f.label, **f.probabilities})
         self._snapshot = annotated
         old = self._status
-        self._status = LiveStatus(tuple(faces), self._fps.fps(now), self._received.rate(), self._fps.ms_per_frame(),
-                                  old.frames + 1, now, now if faces else old.last_face_at, old.error, old.errors,
-                                  self._callbacks.rate())
+        self._status = replace(old, faces=tuple(faces), fps=self._fps.fps(now), ms_per_frame=self._fps.ms_per_frame(),
+                               frames=old.frames + 1, last_frame_at=now, last_face_at=now if faces else old.last_face_at)
 
     # -- what the page reads -----------------------------------------------------------------------
 

@@ -98,7 +98,7 @@ def live_status(processor: LiveProcessor, playing: bool) -> None:
     started = st.session_state.setdefault("live_started_at", now)
     if PASS_THROUGH:
         st.markdown(f"Pass-through (no processing): **{status.received_fps:.1f} frames per second** received, "
-                    f"**{status.callbacks_fps:.1f}** passed on (the newest of each batch)")
+                    f"**{status.batches_fps:.1f}** passed on (the newest of each batch)")
         return
     if status.frames == 0 or status.last_frame_at is None or now - status.last_frame_at > 3:
         if now - started > 5:

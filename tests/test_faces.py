@@ -105,3 +105,9 @@ def test_overlapping_regions_report_a_face_once(monkeypatch):
     (face,) = detector.detect(photo)
     x, y, w, h = face.box
     assert len(detector.detect(photo, near=[face.box, (x + w // 8, y, w, h)])) == 1
+
+
+def test_a_tracked_box_outside_the_frame_finds_nothing_instead_of_failing(monkeypatch):
+    monkeypatch.delenv(YUNET_ENV, raising=False)
+    small = cv2.resize(astronaut_rgb(), (320, 240))  # the camera's resolution dropped since the box was found
+    assert FaceDetector().detect(small, near=[(400, 300, 100, 100)]) == []

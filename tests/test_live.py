@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from fer_core.faces import Face
+from fer_core.faces import Face, box_iou
 from fer_core.inference import FaceResult
 from fer_core.labels import EMOTIONS
-from fer_core.faces import box_iou
-from fer_core.live import FpsMeter, LiveProcessor, LiveSettings, RateMeter
+from fer_core.live import BackgroundDetector, FpsMeter, LiveProcessor, LiveSettings, RateMeter
 
 
 def one_hot(label: str, confidence: float = 0.9) -> dict[str, float]:
@@ -182,6 +183,37 @@ def test_background_detection_never_holds_a_frame_back():
     assert rec.detector.calls == 2  # one detection at a time, never a backlog
 
 
+def test_background_detections_declined_while_busy_do_not_count_towards_the_next_full_scan():
+    rec, processor = background_processor([(40, 30, 50, 50)], detect_every=1, full_scan_every=2)
+    for _ in range(3):  # the first (full) detection is under way: these frames are declined
+        processor.process(frame())
+    rec.detector.release()
+    processor.process(frame())  # collects the face; the second detection searches near it
+    rec.detector.release()
+    processor.process(frame())  # the third is a full scan again
+    rec.detector.release()
+    assert rec.detector.searched_near == [None, [(40, 30, 50, 50)], None]
+
+
+def test_the_background_detector_runs_at_a_lower_cpu_priority():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("thread priorities are per thread on Linux only")
+    niceness = []
+
+    def detect(rgb):
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return []
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    background = BackgroundDetector()
+    assert background.offer(frame(), detect)
+    deadline = time.monotonic() + 10
+    while background.collect() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert niceness and niceness[0] >= 10
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # only the detector's thread
+
+
 def test_background_detection_errors_reach_the_page_and_reset_forgets_a_detection():
     rec, processor = background_processor(RuntimeError("detector exploded"))
     processor.process(frame())
@@ -263,7 +295,7 @@ def test_received_and_processed_rates_are_both_reported(monkeypatch):
         processor.process(frame())
     status = processor.status()
     assert status.received_fps > 2 * status.fps > 0 and status.frames == 20
-    assert status.callbacks_fps == pytest.approx(status.received_fps / 3)
+    assert status.batches_fps == pytest.approx(status.received_fps / 3)
 
 
 def test_real_model_on_a_real_face(tiny_checkpoint):

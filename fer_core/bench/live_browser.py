@@ -92,6 +92,6 @@ def run(args) -> None:
           f"{ours['received']:5.1f} received; label {ours['label']}")
     print(f"pass-through:  {ceiling['received']:5.1f} frames/s received, {ceiling['processed']:5.1f} passed on "
           f"(the newest of each batch): the WebRTC path's ceiling")
-    if ceiling["received"]:
+    if ceiling["received"] and ceiling["processed"]:
         print(f"ratio:         {ours['processed'] / ceiling['processed']:.2f} of the frames the pass-through passes on, "
               f"{ours['processed'] / ceiling['received']:.2f} of the frames it receives")
