@@ -67,14 +67,16 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         scale = min(1.0, self.detect_side / max(h, w))
         if near is None:
-            searches = [((0, 0, w, h), self.min_face_fraction * min(h, w), 0)]
+            searches = [((0, 0, w, h), self.min_face_fraction * min(h, w))]
         else:
-            searches = [(grown_box(box, NEAR_GROWTH, w, h), min(box[2:]) / 2, min(box[2:]) / 2) for box in near]
+            searches = [(grown_box(box, NEAR_GROWTH, w, h), min(box[2:]) / 2) for box in near]
         faces: list[Face] = []
-        for region, min_side, keep_from in searches:
+        for region, min_side in searches:
             for face in self._search(rgb, region, scale, max(20, round(min_side * scale))):
-                # YuNet has no minimum size; overlapping regions of nearby faces find a face twice: keep it once
-                if min(face.box[2:]) >= keep_from and not any(box_iou(face.box, f.box) > 0.5 for f in faces):
+                # YuNet has no minimum size (enforced near tracks only, as before for full scans); overlapping
+                # regions of nearby faces find a face twice: keep it once
+                too_small = near is not None and min(face.box[2:]) < min_side
+                if not too_small and not any(box_iou(face.box, f.box) > 0.5 for f in faces):
                     faces.append(face)
         return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
