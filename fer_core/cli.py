@@ -179,11 +179,9 @@ def cmd_runs_worker(args) -> int:
 
 def cmd_ensemble(args) -> int:
     """Evaluate the averaged probabilities of checkpoints on val and test; --name saves it to models/."""
-    from pathlib import Path
-
     from .data import load_dataset
     from .ensemble import ensemble_metrics, save_ensemble
-    from .model_cards import measure_card
+    from .model_cards import ensemble_member, measure_card
     from .paths import models_dir
     if len(args.checkpoints) < 2:
         print("error: an ensemble needs at least two checkpoints", file=sys.stderr)
@@ -198,8 +196,7 @@ def cmd_ensemble(args) -> int:
             print(f"{name}: accuracy {plain['accuracy']:.4f} (TTA {tta['accuracy']:.4f}), "
                   f"macro-F1 {plain['macro_f1']:.4f} (TTA {tta['macro_f1']:.4f})")
     if args.name:
-        members = [{"name": Path(c).parent.name if Path(c).name == "best.pt" else Path(c).stem, "checkpoint": c}
-                   for c in args.checkpoints]
+        members = [ensemble_member(c) for c in args.checkpoints]
         path = save_ensemble(args.name, members, metrics, args.tta_views, args.models_dir or models_dir())
         shipped = measure_card(path, dataset)["metrics"]["test"]  # the card describes the float16 copies
         print(f"saved the ensemble as {path}; its float16 members score PrivateTest {shipped['plain']['accuracy']:.4f} "

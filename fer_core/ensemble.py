@@ -148,7 +148,7 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
     """Write models/<name>.json and float16 copies of the members; returns the card path.
 
     `members`: dicts with `name` and `checkpoint` (a path), plus optional arch, parameters,
-    training_seconds, hardware, learning_curve. `metrics`: {"val"/"test": {"plain"/"tta": report}},
+    training_seconds, epochs_trained, hardware. `metrics`: {"val"/"test": {"plain"/"tta": report}},
     measured with the members' original checkpoints; `predictions` (the averaged probabilities behind
     them) are written beside the card. `model_cards.measure_card` re-measures the shipped copies.
     """
@@ -177,7 +177,7 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
         "parameters": int(sum(m.get("parameters") or 0 for m in members)),
         "checkpoint": None,
         "train_config": {"arch": ENSEMBLE_ARCH, "members": [m["name"] for m in members]},
-        "epochs_trained": 0,
+        "epochs_trained": int(sum(m.get("epochs_trained") or 0 for m in members)),
         "metrics": metrics,
         "tta_views": tta_views,
         "learning_curve": [],

@@ -92,6 +92,21 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     }
 
 
+def ensemble_member(checkpoint: str | Path) -> dict:
+    """What save_ensemble records of a member: its name, plus, for a finished run's best.pt, the run's
+    architecture, parameters, training time, epochs and hardware (so the ensemble's card adds them up)."""
+    checkpoint = Path(checkpoint)
+    run_dir = checkpoint.parent
+    if checkpoint.name != "best.pt":
+        return {"name": checkpoint.stem, "checkpoint": str(checkpoint)}
+    try:
+        card = make_card(run_dir, run_dir.name)
+    except FERError:  # a best.pt outside a finished run folder: nothing more to say about it
+        return {"name": run_dir.name, "checkpoint": str(checkpoint)}
+    return {"checkpoint": str(checkpoint),
+            **{k: card[k] for k in ("name", "arch", "parameters", "training_seconds", "epochs_trained", "hardware")}}
+
+
 def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file: str | Path | None = None) -> dict:
     """Measure the model a card describes on `dataset`: by default its shipped file (checkpoint or ensemble
     members), so the card's metrics are exactly what `python -m fer_core evaluate` reports for it; a reference

@@ -12,7 +12,7 @@ from fer_core.loading import load_model
 from fer_core.errors import CheckpointError, FERError
 from fer_core.labels import EMOTIONS
 from fer_core.model_cards import headline, load_cards
-from fer_core.models import create_model
+from fer_core.models import count_parameters, create_model
 
 
 def probs(rows):
@@ -125,6 +125,25 @@ def test_evaluate_cli_loads_a_saved_ensemble(two_checkpoints, tmp_path, make_kag
                  "--tta", "--tta-views", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 21 and report["tta_views"] == 2 and report["checkpoint"] == str(card_path)
+
+
+def test_ensemble_cli_adds_up_its_members_runs(compare_world, tmp_path, capsys):
+    """A card saved from runs' best.pt files says what the members cost: their training time, epochs, parameters
+    and hardware, read from the run folders."""
+    import json
+
+    from fer_core.cli import main
+    from fer_core.run_folder import load_eval
+    runs = [compare_world["runs"] / name for name in ("small-a", "elu-b")]
+    assert main(["ensemble", *(str(r / "best.pt") for r in runs), "--data", str(compare_world["data"]),
+                 "--tta-views", "2", "--name", "duo", "--models-dir", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / "duo.json").read_text())
+    evals = [load_eval(r / "eval.json")[0] for r in runs]
+    assert card["training_seconds"] == pytest.approx(sum(e["training_seconds"] for e in evals))
+    assert card["epochs_trained"] == 2 and [m["name"] for m in card["members"]] == ["small-a", "elu-b"]
+    assert [m["arch"] for m in card["members"]] == ["fer_vgg_small", "elu_cnn"]
+    assert card["parameters"] == sum(count_parameters(create_model(a)) for a in ("fer_vgg_small", "elu_cnn"))
+    assert card["hardware"] == evals[0]["device"]
 
 
 def test_an_ensemble_saved_under_fer_models_dir_reaches_predict_and_live(two_checkpoints, tmp_path, monkeypatch):
