@@ -69,6 +69,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
     except FERError as exc:
         st.error(str(exc))
         return None, options
+    model_col.caption(f"Using {path}")
     detector = model.detector
     if not whole:
         try:
