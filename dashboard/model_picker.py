@@ -1,4 +1,5 @@
-"""The models a page can predict with: the shipped default, other shipped models, ensembles, finished runs.
+"""The models a page can predict with: the shipped default, other shipped models, ensembles, exported ONNX
+models, finished runs.
 
 `model_choices()` is the one place that lists them, saved ensembles (models/<name>.json) included.
 """
@@ -26,6 +27,8 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
     from fer_core.ensemble import list_ensembles
     for name, card in list_ensembles(models_dir):
         choices.append((f"Ensemble: {name}{_accuracy(card)}", card))
+    for path in sorted(models_dir.glob("*.onnx")):  # `python -m fer_core export ... --onnx models/NAME.onnx`
+        choices.append((f"ONNX model: {path.name}", path))
     for run in sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []:
         if (run / "best.pt").is_file() and _run_state(run) == "finished":
             choices.append((f"Run: {run.name}", run / "best.pt"))

@@ -44,7 +44,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
         choice = st.selectbox("Model", labels, key="model")
         if choice == OTHER_CHECKPOINT:
             path = st.text_input("Checkpoint path", key="checkpoint_path",
-                                 placeholder="runs/<run>/best.pt or models/<name>.pt").strip()
+                                 placeholder="runs/<run>/best.pt, models/<name>.pt or an exported .onnx").strip()
             if not choices:
                 st.caption("No shipped model or finished run yet: train one on the Train page, "
                            "or give a checkpoint path.")

@@ -88,3 +88,34 @@ def test_export_to_a_folder_that_cannot_be_written_is_one_line(tiny_checkpoint, 
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tiny.pt"]
+
+
+def test_an_exported_model_in_models_is_a_choice_of_predict_and_live(tiny_checkpoint, tmp_path):
+    from dashboard.model_picker import model_choices
+    from fer_core.bench.sample_faces import astronaut_clip
+    from fer_core.live import LiveProcessor, LiveSettings
+    (tmp_path / "models").mkdir()
+    onnx = export_onnx(tiny_checkpoint, tmp_path / "models" / "mine.onnx")
+    assert ("ONNX model: mine.onnx", onnx) in model_choices(tmp_path / "models", tmp_path / "runs")
+    processor = LiveProcessor(EmotionRecognizer.load(onnx, onnxruntime_threads=1), LiveSettings(detect_every=2))
+    for rgb in astronaut_clip(3):
+        processor.process(rgb)
+    status = processor.status()
+    assert status.error is None and len(status.faces) == 1 and status.faces[0].label in EMOTIONS
+
+
+def test_the_predict_page_runs_an_exported_model(tiny_checkpoint, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.faces import YUNET_ENV
+    from tests.conftest import REPO
+    from tests.sample_files import astronaut_rgb, jpeg_bytes
+    monkeypatch.delenv(YUNET_ENV, raising=False)
+    onnx = export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
+    at = AppTest.from_file(str(REPO / "pages" / "predict.py"), default_timeout=120).run()
+    at.selectbox(key="model").select("Another checkpoint file…").run()
+    at.text_input(key="checkpoint_path").input(str(onnx)).run()
+    at.file_uploader(key="photos").set_value([("astronaut.jpg", jpeg_bytes(astronaut_rgb()), "image/jpeg")])
+    at.run()
+    assert not at.exception and not at.error
+    assert any(md.value.startswith("**Face 1:") for md in at.markdown)
