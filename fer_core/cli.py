@@ -94,23 +94,38 @@ def cmd_evaluate(args) -> int:
     if args.checkpoint == str(default_checkpoint()) and not default_checkpoint().exists():
         raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR`")
-    model = load_model(args.checkpoint, device)  # a checkpoint (.pt) or a saved ensemble (.json)
-    dataset = load_dataset(args.data)
+    model = load_model(args.checkpoint, device)  # a checkpoint (.pt), a saved ensemble (.json) or an .onnx
     views = (args.tta_views or 10) if args.tta else 1
-    split = dataset[args.split]
-    predicted = predict_images(model, split.images, views, 256, device, amp=args.amp).argmax(1)
-    report = metrics_report(split.labels, predicted)
+    if args.faces:  # labelled faces from outside FER2013
+        from .face_folder import load_face_folder
+        from .faces import FaceDetector
+        folder = load_face_folder(args.faces, None if args.whole_image else FaceDetector())
+        images, labels, scored_on = folder.crops, folder.labels, str(args.faces)
+    else:
+        dataset = load_dataset(args.data)
+        split = dataset[args.split]
+        images, labels, scored_on = split.images, split.labels, args.split
+    predicted = predict_images(model, images, views, 256, device, amp=args.amp).argmax(1)
+    report = metrics_report(labels, predicted)
     report.update(tta=views > 1, tta_views=views)
-    if args.split == "test":  # the same figure without the test images that have a copy in Training
+    if args.faces:
+        report.update(faces=str(args.faces), face_detection=not args.whole_image, skipped=folder.skipped,
+                      ignored_folders=folder.ignored_folders)
+    elif args.split == "test":  # the same figure without the test images that have a copy in Training
         report["clean"] = clean_report(split.labels, predicted, leaked_test_mask(dataset))
     onnx = str(args.checkpoint).endswith(".onnx")
-    report.update(checkpoint=str(args.checkpoint), split=args.split,
+    report.update(checkpoint=str(args.checkpoint), split=None if args.faces else args.split,
                   precision="onnxruntime fp32" if onnx else precision_name(use_bf16(device, args.amp)))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{args.checkpoint} on {args.split} ({report['n']:,} images, TTA {'%d views' % views if views > 1 else 'off'}, "
+    print(f"{args.checkpoint} on {scored_on} ({report['n']:,} images, TTA {'%d views' % views if views > 1 else 'off'}, "
           f"{report['precision']})")
+    if args.faces and (folder.skipped or folder.ignored_folders):
+        no_face = sum(s["reason"] == "no face found" for s in folder.skipped)
+        print(f"skipped {len(folder.skipped)} images ({no_face} without a face found, {len(folder.skipped) - no_face} "
+              f"unreadable; --json lists them)" + (f"; ignored subfolders that name no emotion: "
+                                                   f"{', '.join(folder.ignored_folders)}" if folder.ignored_folders else ""))
     print(f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   weighted-F1 {report['weighted_f1']:.4f}")
     if "clean" in report:
         print(f"clean PrivateTest: accuracy {report['clean']['accuracy']:.4f} on {report['clean']['n']:,} images "
@@ -309,11 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     get_args_parser(train)
     train.set_defaults(func=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on val or test")
+    evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on val, test or your own labelled faces")
     evaluate.add_argument("--checkpoint",
                           help="a checkpoint (.pt) or a saved ensemble (models/<name>.json); default: the shipped model")
     evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
     evaluate.add_argument("--split", default="test", choices=("val", "test"), help="val = PublicTest, test = PrivateTest")
+    evaluate.add_argument("--faces", metavar="DIR",
+                          help="instead of FER2013: your own labelled faces, one subfolder per emotion "
+                               "(DIR/happy/*.jpg, ...); each image's largest face is scored")
+    evaluate.add_argument("--whole-image", action="store_true",
+                          help="with --faces: every image is already a face crop (no face detection)")
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
     evaluate.add_argument("--tta-views", type=views_arg, help="TTA views (default 10)")
     evaluate.add_argument("--device", default="auto")

@@ -20,8 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: a large phone photo is 12-48 MP; a 30000x30000 bomb is 900 MP
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
-IMAGE_FORMATS = "JPEG, PNG, WebP, BMP or a still GIF"  # what IMAGE_EXTENSIONS are, in words
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+IMAGE_FORMATS = "JPEG, PNG, WebP, BMP, TIFF or a still GIF"  # what IMAGE_EXTENSIONS are, in words
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm")
 
 ImageSource = Any  # a path, bytes, a binary file object (e.g. Streamlit's UploadedFile), a PIL image or an array
