@@ -89,6 +89,8 @@ def cmd_evaluate(args) -> int:
     from .leakage import clean_report, leaked_test_mask
     from .precision import precision_name, use_bf16
     from .devices import resolve_device
+    if args.whole_image and not args.faces:
+        raise FERError("--whole-image goes with --faces DIR (FER2013's images are face crops already)")
     device = resolve_device(args.device)
     args.checkpoint = args.checkpoint or str(default_checkpoint())
     if args.checkpoint == str(default_checkpoint()) and not default_checkpoint().exists():

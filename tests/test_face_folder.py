@@ -72,3 +72,8 @@ def test_a_folder_without_labelled_faces_is_one_line_and_exit_1(make, tmp_path, 
     assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--faces", str(root)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("is not a folder" in err or "subfolders are holiday" in err)
+
+
+def test_whole_image_without_a_folder_is_one_line_and_exit_1(tiny_checkpoint, capsys):
+    assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--whole-image"]) == 1
+    assert "--whole-image goes with --faces DIR" in capsys.readouterr().err
