@@ -2,22 +2,20 @@
 
 The frame callback runs on streamlit-webrtc's worker thread and only calls LiveProcessor.process,
 which never raises (errors are recorded and the frame passes through). The page reads the
-processor's status every half second in a fragment.
+processor's status every half second in a fragment, and redraws the emotion chart every two seconds.
 """
 import io
 import json
 import os
 import time
 
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 from PIL import Image
 
+from dashboard.live_chart import history_figure
 from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
 from fer_core.inference import EmotionRecognizer
-from fer_core.labels import EMOTION_COLORS, EMOTIONS
 from fer_core.live import LiveProcessor, LiveSettings
 from fer_core.tta import MAX_VIEWS
 
@@ -114,14 +112,13 @@ def live_status(processor: LiveProcessor, playing: bool) -> None:
     if status.error:
         st.error(f"The frame callback failed {status.errors} time(s); those frames passed through unannotated. "
                  f"Last error: {status.error}")
-    history = processor.history()
-    if history:
-        frame = pd.DataFrame(history)
-        first = frame[frame["face"] == frame["face"].min()]
-        long = first.melt(id_vars=["time_s"], value_vars=list(EMOTIONS), var_name="emotion", value_name="probability")
-        fig = px.line(long, x="time_s", y="probability", color="emotion", color_discrete_map=EMOTION_COLORS,
-                      labels={"time_s": "seconds since start"})
-        fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_range=[0, 1])
+
+
+@st.fragment(run_every=2.0)
+def live_chart(processor: LiveProcessor, playing: bool) -> None:
+    """Redrawn less often than the rates: each redraw costs the browser CPU that the video codecs need."""
+    fig = history_figure(processor.history()) if playing and not PASS_THROUGH else None
+    if fig is not None:
         st.plotly_chart(fig, width="stretch", key="live_history")
 
 
@@ -186,4 +183,5 @@ if not playing:
 st.session_state["live_was_playing"] = playing
 with side:
     live_status(processor, playing)
+    live_chart(processor, playing)
     snapshot_panel(processor)

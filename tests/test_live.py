@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from dashboard.live_chart import history_figure
 from fer_core.faces import Face, box_iou
 from fer_core.inference import FaceResult
 from fer_core.labels import EMOTIONS
@@ -266,6 +267,21 @@ def test_history_and_reset():
     assert set(EMOTIONS) <= set(rows[0]) and rows[-1]["time_s"] >= rows[0]["time_s"] >= 0
     processor.reset()
     assert processor.history() == [] and processor.status().frames == 0 and processor.snapshot() is None
+
+
+def test_history_chart_stays_small_for_a_long_stream():
+    assert history_figure([]) is None
+    happy = dict.fromkeys(EMOTIONS, 0.0) | {"happy": 1.0}
+    sad = dict.fromkeys(EMOTIONS, 0.0) | {"sad": 1.0}
+    rows = [{"time_s": i * 0.25, "face": 1, "label": "happy", **happy} for i in range(2000)]
+    rows += [{"time_s": i * 0.25, "face": 2, "label": "sad", **sad} for i in range(2000)]  # a second face: not drawn
+    fig = history_figure(rows, max_points=100)
+    lines = {trace.name: trace for trace in fig.data}
+    assert set(lines) == set(EMOTIONS) and all(len(trace.x) <= 100 for trace in fig.data)
+    assert min(lines["happy"].y) == max(lines["happy"].y) == 1.0 and max(lines["sad"].y) == 0.0
+    assert lines["happy"].x[0] < 5 and lines["happy"].x[-1] > 495  # the whole stream (0 to 500 s), in 5 s bins
+    short = history_figure(rows[:10])
+    assert len(short.data[0].x) == 10  # a short stream is drawn as it is
 
 
 def test_fps_meter():
