@@ -24,6 +24,7 @@ def test_live_page_labels_the_face_from_a_fake_camera(dashboard_url, browser_pag
         page.wait_for_function(
         "() => /Face 1: (angry|disgust|fear|happy|sad|surprise|neutral)/.test(document.body.innerText)"
             " && /Processing rate: ([1-9][0-9]*\\.[0-9]|0\\.[1-9])/.test(document.body.innerText)", timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the emotion-over-time chart, redrawn every 2 s
     finally:
         screenshot(page, "live")
     assert_no_exception(page)
