@@ -1,28 +1,83 @@
 """Knowledge distillation: a student network learns a teacher's probabilities on the training images.
 
 The teacher (a checkpoint or a saved ensemble, e.g. several runs averaged) is run once before training,
-over every training image with mirror TTA, so distillation costs one evaluation pass and then nothing per
-step. The student's loss mixes the soft cross-entropy against those probabilities with the usual hard-label
-loss: `weight * soft + (1 - weight) * hard`.
+so distillation costs evaluation passes up front and then nothing per step. Two ways to take its answers:
+
+- clean (the default): the teacher labels each training image and its mirror; the student pairs those
+  probabilities with whatever augmented view of the image it draws.
+- consistent teaching (`--teacher-views K`): the teacher labels K fixed augmented views of each image, and
+  the student trains on exactly those views, so target and input always match (Beyer et al. 2022, "a good
+  teacher is patient and consistent"; stored per-view soft labels as in FKD, Shen & Xing 2022).
+
+The student's loss mixes the soft cross-entropy with the usual hard-label loss: `weight * soft + (1 - weight) * hard`.
 """
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from .augment import AugmentConfig, augment_batch
 from .evaluate import predict_images
+from .models import normalize_images
+from .precision import autocast, use_bf16
+from .tta import predict_proba
 
-TEACHER_VIEWS = 2  # the image and its mirror: the student also trains on mirrored images
+TEACHER_VIEWS = 2  # clean teaching: the image and its mirror, since the student also trains on mirrored images
 
 
-def teacher_probabilities(teacher: str | os.PathLike, images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(N, 7) float32 probabilities of `teacher` for uint8 48x48 `images`, on `device`."""
+@dataclass
+class TeacherTargets:
+    """The teacher's probabilities: (N, 7) for the clean images, or (K, N, 7) for K stored `views` (K, N, 1, H, W)."""
+    probs: torch.Tensor
+    views: torch.Tensor | None = None
+
+    def draw(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(normalised images, probabilities) of one random stored view of each image in `idx`."""
+        view = torch.randint(len(self.views), (len(idx),), generator=generator).to(idx.device)
+        return self.views[view, idx].float(), self.probs[view, idx]
+
+
+def teacher_targets(teacher: str | os.PathLike, images: np.ndarray, device: torch.device, views: int = 0,
+                    augment: AugmentConfig | None = None, seed: int = 0) -> TeacherTargets:
+    """What the student learns from `teacher` on uint8 48x48 `images`: clean probabilities when `views` is 0,
+    else the probabilities of `views` augmented copies of each image drawn with `augment` (fixed by `seed`)."""
     from .loading import load_model
     model = load_model(teacher, device)
-    probs = predict_images(model, images, TEACHER_VIEWS, 512, device)
-    return torch.from_numpy(probs).float().to(device)
+    if not views:
+        probs = predict_images(model, images, TEACHER_VIEWS, 512, device)
+        return TeacherTargets(torch.from_numpy(probs).float().to(device))
+    return label_views(model, images, views, augment or AugmentConfig(), seed, device)
+
+
+@torch.no_grad()
+def label_views(model: torch.nn.Module, images: np.ndarray, views: int, augment: AugmentConfig, seed: int,
+                device: torch.device, batch_size: int = 512) -> TeacherTargets:
+    """`views` augmented copies of every image (stored as float16) and the teacher's probabilities for each."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    bf16 = use_bf16(device, True)
+    starts = range(0, len(images), batch_size)
+    bar = tqdm(total=views * len(starts), desc=f"teacher: labelling {views} views of each image", unit="batch",
+               file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30)
+    all_views, all_probs = [], []
+    for _ in range(views):
+        chunks, probs = [], []
+        for start in starts:
+            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device).unsqueeze(1)
+            x = augment_batch(normalize_images(x), augment, generator).half()  # what the student will see
+            with autocast(device, bf16):
+                probs.append(predict_proba(model, x.float()))
+            chunks.append(x)
+            bar.update()
+        all_views.append(torch.cat(chunks))
+        all_probs.append(torch.cat(probs))
+    bar.close()
+    return TeacherTargets(torch.stack(all_probs), torch.stack(all_views))
 
 
 def distillation_loss(logits: torch.Tensor, soft_targets: torch.Tensor, hard_loss: torch.Tensor,

@@ -27,7 +27,7 @@ from .balance import class_weights, epoch_indices, weighted_cross_entropy
 from .checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import load_dataset, resolve_data_path
 from .devices import device_name, resolve_device
-from .distill import distillation_loss, teacher_probabilities
+from .distill import TeacherTargets, distillation_loss, teacher_targets
 from .distributed import Distributed, init_distributed, shard
 from .errors import FERError
 from .evaluate import evaluate_splits, metrics_report, predict_images
@@ -136,7 +136,7 @@ def epoch_order(labels: torch.Tensor, cfg: TrainConfig, generator: torch.Generat
 def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels, cfg: TrainConfig, epoch: int,
                     loss_weights, device, stop: _StopFlag, batch_size: int, ddp: Distributed | None = None,
                     ema: torch.optim.swa_utils.AveragedModel | None = None,
-                    soft_targets: torch.Tensor | None = None) -> dict:
+                    teacher: TeacherTargets | None = None) -> dict:
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
@@ -156,7 +156,11 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
                file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30, disable=not ddp.is_main)
     for i in bar:
         idx = order[i * batch_size:(i + 1) * batch_size]
-        x = augment_batch(normalize_images(images[idx]), aug, aug_gen, None if flips is None else flips[idx])
+        if teacher is not None and teacher.views is not None:  # consistent teaching: the views the teacher labelled
+            x, targets = teacher.draw(idx, gen)
+        else:
+            x = augment_batch(normalize_images(images[idx]), aug, aug_gen, None if flips is None else flips[idx])
+            targets = None if teacher is None else teacher.probs[idx]
         x, partner, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, gen)
         x = x.contiguous(memory_format=layout)
         y = labels[idx]
@@ -166,8 +170,7 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
         if lam < 1:  # the partner's target in the share of its pixels
             loss = lam * loss + (1 - lam) * weighted_cross_entropy(logits.float(), y[partner], loss_weights,
                                                                    cfg.label_smoothing)
-        if soft_targets is not None:
-            targets = soft_targets[idx]
+        if targets is not None:
             targets = lam * targets + (1 - lam) * targets[partner] if lam < 1 else targets
             loss = distillation_loss(logits.float(), targets, loss, cfg.distill_weight)
         optimizer.zero_grad(set_to_none=True)
@@ -311,7 +314,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
     ema = build_ema(model, cfg.ema)
-    soft_targets = teacher_probabilities(cfg.teacher, splits["train"].images, device) if cfg.teacher else None
+    teacher = (teacher_targets(cfg.teacher, splits["train"].images, device, cfg.teacher_views, cfg.augment(),
+                               seed=cfg.seed * 100_003 - 1) if cfg.teacher else None)
 
     start_epoch, best_acc, stale_epochs, elapsed = 1, -1.0, 0, 0.0
     if resuming and (run_dir / "last.pt").exists():
@@ -349,7 +353,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
         stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
-                                loss_weights, device, stop, batch_size, ddp, ema=ema, soft_targets=soft_targets)
+                                loss_weights, device, stop, batch_size, ddp, ema=ema, teacher=teacher)
         if not stats.pop("complete"):
             if ddp.is_main:
                 write_status(run_dir, state="cancelled", epoch=epoch - 1)

@@ -18,6 +18,7 @@ from .run_folder import check_run_name
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
+MAX_TEACHER_VIEWS = 32  # each view of the 28,709 training faces holds 132 MB in memory
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "nadam": 1e-3, "adamw": 1e-3}
 
 
@@ -38,6 +39,7 @@ class TrainConfig:
     ema: float = 0.0                     # decay of a moving average of the weights (0: off); it is evaluated and saved
     teacher: str | None = None           # distillation: a checkpoint or saved ensemble whose probabilities are learnt
     distill_weight: float = 0.7          # share of the teacher's soft targets in the loss (with --teacher)
+    teacher_views: int = 0               # consistent teaching: the teacher labels this many augmented views per image
     balance: str = "none"
     flip: bool = True
     alternating_flip: bool = False       # mirror each image every other epoch instead of at random (airbench)
@@ -84,6 +86,10 @@ class TrainConfig:
             (0 <= self.ema < 1, "EMA decay must be in [0, 1), e.g. 0.999 (0: off)"),
             (not self.teacher or Path(self.teacher).is_file(), f"teacher model not found: {self.teacher}"),
             (0 <= self.distill_weight <= 1, "distillation weight must be in [0, 1]"),
+            (0 <= self.teacher_views <= MAX_TEACHER_VIEWS, f"teacher views must be 0..{MAX_TEACHER_VIEWS}"),
+            (not self.teacher_views or self.teacher, "teacher views need --teacher"),
+            (not self.teacher_views or not (self.crop or self.alternating_flip),
+             "teacher views are whole augmented faces: they cannot be combined with --crop or --alternating-flip"),
             (self.patience >= 0, "patience must be >= 0"),
             (0 <= self.rotate <= 180, "rotation must be 0..180 degrees"),
             (0 <= self.zoom < 1, "zoom must be in [0, 1)"),
@@ -146,6 +152,10 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                    "or saved ensemble (models/<name>.json) on the training images")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="share of the teacher's probabilities in the loss (default %(default)s)")
+    p.add_argument("--teacher-views", type=int, default=d.teacher_views, metavar="K",
+                   help="consistent teaching: before training, the teacher labels K augmented views of every training "
+                        "image and the student trains on those views (0: the teacher labels the clean images and "
+                        "their mirrors; default %(default)s)")
     p.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
                    help="evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)")
     p.add_argument("--balance", default=d.balance, choices=BALANCE_METHODS, help="class balancing")

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fer_core.checkpoints import save_checkpoint
-from fer_core.distill import distillation_loss
+from fer_core.augment import AugmentConfig
+from fer_core.distill import distillation_loss, label_views
 from fer_core.labels import EMOTIONS
 from fer_core.models import create_model
 from fer_core.train import main as train
@@ -40,10 +41,11 @@ def test_the_loss_mixes_soft_and_hard_targets():
     assert torch.isclose(distillation_loss(logits, soft, hard, 0.5), 0.5 * expected_soft + 0.15)
 
 
-def test_a_student_learns_its_teachers_answers(tmp_path, make_kaggle_zip, happy_teacher):
+@pytest.mark.parametrize("teacher_views", [0, 2], ids=["clean", "consistent"])
+def test_a_student_learns_its_teachers_answers(tmp_path, make_kaggle_zip, happy_teacher, teacher_views):
     data = str(make_kaggle_zip(per_class=(6, 3, 3)))
     run = train(TrainConfig(data=data, out=str(tmp_path), name="student", epochs=4, teacher=str(happy_teacher),
-                            distill_weight=1.0, lr=0.05, **TINY))
+                            teacher_views=teacher_views, distill_weight=1.0, lr=0.05, **TINY))
     evaluation = json.loads((run / "eval.json").read_text())
     predicted_happy = [row[EMOTIONS.index("happy")] for row in evaluation["test"]["plain"]["confusion_matrix"]]
     assert sum(predicted_happy) >= 0.8 * evaluation["test"]["plain"]["n"]  # the labels alone are 1/7 happy
@@ -52,3 +54,30 @@ def test_a_student_learns_its_teachers_answers(tmp_path, make_kaggle_zip, happy_
 def test_a_missing_teacher_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="teacher model not found"):
         TrainConfig(teacher=str(tmp_path / "nope.pt")).validate()
+
+
+class _Brightness(torch.nn.Module):
+    """A stand-in teacher whose answer depends on the pixels it is shown: logits = mean brightness x (0..6)."""
+
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3)).unsqueeze(1) * torch.arange(7.0)
+
+
+def test_consistent_teaching_pairs_each_view_with_the_teachers_answer_for_that_view():
+    images = torch.randint(0, 256, (10, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)).numpy()
+    targets = label_views(_Brightness(), images, 3, AugmentConfig(rotate=20, zoom=0.2, shift=0.2), 0, torch.device("cpu"))
+    assert targets.views.shape == (3, 10, 1, 48, 48) and targets.probs.shape == (3, 10, 7)
+    assert not torch.equal(targets.views[0], targets.views[1])  # three different augmentations of each face
+    x, probs = targets.draw(torch.arange(10), torch.Generator().manual_seed(1))
+    assert torch.allclose(probs, _Brightness()(x).softmax(-1), atol=1e-3)  # the answer for the very view drawn
+
+
+@pytest.mark.parametrize("with_teacher, options, message", [
+    (False, dict(teacher_views=4), "teacher views need --teacher"),
+    (True, dict(teacher_views=4, crop=44), "cannot be combined with --crop"),
+    (True, dict(teacher_views=-1), "teacher views must be"),
+])
+def test_bad_teacher_views_are_refused_before_training(happy_teacher, with_teacher, options, message):
+    teacher = str(happy_teacher) if with_teacher else None
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(teacher=teacher, **options).validate()
