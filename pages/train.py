@@ -16,7 +16,7 @@ from fer_core.errors import FERError
 from fer_core.models import list_models
 from fer_core.paths import runs_dir
 from fer_core.runs import Registry
-from fer_core.train_config import DEFAULT_LR, OPTIMIZERS, SCHEDULERS, TrainConfig
+from fer_core.train_config import DEFAULT_LR, MAX_TEACHER_VIEWS, OPTIMIZERS, SCHEDULERS, TrainConfig
 from fer_core.tta import MAX_VIEWS
 
 # Options a sweep can vary, with how to read the values typed for them.
@@ -62,8 +62,13 @@ def training_form(prefix: str) -> tuple[dict, int]:
                               key=f"{prefix}ema", help="evaluate and save a moving average of the weights, e.g. 0.999")
         teacher = st.text_input("Distil from (a .pt checkpoint or models/<ensemble>.json; empty = off)",
                                 key=f"{prefix}teacher", help="the student learns the teacher's probabilities")
+        # Not disabled without a teacher: inside a form, typing the teacher would not re-enable them until submitted.
         distill_weight = st.slider("Share of the teacher's probabilities in the loss", 0.0, 1.0, d.distill_weight,
-                                   key=f"{prefix}distw", disabled=not teacher.strip())
+                                   key=f"{prefix}distw", help="used with a teacher only")
+        teacher_views = st.number_input("Augmented views the teacher labels (0 = the clean faces)", 0,
+                                        MAX_TEACHER_VIEWS, d.teacher_views, key=f"{prefix}tviews",
+                                        help="with a teacher, consistent teaching: the student trains on exactly the "
+                                             "views the teacher labelled before training (132 MB of memory per view)")
         balance = st.selectbox("Class balancing", BALANCE_METHODS, key=f"{prefix}bal",
                                help="weighted loss, oversampling or undersampling of the rare classes")
     with c3:
@@ -94,7 +99,7 @@ def training_form(prefix: str) -> tuple[dict, int]:
     fields = dict(arch=arch, epochs=int(epochs), batch_size="auto" if auto_batch else int(batch), optimizer=optimizer,
                   lr=float(lr), weight_decay=float(weight_decay), scheduler=scheduler, patience=int(patience),
                   label_smoothing=float(label_smoothing), ema=float(ema), amp=amp, teacher=teacher.strip() or None,
-                  distill_weight=float(distill_weight), balance=balance, flip=flip,
+                  distill_weight=float(distill_weight), teacher_views=int(teacher_views), balance=balance, flip=flip,
                   rotate=float(rotate),
                   zoom=float(zoom), shift=float(shift), erase=float(erase),
                   crop=None if crop == "off" else int(crop.split()[0]), exclude="audit" if exclude else None,

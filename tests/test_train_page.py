@@ -64,6 +64,22 @@ def test_invalid_values_are_refused_in_the_form(isolated, tmp_path):
     assert Registry(isolated).list() == []
 
 
+def test_a_consistent_teaching_job_is_queued_with_its_teacher_views(isolated, tmp_path, monkeypatch):
+    monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)  # queue only, start nothing
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(b"")  # the form checks that the file exists; the job would load it
+    at = open_page()
+    at.text_input(key="new_teacher").set_value(str(teacher))
+    at.number_input(key="new_tviews").set_value(4)
+    at.selectbox(key="new_crop").set_value("44 x 44")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert any("Not started" in e.value and "cannot be combined with --crop" in e.value for e in at.error)
+    at.selectbox(key="new_crop").set_value("off")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    (run,) = Registry(isolated).list()
+    assert run.to_dict()["config"]["teacher_views"] == 4
+
+
 def test_a_sweep_queues_one_job_per_value(isolated, monkeypatch):
     monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)  # queue only, start nothing
     at = open_page()
