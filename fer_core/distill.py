@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .augment import AugmentConfig, augment_batch
 from .evaluate import predict_images
 from .models import normalize_images
-from .precision import autocast, use_bf16
+from .precision import autocast, memory_format, use_bf16
 from .tta import predict_proba
 
 TEACHER_VIEWS = 2  # clean teaching: the image and its mirror, since the student also trains on mirrored images
@@ -58,9 +58,9 @@ def teacher_targets(teacher: str | os.PathLike, images: np.ndarray, device: torc
 def label_views(model: torch.nn.Module, images: np.ndarray, views: int, augment: AugmentConfig, seed: int,
                 device: torch.device, batch_size: int = 512) -> TeacherTargets:
     """`views` augmented copies of every image (stored as float16) and the teacher's probabilities for each."""
-    model.eval()
-    generator = torch.Generator(device=device).manual_seed(seed)
     bf16 = use_bf16(device, True)
+    model.eval().to(memory_format=memory_format(device, bf16))
+    generator = torch.Generator(device=device).manual_seed(seed)
     starts = range(0, len(images), batch_size)
     bar = tqdm(total=views * len(starts), desc=f"teacher: labelling {views} views of each image", unit="batch",
                file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30)

@@ -7,7 +7,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 
 from .labels import EMOTIONS, NUM_CLASSES
 from .models import normalize_images
-from .precision import autocast, use_bf16
+from .precision import autocast, memory_format, use_bf16
 from .tta import predict_proba
 
 
@@ -39,13 +39,14 @@ def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, b
     Batches run in bf16 where the device runs it natively and `amp` is on, fp32 otherwise: on the
     project's AVX512-BF16 CPU bf16 is faster at every batch size from 1 (`bench`, README).
     `progress(done, total)` is called with the number of images predicted so far."""
-    model.eval()
     device = torch.device(device)
+    bf16 = use_bf16(device, amp)
+    model.eval().to(memory_format=memory_format(device, bf16))  # bf16 on a CPU: about 2x faster (measured)
     chunk = max(1, batch_size // views)
     out = []
     for start in range(0, len(images), chunk):
         x = torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])).to(device)
-        with autocast(device, use_bf16(device, amp)):
+        with autocast(device, bf16):
             out.append(predict_proba(model, normalize_images(x.unsqueeze(1)), views).cpu())
         if progress:
             progress(min(start + chunk, len(images)), len(images))
