@@ -4,6 +4,7 @@ Synthetic images carry their class as a brightness pattern so a model can learn 
 """
 from __future__ import annotations
 
+import inspect
 import os
 import zipfile
 from pathlib import Path
@@ -185,3 +186,18 @@ def _build_world(tmp_path_factory) -> dict:
     ship_run(made[0], "reference-small", models_dir=models, data=str(data))
     ship_card_only(made[1], "reference-elu", models_dir=models, data=str(data))
     return {"root": root, "data": data, "runs": runs, "models": models}
+
+
+@pytest.fixture
+def crash_in_epoch(monkeypatch):
+    """crash_in_epoch(n) makes training raise a simulated out-of-memory in epoch n; crash_in_epoch(None) undoes it."""
+    from fer_core import train as train_module
+    real_epoch = train_module.train_one_epoch
+
+    def arm(epoch: int | None) -> None:
+        def crashing(*args, **kw):
+            if inspect.signature(real_epoch).bind(*args, **kw).arguments["epoch"] == epoch:
+                raise MemoryError("simulated out of memory")
+            return real_epoch(*args, **kw)
+        monkeypatch.setattr(train_module, "train_one_epoch", real_epoch if epoch is None else crashing)
+    return arm

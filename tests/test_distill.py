@@ -1,12 +1,10 @@
 """Distillation: a student trained with --teacher learns the teacher's probabilities, not only the labels."""
-import inspect
 import json
 
 import pytest
 import torch
 
 from fer_core.checkpoints import save_checkpoint
-from fer_core import train as train_module
 from fer_core.augment import AugmentConfig
 from fer_core.distill import distillation_loss, label_views
 from fer_core.labels import EMOTIONS
@@ -58,21 +56,15 @@ def test_a_missing_teacher_is_refused_before_training(tmp_path):
         TrainConfig(teacher=str(tmp_path / "nope.pt")).validate()
 
 
-def test_a_resumed_consistent_student_relabels_the_same_views(tmp_path, make_kaggle_zip, happy_teacher, monkeypatch):
+def test_a_resumed_consistent_student_relabels_the_same_views(tmp_path, make_kaggle_zip, happy_teacher, crash_in_epoch):
     data = str(make_kaggle_zip(per_class=(6, 3, 3)))
     cfg = dict(data=data, out=str(tmp_path), epochs=2, teacher=str(happy_teacher), teacher_views=3,
                **{**TINY, "rotate": 10, "zoom": 0.1, "shift": 0.1})  # views that differ from the clean faces
     straight = train(TrainConfig(name="straight", **cfg))
-    real_epoch = train_module.train_one_epoch
-
-    def crash_in_epoch_2(*args, **kw):
-        if inspect.signature(real_epoch).bind(*args, **kw).arguments["epoch"] == 2:
-            raise MemoryError("simulated out of memory")
-        return real_epoch(*args, **kw)
-    monkeypatch.setattr(train_module, "train_one_epoch", crash_in_epoch_2)
+    crash_in_epoch(2)
     with pytest.raises(MemoryError):
         train(TrainConfig(name="crashed", **cfg))
-    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    crash_in_epoch(None)
     crashed = train(None, resume=tmp_path / "crashed")
     final = lambda run: json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]  # noqa: E731
     assert final(crashed) == pytest.approx(final(straight), rel=1e-5)

@@ -3,7 +3,6 @@
 Each test is one case of the data-loss issue: a name that escapes, a corrupted registry row, a second
 trainer on one run, a name collision, run files that lack fields, a dataset path that is not a file.
 """
-import inspect
 import json
 import sqlite3
 import subprocess
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import fer_core.train as train_module
 from fer_core.cli import main as cli
 from fer_core.data import check_dataset, resolve_data_path
 from fer_core.errors import DataError, FERError
@@ -118,23 +116,17 @@ def test_runs_delete_cli_of_a_corrupted_row_keeps_the_project(nest, capsys):
 
 # ----------------------------------------------------------------------------- one trainer per run
 
-def _crashed_run(tmp_path, tiny_zip, monkeypatch, name="crashed") -> Path:
+def _crashed_run(tmp_path, tiny_zip, crash_in_epoch, name="crashed") -> Path:
     """A run that failed in epoch 2 (a simulated out-of-memory), with last.pt after epoch 1."""
-    real_epoch = train_module.train_one_epoch
-
-    def crash_in_epoch_2(*args, **kw):
-        if inspect.signature(real_epoch).bind(*args, **kw).arguments["epoch"] == 2:
-            raise MemoryError("simulated out of memory")
-        return real_epoch(*args, **kw)
-    monkeypatch.setattr(train_module, "train_one_epoch", crash_in_epoch_2)
+    crash_in_epoch(2)
     with pytest.raises(MemoryError):
         train(TrainConfig(data=tiny_zip, epochs=3, out=str(tmp_path / "runs"), name=name, **TINY))
-    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    crash_in_epoch(None)
     return tmp_path / "runs" / name
 
 
-def test_resume_is_refused_while_a_trainer_holds_the_run(tmp_path, tiny_zip, monkeypatch):
-    folder = _crashed_run(tmp_path, tiny_zip, monkeypatch)
+def test_resume_is_refused_while_a_trainer_holds_the_run(tmp_path, tiny_zip, crash_in_epoch):
+    folder = _crashed_run(tmp_path, tiny_zip, crash_in_epoch)
     registry = Registry(folder.parent)
     registry.list()  # adopts the CLI run
     assert registry.get("crashed").state == "failed"
@@ -154,8 +146,8 @@ def test_resume_is_refused_while_a_trainer_holds_the_run(tmp_path, tiny_zip, mon
     assert next(r for r in registry.list() if r.id == "crashed").state == "failed"
 
 
-def test_the_registry_follows_a_resume_finished_from_the_cli(tmp_path, tiny_zip, monkeypatch):
-    folder = _crashed_run(tmp_path, tiny_zip, monkeypatch)
+def test_the_registry_follows_a_resume_finished_from_the_cli(tmp_path, tiny_zip, crash_in_epoch):
+    folder = _crashed_run(tmp_path, tiny_zip, crash_in_epoch)
     registry = Registry(folder.parent)
     (run,) = registry.list()
     assert run.state == "failed" and run.epochs_done == 1
@@ -166,8 +158,8 @@ def test_the_registry_follows_a_resume_finished_from_the_cli(tmp_path, tiny_zip,
         registry.resume("crashed")
 
 
-def test_a_second_cli_trainer_on_a_training_run_exits_with_one_line(tmp_path, tiny_zip, monkeypatch):
-    folder = _crashed_run(tmp_path, tiny_zip, monkeypatch)
+def test_a_second_cli_trainer_on_a_training_run_exits_with_one_line(tmp_path, tiny_zip, crash_in_epoch):
+    folder = _crashed_run(tmp_path, tiny_zip, crash_in_epoch)
     with TrainerLock(folder):
         result = subprocess.run([sys.executable, "-m", "fer_core", "train", "--resume", str(folder)], cwd=REPO,
                                 capture_output=True, text=True, timeout=120)
@@ -176,8 +168,8 @@ def test_a_second_cli_trainer_on_a_training_run_exits_with_one_line(tmp_path, ti
     assert "Traceback" not in result.stderr
 
 
-def test_resume_with_a_corrupt_status_file_trains_on(tmp_path, tiny_zip, monkeypatch):
-    folder = _crashed_run(tmp_path, tiny_zip, monkeypatch)
+def test_resume_with_a_corrupt_status_file_trains_on(tmp_path, tiny_zip, crash_in_epoch):
+    folder = _crashed_run(tmp_path, tiny_zip, crash_in_epoch)
     (folder / "status.json").write_text('{"state": "fail')
     train(None, resume=folder)
     assert json.loads((folder / "status.json").read_text())["state"] == "finished"
@@ -336,8 +328,8 @@ def test_status_fields_of_the_wrong_kind_are_damage_not_a_crash(tmp_path):
     assert run.error.startswith("damaged run files: status.json")
 
 
-def test_resume_drops_damaged_metric_lines(tmp_path, tiny_zip, monkeypatch):
-    folder = _crashed_run(tmp_path, tiny_zip, monkeypatch)
+def test_resume_drops_damaged_metric_lines(tmp_path, tiny_zip, crash_in_epoch):
+    folder = _crashed_run(tmp_path, tiny_zip, crash_in_epoch)
     with open(folder / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 7}\nnot json\n')
     train(None, resume=folder)

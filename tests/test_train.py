@@ -1,5 +1,4 @@
 """Training runs on a tiny synthetic dataset: every architecture, the run folder, resume, reproducibility."""
-import inspect
 import json
 import os
 import subprocess
@@ -108,22 +107,16 @@ def test_fixed_seed_reproduces_a_run(tmp_path, tiny_zip):
     assert strip(a) == strip(b)
 
 
-def test_resume_after_a_crash_counts_every_epoch_once_and_matches(tmp_path, tiny_zip, monkeypatch):
+def test_resume_after_a_crash_counts_every_epoch_once_and_matches(tmp_path, tiny_zip, crash_in_epoch):
     cfg = dict(arch="fer_vgg_small", epochs=3)
     straight = main(run_config(tmp_path, tiny_zip, name="straight", **cfg))
 
-    real_epoch = train_module.train_one_epoch
-
-    def crash_in_epoch_3(*args, **kw):
-        if inspect.signature(real_epoch).bind(*args, **kw).arguments["epoch"] == 3:
-            raise MemoryError("simulated out of memory")
-        return real_epoch(*args, **kw)
-    monkeypatch.setattr(train_module, "train_one_epoch", crash_in_epoch_3)
+    crash_in_epoch(3)
     with pytest.raises(MemoryError):
         main(run_config(tmp_path, tiny_zip, name="crashed", **cfg))
     crashed = tmp_path / "runs" / "crashed"
     assert load_checkpoint(crashed / "last.pt")["epoch"] == 2
-    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    crash_in_epoch(None)
 
     main(None, resume=crashed)
     epochs = [json.loads(s)["epoch"] for s in (crashed / "metrics.jsonl").read_text().splitlines()]
