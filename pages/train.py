@@ -35,6 +35,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
     d = TrainConfig()
     models = list_models()
     c1, c2, c3 = st.columns(3)
+    # No input here is disabled by another: inside a form, a change re-renders nothing until the form is submitted,
+    # so a dependent input would stay locked (e.g. the state-dict path after choosing 'local file').
     with c1:
         st.markdown("**Model**")
         arch = st.selectbox("Architecture", list(models), index=list(models).index(d.arch), key=f"{prefix}arch",
@@ -42,13 +44,12 @@ def training_form(prefix: str) -> tuple[dict, int]:
         st.caption(models[arch])
         pretrained_choice = st.selectbox("Pretrained weights", ["none", "imagenet", "local file"], key=f"{prefix}pre",
                                          help="torchvision backbones only (vgg16, inception_v3, resnet18)")
-        pretrained_path = st.text_input("State-dict path", key=f"{prefix}prepath",
-                                        disabled=pretrained_choice != "local file")
+        pretrained_path = st.text_input("State-dict path", key=f"{prefix}prepath", help="with 'local file' only")
         epochs = st.number_input("Epochs", 1, 1000, d.epochs, key=f"{prefix}epochs")
         epoch_size = st.number_input("Images per epoch (0 = the whole training set)", 0, 1_000_000, 0, step=1024,
                                      key=f"{prefix}epsize", help="a fresh random subset each epoch: short CPU budgets")
         auto_batch = st.checkbox("Batch size: auto (largest that fits the GPU)", key=f"{prefix}autobs")
-        batch = st.number_input("Batch size", 2, 8192, d.batch_size, key=f"{prefix}bs", disabled=auto_batch)
+        batch = st.number_input("Batch size", 2, 8192, d.batch_size, key=f"{prefix}bs", help="unless auto is ticked")
     with c2:
         st.markdown("**Optimisation**")
         optimizer = st.selectbox("Optimiser", OPTIMIZERS, key=f"{prefix}opt")
@@ -62,7 +63,6 @@ def training_form(prefix: str) -> tuple[dict, int]:
                               key=f"{prefix}ema", help="evaluate and save a moving average of the weights, e.g. 0.999")
         teacher = st.text_input("Distil from (a .pt checkpoint or models/<ensemble>.json; empty = off)",
                                 key=f"{prefix}teacher", help="the student learns the teacher's probabilities")
-        # Not disabled without a teacher: inside a form, typing the teacher would not re-enable them until submitted.
         distill_weight = st.slider("Share of the teacher's probabilities in the loss", 0.0, 1.0, d.distill_weight,
                                    key=f"{prefix}distw", help="used with a teacher only")
         teacher_views = st.number_input("Augmented views the teacher labels (0 = the clean faces)", 0,
