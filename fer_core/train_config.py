@@ -105,6 +105,9 @@ class TrainConfig:
             (self.epoch_size is None or self.epoch_size >= 8, "epoch size must be at least 8 images"),
             (self.stop_at_test_accuracy is None or (self.track_test and 0 <= self.stop_at_test_accuracy <= 1),
              "stop-at-test-accuracy needs --track-test and a fraction in [0, 1]"),
+            (self.pretrained in (None, "imagenet") or Path(self.pretrained).is_file(),
+             f"pretrained weights file not found: '{self.pretrained}'" if self.pretrained
+             else "pretrained weights from a local file: name the file"),
             (not self.pretrained or supports_pretrained(self.arch),
              f"'{self.arch}' trains from scratch: pretrained weights exist for vgg16, inception_v3 and resnet18"),
         ]

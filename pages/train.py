@@ -105,7 +105,7 @@ def training_form(prefix: str) -> tuple[dict, int]:
                   crop=None if crop == "off" else int(crop.split()[0]), exclude="audit" if exclude else None,
                   epoch_size=int(epoch_size) or None, track_test=track_test,
                   data=data.strip() or None, device=device, seed=int(seed), tta_views=int(tta_views),
-                  pretrained={"none": None, "imagenet": "imagenet"}.get(pretrained_choice, pretrained_path.strip() or None))
+                  pretrained={"none": None, "imagenet": "imagenet"}.get(pretrained_choice, pretrained_path.strip()))
     return fields, int(gpus)
 
 

@@ -80,6 +80,15 @@ def test_a_consistent_teaching_job_is_queued_with_its_teacher_views(isolated, tm
     assert run.to_dict()["config"]["teacher_views"] == 4
 
 
+def test_a_local_pretrained_file_must_be_named(isolated):
+    at = open_page()
+    at.selectbox(key="new_arch").set_value("resnet18")
+    at.selectbox(key="new_pre").set_value("local file")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert any("Not started" in e.value and "name the file" in e.value for e in at.error)
+    assert Registry(isolated).list() == []  # not silently trained from scratch
+
+
 def test_a_sweep_queues_one_job_per_value(isolated, monkeypatch):
     monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)  # queue only, start nothing
     at = open_page()
