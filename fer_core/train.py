@@ -314,8 +314,6 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
     ema = build_ema(model, cfg.ema)
-    teacher = (teacher_targets(cfg.teacher, splits["train"].images, device, cfg.teacher_views, cfg.augment(),
-                               seed=cfg.seed * 100_003 - 1) if cfg.teacher else None)
 
     start_epoch, best_acc, stale_epochs, elapsed = 1, -1.0, 0, 0.0
     if resuming and (run_dir / "last.pt").exists():
@@ -349,6 +347,15 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {device_name(device)}"
               f"{f' x{ddp.world}' if ddp.world > 1 else ''} in {precision_name(bf16)}, {len(splits['train'])} training images, "
               f"batch {batch_size * ddp.world}", file=sys.stderr)
+    teacher = None
+    if cfg.teacher:  # after the status: the run shows as running and a stop is heard while the teacher labels
+        teacher = teacher_targets(cfg.teacher, splits["train"].images, device, cfg.teacher_views, cfg.augment(),
+                                  seed=cfg.seed * 100_003 - 1, mirror=cfg.teacher_mirror,
+                                  stop=(lambda: stop.stop) if ddp.world == 1 else None)
+        if teacher is None:
+            write_status(run_dir, state="cancelled", epoch=start_epoch - 1)
+            print(f"cancelled while the teacher labelled; resume with --resume {run_dir}", file=sys.stderr)
+            return
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):

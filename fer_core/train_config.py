@@ -40,6 +40,7 @@ class TrainConfig:
     teacher: str | None = None           # distillation: a checkpoint or saved ensemble whose probabilities are learnt
     distill_weight: float = 0.7          # share of the teacher's soft targets in the loss (with --teacher)
     teacher_views: int = 0               # consistent teaching: the teacher labels this many augmented views per image
+    teacher_mirror: bool = False         # ... each view averaged with its mirror; the student trains on either
     balance: str = "none"
     flip: bool = True
     alternating_flip: bool = False       # mirror each image every other epoch instead of at random (airbench)
@@ -88,6 +89,9 @@ class TrainConfig:
             (0 <= self.distill_weight <= 1, "distillation weight must be in [0, 1]"),
             (0 <= self.teacher_views <= MAX_TEACHER_VIEWS, f"teacher views must be 0..{MAX_TEACHER_VIEWS}"),
             (not self.teacher_views or self.teacher, "teacher views need --teacher"),
+            (not self.teacher_mirror or self.teacher_views, "--teacher-mirror needs --teacher-views (the clean "
+             "teaching already labels each face's mirror)"),
+            (not self.teacher_mirror or self.flip, "--teacher-mirror trains on mirrored faces: it needs --flip on"),
             (not self.teacher_views or not (self.crop or self.alternating_flip),
              "teacher views are whole augmented faces: they cannot be combined with --crop or --alternating-flip"),
             (self.patience >= 0, "patience must be >= 0"),
@@ -159,6 +163,9 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                    help="consistent teaching: before training, the teacher labels K augmented views of every training "
                         "image and the student trains on those views (0: the teacher labels the clean images and "
                         "their mirrors; default %(default)s)")
+    p.add_argument("--teacher-mirror", action="store_true",
+                   help="with --teacher-views: the teacher's answer for each view is averaged with its answer for "
+                        "the view's mirror, and the student trains on each view or its mirror (labelling takes twice as long)")
     p.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
                    help="evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)")
     p.add_argument("--balance", default=d.balance, choices=BALANCE_METHODS, help="class balancing")
@@ -197,13 +204,14 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
 
 def config_to_args(cfg: TrainConfig) -> list[str]:
     """The `fer_core train` arguments that reproduce `cfg` (the inverse of config_from_args)."""
+    switches = {a.dest for a in get_args_parser()._actions if a.nargs == 0 and a.const is True}  # store_true flags
     args = []
     for f in fields(TrainConfig):
         value = getattr(cfg, f.name)
         if value is None:
             continue
         flag = "--" + f.name.replace("_", "-")
-        if f.name in ("compile", "track_test", "alternating_flip"):
+        if f.name in switches:
             args += [flag] if value else []
         elif isinstance(value, bool):
             args += [flag, "on" if value else "off"]

@@ -69,6 +69,10 @@ def training_form(prefix: str) -> tuple[dict, int]:
                                         MAX_TEACHER_VIEWS, d.teacher_views, key=f"{prefix}tviews",
                                         help="with a teacher, consistent teaching: the student trains on exactly the "
                                              "views the teacher labelled before training (132 MB of memory per view)")
+        teacher_mirror = st.checkbox("The teacher also labels each view's mirror", d.teacher_mirror,
+                                     key=f"{prefix}tmirror",
+                                     help="with augmented views: each view's answer is averaged with its mirror's and "
+                                          "the student trains on either (labelling takes twice as long)")
         balance = st.selectbox("Class balancing", BALANCE_METHODS, key=f"{prefix}bal",
                                help="weighted loss, oversampling or undersampling of the rare classes")
     with c3:
@@ -99,7 +103,8 @@ def training_form(prefix: str) -> tuple[dict, int]:
     fields = dict(arch=arch, epochs=int(epochs), batch_size="auto" if auto_batch else int(batch), optimizer=optimizer,
                   lr=float(lr), weight_decay=float(weight_decay), scheduler=scheduler, patience=int(patience),
                   label_smoothing=float(label_smoothing), ema=float(ema), amp=amp, teacher=teacher.strip() or None,
-                  distill_weight=float(distill_weight), teacher_views=int(teacher_views), balance=balance, flip=flip,
+                  distill_weight=float(distill_weight), teacher_views=int(teacher_views),
+                  teacher_mirror=teacher_mirror, balance=balance, flip=flip,
                   rotate=float(rotate),
                   zoom=float(zoom), shift=float(shift), erase=float(erase),
                   crop=None if crop == "off" else int(crop.split()[0]), exclude="audit" if exclude else None,

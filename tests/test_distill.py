@@ -86,10 +86,48 @@ def test_consistent_teaching_pairs_each_view_with_the_teachers_answer_for_that_v
     assert torch.allclose(probs, _Brightness()(x).softmax(-1), atol=1e-3)  # the answer for the very view drawn
 
 
+class _LeftMinusRight(torch.nn.Module):
+    """A stand-in teacher that tells a face from its mirror: logits = (left half - right half) x (0..6)."""
+
+    def forward(self, x):
+        half = x.shape[-1] // 2
+        return (x[..., :half].mean(dim=(1, 2, 3)) - x[..., half:].mean(dim=(1, 2, 3))).unsqueeze(1) * torch.arange(7.0)
+
+
+def test_a_mirrored_teacher_answers_for_the_view_and_its_mirror_and_the_student_sees_both():
+    images = torch.randint(0, 256, (32, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)).numpy()
+    teacher = _LeftMinusRight()
+    targets = label_views(teacher, images, 2, AugmentConfig(rotate=20, zoom=0.2, shift=0.2), 0, torch.device("cpu"),
+                          mirror=True)
+    x, probs = targets.draw(torch.arange(32), torch.Generator().manual_seed(1))
+    both = (teacher(x).softmax(-1) + teacher(x.flip(-1)).softmax(-1)) / 2
+    assert torch.allclose(probs, both, atol=1e-3)
+    assert not torch.allclose(probs, teacher(x).softmax(-1), atol=1e-2)  # not the plain answer for the view
+    stored = [any(torch.equal(x[i], targets.views[v, i].float()) for v in range(2)) for i in range(32)]
+    assert 0 < sum(stored) < 32  # some faces drawn as stored, the others mirrored
+
+
+def test_a_stop_while_the_teacher_labels_cancels_the_run_and_resume_finishes_it(tmp_path, make_kaggle_zip,
+                                                                             happy_teacher, monkeypatch):
+    import fer_core.distill
+    data = str(make_kaggle_zip(per_class=(6, 3, 3)))
+    label = fer_core.distill.label_views
+    monkeypatch.setattr(fer_core.distill, "label_views", lambda *a, **k: label(*a, **{**k, "stop": lambda: True}))
+    run = train(TrainConfig(data=data, out=str(tmp_path), name="stopped", epochs=1, teacher=str(happy_teacher),
+                            teacher_views=2, **TINY))
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "cancelled" and not (run / "metrics.jsonl").exists()
+    monkeypatch.setattr(fer_core.distill, "label_views", label)
+    train(None, resume=run)
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+
+
 @pytest.mark.parametrize("with_teacher, options, message", [
     (False, dict(teacher_views=4), "teacher views need --teacher"),
     (True, dict(teacher_views=4, crop=44), "cannot be combined with --crop"),
     (True, dict(teacher_views=-1), "teacher views must be"),
+    (True, dict(teacher_mirror=True), "--teacher-mirror needs --teacher-views"),
+    (True, dict(teacher_views=2, teacher_mirror=True, flip=False), "it needs --flip on"),
 ])
 def test_bad_teacher_views_are_refused_before_training(happy_teacher, with_teacher, options, message):
     teacher = str(happy_teacher) if with_teacher else None

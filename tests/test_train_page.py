@@ -71,13 +71,15 @@ def test_a_consistent_teaching_job_is_queued_with_its_teacher_views(isolated, tm
     at = open_page()
     at.text_input(key="new_teacher").set_value(str(teacher))
     at.number_input(key="new_tviews").set_value(4)
+    at.checkbox(key="new_tmirror").check()
     at.selectbox(key="new_crop").set_value("44 x 44")
     next(b for b in at.button if b.label == "Start training").click().run()
     assert any("Not started" in e.value and "cannot be combined with --crop" in e.value for e in at.error)
     at.selectbox(key="new_crop").set_value("off")
     next(b for b in at.button if b.label == "Start training").click().run()
     (run,) = Registry(isolated).list()
-    assert run.to_dict()["config"]["teacher_views"] == 4
+    config = run.to_dict()["config"]
+    assert (config["teacher_views"], config["teacher_mirror"]) == (4, True)
 
 
 def test_a_local_pretrained_file_must_be_named(isolated):
