@@ -225,6 +225,12 @@ def _stop_requested(stop: _StopFlag, ddp: Distributed, device) -> bool:
     return bool(flag.item())
 
 
+def _cancelled(run_dir: Path, epochs_done: int, when: str, ddp: Distributed) -> None:
+    if ddp.is_main:
+        write_status(run_dir, state="cancelled", epoch=epochs_done)
+        print(f"cancelled {when}; resume with --resume {run_dir}", file=sys.stderr)
+
+
 def load_splits(cfg: TrainConfig) -> dict:
     dataset = load_dataset(cfg.data)
     if cfg.exclude == "audit":  # the data-health audit's own list
@@ -352,19 +358,16 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         teacher = teacher_targets(cfg.teacher, splits["train"].images, device, cfg.teacher_views, cfg.augment(),
                                   seed=cfg.seed * 100_003 - 1, mirror=cfg.teacher_mirror,
                                   stop=(lambda: stop.stop) if ddp.world == 1 else None)
-        if teacher is None:
-            write_status(run_dir, state="cancelled", epoch=start_epoch - 1)
-            print(f"cancelled while the teacher labelled; resume with --resume {run_dir}", file=sys.stderr)
-            return
+    if cfg.teacher and (teacher is None or _stop_requested(stop, ddp, device)):  # every rank decides alike
+        _cancelled(run_dir, start_epoch - 1, "while the teacher labelled", ddp)
+        return
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
         stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
                                 loss_weights, device, stop, batch_size, ddp, ema=ema, teacher=teacher)
         if not stats.pop("complete"):
-            if ddp.is_main:
-                write_status(run_dir, state="cancelled", epoch=epoch - 1)
-                print(f"cancelled during epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
+            _cancelled(run_dir, epoch - 1, f"during epoch {epoch}", ddp)
             return
         eval_model = ema.module if ema else model  # the weights that are evaluated and saved
         stats.update(validate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
@@ -395,9 +398,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
                   f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
                   f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
         if _stop_requested(stop, ddp, device):
-            if ddp.is_main:
-                write_status(run_dir, state="cancelled", epoch=epoch)
-                print(f"cancelled after epoch {epoch}; resume with --resume {run_dir}", file=sys.stderr)
+            _cancelled(run_dir, epoch, f"after epoch {epoch}", ddp)
             return
         if cfg.stop_at_test_accuracy is not None and stats["test_accuracy"] >= cfg.stop_at_test_accuracy:
             if ddp.is_main:

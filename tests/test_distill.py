@@ -56,9 +56,11 @@ def test_a_missing_teacher_is_refused_before_training(tmp_path):
         TrainConfig(teacher=str(tmp_path / "nope.pt")).validate()
 
 
-def test_a_resumed_consistent_student_relabels_the_same_views(tmp_path, make_kaggle_zip, happy_teacher, crash_in_epoch):
+@pytest.mark.parametrize("mirror", [False, True], ids=["views", "mirrored-views"])
+def test_a_resumed_consistent_student_relabels_the_same_views(tmp_path, make_kaggle_zip, happy_teacher, crash_in_epoch,
+                                                              mirror):
     data = str(make_kaggle_zip(per_class=(6, 3, 3)))
-    cfg = dict(data=data, out=str(tmp_path), epochs=2, teacher=str(happy_teacher), teacher_views=3,
+    cfg = dict(data=data, out=str(tmp_path), epochs=2, teacher=str(happy_teacher), teacher_views=3, teacher_mirror=mirror,
                **{**TINY, "rotate": 10, "zoom": 0.1, "shift": 0.1})  # views that differ from the clean faces
     straight = train(TrainConfig(name="straight", **cfg))
     crash_in_epoch(2)
@@ -104,22 +106,32 @@ def test_a_mirrored_teacher_answers_for_the_view_and_its_mirror_and_the_student_
     assert torch.allclose(probs, both, atol=1e-3)
     assert not torch.allclose(probs, teacher(x).softmax(-1), atol=1e-2)  # not the plain answer for the view
     stored = [any(torch.equal(x[i], targets.views[v, i].float()) for v in range(2)) for i in range(32)]
-    assert 0 < sum(stored) < 32  # some faces drawn as stored, the others mirrored
+    mirrored = [any(torch.equal(x[i], targets.views[v, i].float().flip(-1)) for v in range(2)) for i in range(32)]
+    assert 0 < sum(stored) < 32 and all(s or m for s, m in zip(stored, mirrored))  # each as stored or left-right
 
 
 def test_a_stop_while_the_teacher_labels_cancels_the_run_and_resume_finishes_it(tmp_path, make_kaggle_zip,
                                                                              happy_teacher, monkeypatch):
+    import signal
+
     import fer_core.distill
-    data = str(make_kaggle_zip(per_class=(6, 3, 3)))
+    cfg = dict(data=str(make_kaggle_zip(per_class=(6, 3, 3))), out=str(tmp_path), epochs=1, teacher=str(happy_teacher),
+               teacher_views=2, **TINY)
+    straight = train(TrainConfig(name="straight", **cfg))
     label = fer_core.distill.label_views
-    monkeypatch.setattr(fer_core.distill, "label_views", lambda *a, **k: label(*a, **{**k, "stop": lambda: True}))
-    run = train(TrainConfig(data=data, out=str(tmp_path), name="stopped", epochs=1, teacher=str(happy_teacher),
-                            teacher_views=2, **TINY))
+
+    def cancel_then_label(*args, **kwargs):  # what the Cancel button sends, while the labelling runs
+        signal.raise_signal(signal.SIGTERM)
+        return label(*args, **kwargs)
+    monkeypatch.setattr(fer_core.distill, "label_views", cancel_then_label)
+    run = train(TrainConfig(name="stopped", **cfg))
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "cancelled" and not (run / "metrics.jsonl").exists()
     monkeypatch.setattr(fer_core.distill, "label_views", label)
     train(None, resume=run)
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    final = lambda run: json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]  # noqa: E731
+    assert final(run) == pytest.approx(final(straight), rel=1e-5)
 
 
 @pytest.mark.parametrize("with_teacher, options, message", [
