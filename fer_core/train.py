@@ -358,9 +358,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         teacher = teacher_targets(cfg.teacher, splits["train"].images, device, cfg.teacher_views, cfg.augment(),
                                   seed=cfg.seed * 100_003 - 1, mirror=cfg.teacher_mirror,
                                   stop=(lambda: stop.stop) if ddp.world == 1 else None)
-    if cfg.teacher and (teacher is None or _stop_requested(stop, ddp, device)):  # every rank decides alike
-        _cancelled(run_dir, start_epoch - 1, "while the teacher labelled", ddp)
-        return
+        if teacher is None or _stop_requested(stop, ddp, device):  # every rank decides alike
+            _cancelled(run_dir, start_epoch - 1, "while the teacher labelled", ddp)
+            return
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
