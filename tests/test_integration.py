@@ -30,11 +30,18 @@ shipped = pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"no shippe
 
 
 @shipped
-def test_shipped_model_is_small_and_meets_its_target():
+def test_shipped_models_are_small_and_meet_issue_13s_targets():
+    """The cards' PrivateTest figures; the test below checks that they are what `evaluate` gives."""
     card = json.loads((MODELS_DIR / "default.json").read_text())
     assert DEFAULT_CHECKPOINT.stat().st_size < 20 * 2 ** 20
-    assert card["metrics"]["test"]["tta"]["accuracy"] >= 0.63
-    assert card["metrics"]["test"]["tta"]["n"] == 3589
+    assert sum(p.stat().st_size for p in MODELS_DIR.rglob("*") if p.is_file()) < 60 * 2 ** 20
+    test = card["metrics"]["test"]
+    assert test["tta"]["n"] == 3589
+    assert test["tta"]["accuracy"] >= 0.71 and test["plain"]["accuracy"] >= 0.70
+    for mode in ("plain", "tta"):
+        assert test[mode]["macro_f1"] >= 0.68 and test[mode]["per_class"]["disgust"]["recall"] >= 0.50
+    ensembles = [json.loads(p.read_text()) for p in MODELS_DIR.glob("ensemble-*.json")]
+    assert max(e["metrics"]["test"]["tta"]["accuracy"] for e in ensembles) >= 0.73
 
 
 def shipped_models() -> list[str]:
