@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .labels import NUM_CLASSES
+from .paths import atomic_write
 
 SPLITS = ("val", "test")
 MODES = ("plain", "tta")
@@ -59,9 +60,8 @@ def save_predictions(path: str | os.PathLike, probs: dict[tuple[str, str], np.nd
     arrays.update({f"{split}_labels": np.asarray(labels[split], dtype=np.int8) for split in SPLITS})
     if leaked is not None:
         arrays["test_leaked"] = np.asarray(leaked, dtype=bool)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp, open(tmp, "wb") as fh:  # a file object: savez adds no suffix
+        np.savez_compressed(fh, **arrays)
     return path
 
 

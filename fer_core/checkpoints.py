@@ -15,22 +15,19 @@ from torch import nn
 from .errors import CheckpointError
 from .labels import EMOTIONS
 from .models import create_model
+from .paths import atomic_write, existing_file
 
 FORMAT = "fer_core.checkpoint/1"
+MAX_CHECKPOINT_BYTES = 2 * 2**30  # our largest network (vgg16, with its optimizer state) is far below
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": FORMAT, **payload}, tmp)
-    os.replace(tmp, path)  # readers never see a half-written file
+    with atomic_write(path) as tmp:  # readers never see a half-written file
+        torch.save({"format": FORMAT, **payload}, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    path = existing_file(path, "checkpoint", MAX_CHECKPOINT_BYTES, CheckpointError)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -8,11 +8,12 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 
 from .errors import FERError
 from .labels import EMOTIONS
-from .paths import default_checkpoint
+from .paths import default_checkpoint, os_reason, shown
 
 
 def _fraction(text: str) -> float:
@@ -199,10 +200,12 @@ def cmd_ensemble(args) -> int:
     from .data import load_dataset
     from .ensemble import ensemble_metrics, save_ensemble
     from .model_cards import ensemble_member, measure_card
-    from .paths import models_dir
+    from .paths import models_dir, named_path
     if len(args.checkpoints) < 2:
         print("error: an ensemble needs at least two checkpoints", file=sys.stderr)
         return 2
+    if args.name:  # refused before minutes of evaluation, not after
+        named_path(args.models_dir or models_dir(), args.name, ".json", "ensemble name")
     dataset = load_dataset(args.data)
     metrics, _ = ensemble_metrics(args.checkpoints, dataset, args.tta_views)
     if args.json:
@@ -214,8 +217,10 @@ def cmd_ensemble(args) -> int:
                   f"macro-F1 {plain['macro_f1']:.4f} (TTA {tta['macro_f1']:.4f})")
     if args.name:
         members = [ensemble_member(c) for c in args.checkpoints]
-        path = save_ensemble(args.name, members, metrics, args.tta_views, args.models_dir or models_dir())
-        shipped = measure_card(path, dataset)["metrics"]["test"]  # the card describes the float16 copies
+        measured = {}
+        path = save_ensemble(args.name, members, metrics, args.tta_views, args.models_dir or models_dir(),
+                             finish=lambda card: measured.update(measure_card(card, dataset)))
+        shipped = measured["metrics"]["test"]  # the card describes the float16 copies
         print(f"saved the ensemble as {path}; its float16 members score PrivateTest {shipped['plain']['accuracy']:.4f} "
               f"(TTA {shipped['tta']['accuracy']:.4f})", file=sys.stderr if args.json else sys.stdout)
     return 0
@@ -450,9 +455,17 @@ def main(argv: list[str] | None = None) -> int:
     except FERError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # the reader went away (`... --json | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except OSError as exc:  # a file the product did not expect to fail: still one line, naming it
+        where = f" ({shown(exc.filename, 200)})" if getattr(exc, "filename", None) else ""
+        print(f"error: {os_reason(exc)}{where}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"error: the run registry cannot be used: {shown(exc, 200)} (is the runs folder full or read-only?)",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

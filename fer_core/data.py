@@ -7,12 +7,14 @@ takes seconds, so the result is cached on disk, keyed by the source and its fing
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
 import re
+import stat
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ import numpy as np
 
 from .errors import DataError
 from .labels import EMOTIONS, NUM_CLASSES, label_index
-from .paths import DATA_DIR
+from .paths import DATA_DIR, default_cache_dir, os_reason, shown
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +92,17 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
     if path is None or str(path) == "":
         path = os.environ.get("FER_DATA") or DATA_DIR
     path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"dataset not found: {path} does not exist. {HOW_TO_GET}")
-    if not path.is_file() and not path.is_dir():  # a device, a pipe, a socket
-        raise DataError(f"{path} is neither a file nor a folder: give the Kaggle zip, its extracted folder "
-                        f"or fer2013.csv")
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise DataError(f"dataset not found: {shown(path, 200)} does not exist. {HOW_TO_GET}") from None
+        raise DataError(f"dataset {shown(path, 200)}: {os_reason(exc)}") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a device, a pipe, a socket
+        raise DataError(f"{shown(path, 200)} is neither a file nor a folder: give the Kaggle zip, its extracted "
+                        f"folder or fer2013.csv")
+    if not os.access(path, os.R_OK | (os.X_OK if stat.S_ISDIR(mode) else 0)):
+        raise DataError(f"dataset {shown(path, 200)}: permission denied (this user cannot read it)")
     return _find_source(path)
 
 
@@ -284,8 +292,11 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
 # ----------------------------------------------------------------------------- fer2013.csv
 
 def _read_csv(source: Path, strict: bool) -> FER2013:
-    with open(source, encoding="utf-8", newline="") as fh:
-        return _parse_csv(fh, source, str(source), strict)
+    try:
+        with open(source, encoding="utf-8", newline="") as fh:
+            return _parse_csv(fh, source, str(source), strict)
+    except UnicodeDecodeError:
+        raise DataError(f"{shown(source, 200)} is not UTF-8 text: is it really fer2013.csv?") from None
 
 
 def _parse_csv(fh, source: Path, name: str, strict: bool) -> FER2013:
@@ -367,10 +378,6 @@ def _carve(split_of: np.ndarray, labels: np.ndarray, target: str, seed: int) -> 
 
 
 # ----------------------------------------------------------------------------- cache
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_core")
-
 
 def _fingerprint(source: Path) -> str:
     h = hashlib.sha256()

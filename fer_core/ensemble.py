@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,14 +22,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import export_half, load_checkpoint, model_from_checkpoint
+from .checkpoints import MAX_CHECKPOINT_BYTES, export_half, load_checkpoint, model_from_checkpoint
 from .errors import CheckpointError, FERError
 from .card_predictions import SPLITS, CardPredictions, predictions_path, save_predictions
 from .evaluate import metrics_report, reports_from_predictions
 from .model_cards import FORMAT as CARD_FORMAT
+from .model_cards import card_files
+from .paths import (UnsafePathError, check_name, existing_file, is_regular_file, named_path, path_inside, publish, shown,
+                    write_text_atomic)
 from .paths import models_dir as default_models_dir
 
 ENSEMBLE_ARCH = "ensemble"
+MAX_CARD_BYTES = 16 * 2**20
 
 
 def average_probabilities(member_probs: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
@@ -110,11 +114,13 @@ class EnsembleModel(nn.Module):
 
 def is_ensemble_file(path: str | os.PathLike) -> bool:
     path = Path(path)
-    if path.suffix != ".json" or not path.is_file():
+    if path.suffix != ".json" or not is_regular_file(path):
         return False
     try:
+        if path.stat().st_size > MAX_CARD_BYTES:
+            return False
         card = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     return isinstance(card, dict) and card.get("arch") == ENSEMBLE_ARCH
 
@@ -126,9 +132,26 @@ def list_ensembles(models_dir: str | os.PathLike | None = None) -> list[tuple[st
 
 
 def member_paths(card_path: str | os.PathLike) -> list[Path]:
-    card_path = Path(card_path)
-    card = json.loads(card_path.read_text())
-    return [card_path.parent / m["checkpoint"] for m in card.get("members", [])]
+    """The member checkpoints a saved ensemble's card names, each checked before anything reads it: a
+    regular file of a checkpoint's size inside the card's folder. A malformed card is one CheckpointError."""
+    card_path = existing_file(card_path, "ensemble card", MAX_CARD_BYTES, CheckpointError)
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"ensemble card {shown(card_path)} is not readable JSON") from None
+    members = card.get("members") if isinstance(card, dict) else None
+    if not isinstance(members, list) or not all(isinstance(m, dict) and isinstance(m.get("checkpoint"), str)
+                                                for m in members):
+        raise CheckpointError(f"ensemble card {shown(card_path)} is malformed: 'members' must be a list of "
+                              f"{{\"checkpoint\": \"<file>\"}} entries")
+    paths = []
+    for member in members:
+        try:
+            path = path_inside(card_path.parent, member["checkpoint"], "ensemble member")
+        except UnsafePathError as exc:
+            raise CheckpointError(f"{exc} (in {shown(card_path.name)}: members must lie in the card's folder)") from None
+        paths.append(existing_file(path, "ensemble member", MAX_CHECKPOINT_BYTES, CheckpointError))
+    return paths
 
 
 def load_ensemble(card_path: str | os.PathLike, device: str | torch.device = "cpu") -> EnsembleModel:
@@ -144,31 +167,44 @@ def load_ensemble(card_path: str | os.PathLike, device: str | torch.device = "cp
 
 def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
                   models_dir: str | os.PathLike | None = None, notes: str = "", overwrite: bool = False,
-                  predictions: CardPredictions | None = None) -> Path:
+                  predictions: CardPredictions | None = None, finish=None) -> Path:
     """Write models/<name>.json and float16 copies of the members; returns the card path.
 
     `members`: dicts with `name` and `checkpoint` (a path), plus optional arch, parameters,
     training_seconds, epochs_trained, hardware. `metrics`: {"val"/"test": {"plain"/"tta": report}},
     measured with the members' original checkpoints; `predictions` (the averaged probabilities behind
-    them) are written beside the card. `model_cards.measure_card` re-measures the shipped copies.
+    them) are written beside the card. `finish(card_path)` runs on the staged card before anything is
+    moved into models/ (the CLI re-measures the float16 copies there with `model_cards.measure_card`).
     """
-    if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise FERError(f"'{name}' is not a usable ensemble name (letters, digits, - and _)")
+    models_dir = Path(models_dir or default_models_dir())
+    named_path(models_dir, name, ".json", "ensemble name")
     if len(members) < 2:
         raise FERError("an ensemble needs at least two members")
-    models_dir = Path(models_dir or default_models_dir())
-    if not overwrite and ((models_dir / f"{name}.json").exists() or (models_dir / f"{name}.pt").exists()):
+    taken = [f for f in (f"{name}.json", f"{name}.pt") if (models_dir / f).exists()]
+    if taken and not overwrite:
         raise FERError(f"a model named '{name}' already exists in {models_dir}: choose another name")
-    folder = models_dir / f"{name}.members"
-    if folder.exists():
-        shutil.rmtree(folder)  # members of an ensemble being replaced
-    entries = []
-    for i, member in enumerate(members):
-        rel = Path(folder.name) / f"{i}-{Path(str(member['name'])).name}.pt"
-        export_half(member["checkpoint"], models_dir / rel)
-        entries.append({"name": member["name"], "arch": member.get("arch"), "checkpoint": rel.as_posix(),
-                        "source": str(member["checkpoint"])})
-    card = {
+    with publish(models_dir, [f"{name}.members", *card_files(name, weights=False)], f"saving the ensemble '{name}' to"
+                 ) as stage:
+        entries = []
+        for i, member in enumerate(members):
+            rel = f"{name}.members/{i}-{check_name(_member_file_stem(member['name']), 'member name')}.pt"
+            export_half(member["checkpoint"], stage / rel)
+            entries.append({"name": member["name"], "arch": member.get("arch"), "checkpoint": rel,
+                            "source": str(member["checkpoint"])})
+        card = _ensemble_card(name, members, entries, metrics, tta_views, notes)
+        path = stage / f"{name}.json"
+        if predictions is not None:
+            card["predictions"] = save_predictions(predictions_path(path), predictions.probs, predictions.labels,
+                                                   predictions.leaked).name
+        write_text_atomic(path, json.dumps(card, indent=2) + "\n")
+        if finish is not None:
+            finish(path)
+    return models_dir / f"{name}.json"
+
+
+def _ensemble_card(name: str, members: list[dict], entries: list[dict], metrics: dict, tta_views: int,
+                   notes: str) -> dict:
+    return {
         "format": CARD_FORMAT,
         "kind": "ensemble",
         "name": name,
@@ -188,9 +224,9 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
         "notes": notes or ("average of the members' probabilities; metrics measured with the members' "
                            "original checkpoints (shipped copies are float16)"),
     }
-    path = models_dir / f"{name}.json"
-    if predictions is not None:
-        card["predictions"] = save_predictions(predictions_path(path), predictions.probs, predictions.labels,
-                                               predictions.leaked).name
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    return path
+
+
+def _member_file_stem(name: object) -> str:
+    """A member's display name made into a plain file name (run names already are; card names may not be)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip(".-")[:60]
+    return stem or "member"

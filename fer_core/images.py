@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .paths import existing_file, os_reason, shown
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: a large phone photo is 12-48 MP; a 30000x30000 bomb is 900 MP
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -74,14 +75,12 @@ def _read_bytes(source: ImageSource, name: str | None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name or "the image"
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = name or path.name
-        if not path.is_file():
-            raise ImageError(f"{name}: no such file ({path})")
-        size = path.stat().st_size
-        if size > 512 * 2**20:  # no photo is this big; reading it would only cost memory
-            raise ImageError(f"{name} is {size / 2**20:.0f} MB, too large for a photo (limit 512 MB)")
-        return path.read_bytes(), name
+        name = name or shown(Path(source).name)
+        path = existing_file(source, name, 512 * 2**20, ImageError)  # no photo is larger: it would only cost memory
+        try:
+            return path.read_bytes(), name
+        except OSError as exc:
+            raise ImageError(f"{name}: {os_reason(exc)}") from None
     if hasattr(source, "getvalue"):  # Streamlit's UploadedFile, io.BytesIO
         return source.getvalue(), name or getattr(source, "name", "the upload")
     if hasattr(source, "read"):

@@ -27,7 +27,7 @@ def leaked_test_mask(dataset, cache_dir: str | os.PathLike | None = None) -> np.
     `dataset`: a FER2013 or a {split name: Split} mapping with "train" and "test" (a run's splits: images it
     left out of training are then no leak). The audit takes seconds, so the answer is cached on disk, keyed
     by the pixels and labels of both splits."""
-    from .data import default_cache_dir
+    from .paths import default_cache_dir
     train, test = dataset["train"], dataset["test"]
     digest = hashlib.blake2b(digest_size=16)
     for split in (train, test):

@@ -43,7 +43,7 @@ def load_onnxruntime(path: str | os.PathLike, threads: int = 1,
     if path.suffix == ".onnx":
         return OnnxModel(path, threads)
     try:
-        from .data import default_cache_dir
+        from .paths import default_cache_dir
         from .ensemble import member_paths
         files = [path, *(member_paths(path) if path.suffix == ".json" else [])]
         digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:24]

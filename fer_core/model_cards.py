@@ -27,6 +27,7 @@ from .errors import FERError
 from .evaluate import reports_from_predictions, split_predictions
 from .leakage import leaked_test_mask
 from .models import count_parameters, create_model
+from .paths import is_regular_file, named_path, publish, remove_stale_staging, write_text_atomic
 from .paths import models_dir as default_models_dir
 from .precision import precision_name, use_bf16
 from .run_folder import evaluation_problem, load_eval, load_metrics, read_json
@@ -125,21 +126,31 @@ def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file
     card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
     card["metrics_precision"] = precision_name(use_bf16(torch.device(device)))  # what evaluate uses here
     card["predictions"] = save_predictions(predictions_path(card_path), probs, labels, leaked).name
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
     return card
+
+
+def card_files(name: str, weights: bool) -> list[str]:
+    """The files a model named `name` has in models/: its card, its per-image predictions, and its weights."""
+    return [f"{name}.pt"] * weights + [f"{name}.json", predictions_path(Path(f"{name}.json")).name]
 
 
 def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
              data: str | None = None) -> Path:
-    """Export a run's best checkpoint in half precision to models/<name>.pt with its card, measured on that file."""
+    """Export a run's best checkpoint in half precision to models/<name>.pt with its card, measured on that file.
+
+    Everything is made in a staging folder and moved into models/ only once the card is measured, so a
+    failed or killed ship leaves the models folder as it was."""
     run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
+    named_path(models_dir, name, ".json", "model name")
     card = make_card(run_dir, name, notes)  # fails early on an unfinished run
-    export_half(run_dir / "best.pt", models_dir / f"{name}.pt")
-    config = read_json(run_dir / "config.json")
-    path = models_dir / f"{name}.json"
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    measure_card(path, load_dataset(data or config.get("data")))
-    return path
+    dataset = load_dataset(data or read_json(run_dir / "config.json").get("data"))
+    remove_stale_staging(models_dir)
+    with publish(models_dir, card_files(name, weights=True), f"shipping '{name}' to") as stage:
+        export_half(run_dir / "best.pt", stage / f"{name}.pt")
+        write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
+        measure_card(stage / f"{name}.json", dataset)
+    return models_dir / f"{name}.json"
 
 
 def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
@@ -147,17 +158,16 @@ def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None
     """models/<name>.json without the checkpoint: a reference run whose weights are too large to ship
     or not better than the default. Its metrics and per-image predictions are the run's float32 best.pt's."""
     run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
-    if (models_dir / f"{name}.pt").exists():
+    if is_regular_file(named_path(models_dir, name, ".pt", "model name")):
         raise FERError(f"{models_dir / name}.pt is a shipped model: a card without weights would misdescribe it; "
                        f"choose another --name")
     card = make_card(run_dir, name, notes)
     card.update(kind="reference", checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
-    models_dir.mkdir(parents=True, exist_ok=True)
-    path = models_dir / f"{name}.json"
-    path.write_text(json.dumps(card, indent=2) + "\n")
-    config = read_json(run_dir / "config.json")
-    measure_card(path, load_dataset(data or config.get("data")), model_file=run_dir / "best.pt")
-    return path
+    dataset = load_dataset(data or read_json(run_dir / "config.json").get("data"))
+    with publish(models_dir, card_files(name, weights=False), f"writing the card '{name}' to") as stage:
+        write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
+        measure_card(stage / f"{name}.json", dataset, model_file=run_dir / "best.pt")
+    return models_dir / f"{name}.json"
 
 
 def load_cards(models_dir: str | Path | None = None) -> list[dict]:

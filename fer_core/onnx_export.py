@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoints import MAX_CHECKPOINT_BYTES
 from .errors import CheckpointError, FERError
 from .labels import EMOTIONS
+from .paths import atomic_write, existing_file, is_folder, is_regular_file, shown
 
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
 
@@ -44,21 +46,18 @@ def export_module(model: nn.Module, out_path: str | os.PathLike) -> Path:
     out_path = Path(out_path)
     if out_path.suffix != ".onnx":
         raise FERError(f"{out_path}: the output file should end in .onnx")
-    if not out_path.parent.is_dir() or not os.access(out_path.parent, os.W_OK):
-        raise FERError(f"cannot write {out_path}: {out_path.parent} is not a folder this user can write to")
+    if not is_folder(out_path.parent) or not os.access(out_path.parent, os.W_OK):
+        raise FERError(f"cannot write {shown(out_path, 200)}: {shown(out_path.parent, 200)} is not a folder this "
+                       f"user can write to")
+    if out_path.exists() and not is_regular_file(out_path):
+        raise FERError(f"cannot write {shown(out_path, 200)}: something other than a file is there")
     model = ProbabilityOutput(model.float().eval()).eval()
     example = torch.zeros(2, 1, 48, 48)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its steps on stdout
-                torch.onnx.export(model, (example,), tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, external_data=False,
-                              verbose=False)
-        os.replace(tmp, out_path)
-    except OSError as exc:
-        raise FERError(f"cannot write {out_path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(out_path, "exporting to") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        # (the exporter narrates its steps on stdout)
+        torch.onnx.export(model, (example,), tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, external_data=False,
+                          verbose=False)
     return out_path
 
 
@@ -68,9 +67,7 @@ class OnnxModel(nn.Module):
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         super().__init__()
         import onnxruntime as ort
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"ONNX model not found: {self.path}")
+        self.path = existing_file(path, "ONNX model", MAX_CHECKPOINT_BYTES, CheckpointError)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         try:

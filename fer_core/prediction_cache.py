@@ -17,7 +17,7 @@ from .labels import EMOTIONS
 
 
 def _cache_path(checkpoint: Path, source: str, split: str, views: int, cache_dir: Path | None) -> Path:
-    from .data import default_cache_dir
+    from .paths import default_cache_dir
     members = [checkpoint]
     if checkpoint.suffix == ".json":  # a saved ensemble: its members' files are what changes
         from .ensemble import member_paths

@@ -1,9 +1,9 @@
-"""The run folder: what a run may be named, the lock of the one trainer that writes it, and its files,
+"""The run folder: where a run lies, the lock of the one trainer that writes it, and its files,
 written and read here only.
 
 A run folder holds config.json, status.json, metrics.jsonl (one line per epoch), eval.json, best.pt,
-last.pt and the launcher's train.log. Every path to one goes through `run_path`, so
-no name (typed by a user or read from a damaged registry) can point outside the runs folder. Readers
+last.pt and the launcher's train.log. Every path to one goes through `run_path` (the gate in paths.py),
+so no name (typed by a user or read from a damaged registry) can point outside the runs folder. Readers
 treat a file that lacks a field like a damaged one: they return what is usable and say what is wrong.
 """
 from __future__ import annotations
@@ -18,17 +18,11 @@ from pathlib import Path
 
 from .errors import FERError
 from .labels import EMOTIONS
+from .paths import UnsafePathError, named_path, shown, storage_error, write_text_atomic
 
-RUN_NAME_MAX = 100
-_RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
-_RESERVED = re.compile(r"registry\.sqlite.*|worker-.*\.(lock|log)")  # the registry's own files beside the runs
 LOCK_FILE = "trainer.lock"
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s")
 _REPORT_NUMBERS = ("n", "accuracy", "macro_f1")
-
-
-class RunNameError(FERError, ValueError):
-    """A run name that is not a single, plain folder name (the CLI and the forms show it as one line)."""
 
 
 class RunBusyError(FERError):
@@ -37,28 +31,13 @@ class RunBusyError(FERError):
 
 # ----------------------------------------------------------------------------- names and paths
 
-def check_run_name(name: str) -> str:
-    """`name` if it is one plain folder name: letters, digits, '-', '_' and '.', not starting with '.' or '-'."""
-    shown = name if len(name) <= 40 else name[:40] + "…"
-    if not name:
-        raise RunNameError("a run name cannot be empty")
-    if len(name) > RUN_NAME_MAX:
-        raise RunNameError(f"run name '{shown}' is {len(name)} characters long: at most {RUN_NAME_MAX}")
-    if not _RUN_NAME.fullmatch(name):
-        raise RunNameError(f"run name '{shown}' is not allowed: use letters, digits, dashes, underscores and dots "
-                           f"only, starting with a letter, digit or underscore (a single folder name, not a path)")
-    if _RESERVED.fullmatch(name):
-        raise RunNameError(f"run name '{shown}' is reserved for the registry's own files: choose another")
-    return name
-
-
 def run_path(runs_dir: str | os.PathLike, name: str) -> Path:
-    """The folder of run `name` inside `runs_dir`, refused (RunNameError) unless it really lies inside."""
-    check_run_name(name)
-    root = Path(runs_dir)
-    if (root / name).resolve().parent != root.resolve():  # e.g. a symlink planted in the runs folder
-        raise RunNameError(f"run folder {root / name} points outside the runs folder {root}")
-    return root / name
+    """The folder of run `name` inside `runs_dir`: the name checked and the folder confined to `runs_dir`
+    (BadNameError, UnsafePathError), whether the name was typed by a user or read from a damaged registry."""
+    path = named_path(runs_dir, name, what="run name")
+    if path.resolve().parent != Path(runs_dir).resolve():  # e.g. a symlink planted in the runs folder
+        raise UnsafePathError(f"run folder {shown(path)} points outside the runs folder {shown(runs_dir)}")
+    return path
 
 
 # ----------------------------------------------------------------------------- one trainer per run
@@ -75,7 +54,10 @@ class TrainerLock:
 
     def acquire(self, wait_s: float = 2.0) -> "TrainerLock":
         """Take the lock, or raise RunBusyError; waits `wait_s` for readers' brief probes (trainer_alive)."""
-        fh = open(self.path, "a+")
+        try:
+            fh = open(self.path, "a+")
+        except OSError as exc:
+            raise storage_error(exc, "opening", self.path) from None
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -91,11 +73,14 @@ class TrainerLock:
             raise RunBusyError(f"run {self.path.parent.name} is already being trained"
                                f"{f' by process {holder}' if holder else ''}: wait for it to end, "
                                f"or cancel it first") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
         self._fh = fh
+        try:  # the PID is for messages and `runs cancel`; the lock itself is what counts
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+        except OSError:  # a full disk: training fails at its first real write, with a clear line
+            pass
         return self
 
     def release(self) -> None:
@@ -130,6 +115,27 @@ def pid_alive(pid: int | None) -> bool:
     except (OSError, ProcessLookupError):
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"fer_core" in cmdline
+
+
+def lock_holder(run_dir: str | os.PathLike) -> int | None:
+    """The PID of the process holding the run's trainer lock, or None when no process holds it.
+
+    Read from the kernel's lock table (/proc/locks), so neither a PID in a registry row nor one written in
+    the lock file can make `runs cancel` signal a process that is not this run's trainer. Where the table
+    cannot be read, the PID the lock file names counts only while the lock is held and that process lives."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        pid = trainer_pid(run_dir)
+        return pid if trainer_alive(run_dir) and pid_alive(pid) else None
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 4242 00:2a:1234 0 EOF"; waiters have "->"
+        fields = line.split()
+        if len(fields) >= 6 and "->" not in fields and fields[1] == "FLOCK" and fields[5] == inode:
+            return int(fields[4])
+    return None
 
 
 def trainer_alive(run_dir: str | os.PathLike) -> bool:
@@ -259,9 +265,7 @@ def write_status(run_dir: Path, **fields_) -> None:
     path = run_dir / "status.json"
     status = read_json(path)  # a damaged status.json is replaced, not fatal
     status.update(fields_, updated=now())
-    tmp = path.with_name(".status.json.tmp")
-    tmp.write_text(json.dumps(status, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(status, indent=2))
 
 
 def new_run_dir(runs_dir: str | os.PathLike, name: str | None, arch: str) -> Path:
@@ -270,20 +274,25 @@ def new_run_dir(runs_dir: str | os.PathLike, name: str | None, arch: str) -> Pat
     run_dir = run_path(runs_dir, name or f"{stamp}-{arch}")
     if run_dir.exists() and any(p.name != "train.log" for p in run_dir.iterdir()):  # the launcher's log may be there
         raise FERError(f"run folder {run_dir} already exists: choose another --name, or --resume it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "creating the run folder", run_dir) from None
     return run_dir
 
 
 def write_json(path: Path, data: dict) -> None:
     """Write a JSON file whole: readers never see half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2))
 
 
 def append_metrics(run_dir: Path, line: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as fh:
-        fh.write(json.dumps(line) + "\n")
+    path = run_dir / "metrics.jsonl"
+    try:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(line) + "\n")
+    except OSError as exc:
+        raise storage_error(exc, "writing", path) from None
 
 
 def truncate_metrics(path: Path, last_epoch: int) -> None:
@@ -291,7 +300,7 @@ def truncate_metrics(path: Path, last_epoch: int) -> None:
     if not path.exists():
         return
     kept = [m for m in load_metrics(path)[0] if m["epoch"] <= last_epoch]  # damaged lines are dropped too
-    path.write_text("".join(json.dumps(m) + "\n" for m in kept))
+    write_text_atomic(path, "".join(json.dumps(m) + "\n" for m in kept))
 
 
 def provenance() -> dict:

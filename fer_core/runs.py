@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import FERError
-from .paths import runs_dir
 from .reconcile import ACTIVE, adopted_row, is_settled, reconcile
-from .run_folder import RunNameError, now, pid_alive, run_path, trainer_alive
+from .paths import BadNameError, UnsafePathError, runs_dir, shown
+from .run_folder import lock_holder, now, pid_alive, run_path, trainer_alive
 from .run_index import Run, RunIndex
 from .train_config import TrainConfig
 
@@ -39,7 +39,7 @@ class Registry:
         """The run's folder, or None for an id that is no plain folder name (a damaged registry row)."""
         try:
             return run_path(self.runs_dir, run_id)
-        except RunNameError:
+        except (BadNameError, UnsafePathError):
             return None
 
     def _run(self, row) -> Run:
@@ -98,18 +98,26 @@ class Registry:
         return [self.submit(c, sweep=sweep, **kw) for c in configs]
 
     def cancel(self, run_id: str) -> None:
-        """Stop a job cleanly: a queued job never starts; a running one gets SIGTERM and keeps last.pt."""
+        """Stop a job cleanly: a queued job never starts; a running one gets SIGTERM and keeps last.pt.
+
+        Only the process that holds the run's trainer lock is signalled (with its process group when that
+        group is the job's own: torchrun and its workers); a PID from the registry is never trusted alone."""
         run = self.get(run_id)
+        folder = self._folder(run_id)
         if run.state == "queued":
             self._set_state(run_id, state="cancelled", ended=now())
-        elif run.state == "running" and pid_alive(run.pid):
-            # Jobs lead their own process group: torchrun and its workers all get the signal.
-            if _is_group_leader(run.pid):
-                os.killpg(run.pid, signal.SIGTERM)
-            else:
-                os.kill(run.pid, signal.SIGTERM)
+            return
+        holder = lock_holder(folder) if folder is not None else None
+        if holder is None:
+            if run.state == "running":
+                raise FERError(f"run '{shown(run_id)}' has no trainer holding its lock: its process ended or has not "
+                               f"started training yet (the registry's PID {run.pid} is not signalled); nothing to cancel")
+            raise FERError(f"run '{shown(run_id)}' is {run.state}: nothing to cancel")
+        group = _process_group(holder)
+        if group is not None and group in (holder, run.pid):
+            os.killpg(group, signal.SIGTERM)
         else:
-            raise FERError(f"run '{run_id}' is {run.state}: nothing to cancel")
+            os.kill(holder, signal.SIGTERM)
 
     def resume(self, run_id: str) -> None:
         """Queue an interrupted, cancelled or failed run to continue from its last checkpoint."""
@@ -202,8 +210,8 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _is_group_leader(pid: int) -> bool:
+def _process_group(pid: int) -> int | None:
     try:
-        return os.getpgid(pid) == pid
+        return os.getpgid(pid)
     except ProcessLookupError:
-        return False
+        return None

@@ -8,6 +8,7 @@ point), status.json and, at the end, eval.json (val and test, TTA off and on).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ from .labels import EMOTIONS, NUM_CLASSES
 from .leakage import leaked_test_mask
 from .mixing import alternating_flips, mix_batch
 from .models import count_parameters, create_model, normalize_images
+from .paths import StorageError, is_storage_failure, read_text_file, storage_error
 from .precision import autocast, memory_format, precision_name, use_bf16
 from .run_folder import (TrainerLock, append_metrics, new_run_dir, now, provenance, read_json, truncate_metrics,
                          write_json, write_status)
@@ -237,10 +239,8 @@ def load_splits(cfg: TrainConfig) -> dict:
         from .audit import audit_dataset
         dataset = dataset.without(audit_dataset(dataset).exclude)
     elif cfg.exclude:
-        exclude_file = Path(cfg.exclude)
-        if not exclude_file.is_file():
-            raise FERError(f"--exclude file not found: {exclude_file}")
-        dataset = dataset.without(line.strip() for line in exclude_file.read_text().splitlines() if line.strip())
+        text = read_text_file(cfg.exclude, "--exclude file")
+        dataset = dataset.without(line.strip() for line in text.splitlines() if line.strip())
     splits = {n: dataset[n] for n in ("train", "val", "test")}
     if cfg.limit:
         pick = lambda n: np.sort(np.random.default_rng(cfg.seed).permutation(n)[:cfg.limit])  # noqa: E731
@@ -275,8 +275,12 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
         try:
             _train(cfg, run_dir, resume is not None, ddp)
         except BaseException as exc:
+            if is_storage_failure(exc) and not isinstance(exc, StorageError):
+                exc = storage_error(exc, "writing in", run_dir)
             if ddp.is_main:
-                write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+                _record_failure(run_dir, str(exc) if isinstance(exc, FERError) else f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, StorageError):
+                raise exc from None  # one line, without torch's writer chain
             raise
     finally:
         if lock is not None:
@@ -284,6 +288,18 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
         if ddp.world > 1:
             dist.destroy_process_group()
     return run_dir
+
+
+def _record_failure(run_dir: Path, error: str) -> None:
+    """status.json says the run failed and why, even on a full disk (then written in place: it is small)."""
+    try:
+        write_status(run_dir, state="failed", error=error[:2000])
+    except StorageError:
+        status = {**read_json(run_dir / "status.json"), "state": "failed", "error": error[:2000], "updated": now()}
+        try:
+            (run_dir / "status.json").write_text(json.dumps(status))
+        except OSError:
+            pass  # nothing more can be written here; the exit code and the one-line error still say it
 
 
 def _saved_config(run_dir: Path) -> TrainConfig:

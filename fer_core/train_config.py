@@ -14,7 +14,7 @@ from .augment import AugmentConfig
 from .balance import BALANCE_METHODS
 from .mixing import MIX_METHODS
 from .models import list_models, supports_pretrained
-from .run_folder import check_run_name
+from .paths import check_name, is_regular_file, shown
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
@@ -72,7 +72,7 @@ class TrainConfig:
         if self.arch not in list_models():
             raise ValueError(f"unknown architecture '{self.arch}': choose one of {', '.join(list_models())}")
         if self.name is not None:
-            check_run_name(self.name)
+            check_name(self.name, "run name")
         checks = [
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}"),
@@ -85,7 +85,7 @@ class TrainConfig:
             (self.weight_decay >= 0, "weight decay must be >= 0"),
             (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
             (0 <= self.ema < 1, "EMA decay must be in [0, 1), e.g. 0.999 (0: off)"),
-            (not self.teacher or Path(self.teacher).is_file(), f"teacher model not found: {self.teacher}"),
+            (not self.teacher or is_regular_file(self.teacher), f"teacher model not found: {shown(self.teacher, 200)}"),
             (0 <= self.distill_weight <= 1, "distillation weight must be in [0, 1]"),
             (0 <= self.teacher_views <= MAX_TEACHER_VIEWS, f"teacher views must be 0..{MAX_TEACHER_VIEWS}"),
             (not self.teacher_views or self.teacher, "teacher views need --teacher"),
@@ -109,8 +109,8 @@ class TrainConfig:
             (self.epoch_size is None or self.epoch_size >= 8, "epoch size must be at least 8 images"),
             (self.stop_at_test_accuracy is None or (self.track_test and 0 <= self.stop_at_test_accuracy <= 1),
              "stop-at-test-accuracy needs --track-test and a fraction in [0, 1]"),
-            (self.pretrained in (None, "imagenet") or Path(self.pretrained).is_file(),
-             f"pretrained weights file not found: '{self.pretrained}'" if self.pretrained
+            (self.pretrained in (None, "imagenet") or is_regular_file(self.pretrained),
+             f"pretrained weights file not found: '{shown(self.pretrained, 200)}'" if self.pretrained
              else "pretrained weights from a local file: name the file"),
             (not self.pretrained or supports_pretrained(self.arch),
              f"'{self.arch}' trains from scratch: pretrained weights exist for vgg16, inception_v3 and resnet18"),

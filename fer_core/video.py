@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageError
+from .paths import existing_file, shown
 from .images import MAX_PIXELS
 
 
@@ -27,10 +28,8 @@ class VideoInfo:
 
 def open_video(path: str | os.PathLike, name: str | None = None) -> tuple[cv2.VideoCapture, VideoInfo]:
     """An opened capture positioned at frame 0, or ImageError: missing, empty, unreadable, no frames."""
-    path = Path(path)
-    name = name or path.name
-    if not path.is_file():
-        raise ImageError(f"{name}: no such file ({path})")
+    name = name or shown(Path(path).name)
+    path = existing_file(path, name, error=ImageError)
     if path.stat().st_size == 0:
         raise ImageError(f"{name} is empty (0 bytes)")
     cap = cv2.VideoCapture(str(path))

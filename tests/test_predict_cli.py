@@ -73,7 +73,7 @@ def test_bad_files_get_their_error_and_the_batch_goes_on_with_exit_1(capsys, tin
 
 def test_missing_file_is_a_per_file_error(capsys, tiny_checkpoint, photo):
     code, entries = predict_json(capsys, photo, "/nonexistent/x.jpg", "--checkpoint", tiny_checkpoint)
-    assert code == 1 and "no such file" in entries[1]["error"]
+    assert code == 1 and "not found" in entries[1]["error"]
 
 
 def test_video_gives_frames(capsys, tiny_checkpoint, tmp_path):

@@ -14,7 +14,8 @@ import pytest
 from fer_core.cli import main as cli
 from fer_core.data import check_dataset, resolve_data_path
 from fer_core.errors import DataError, FERError
-from fer_core.run_folder import RunBusyError, RunNameError, TrainerLock, log_tail, run_path
+from fer_core.paths import BadNameError, UnsafePathError
+from fer_core.run_folder import RunBusyError, TrainerLock, log_tail, run_path
 from fer_core.runs import Registry
 from fer_core.train import main as train
 from fer_core.train_config import TrainConfig
@@ -47,7 +48,7 @@ def nest(tmp_path):
 def test_a_bad_run_name_is_refused_at_submit_with_one_line(nest, tiny_zip, name):
     runs, canary = nest
     registry = Registry(runs)
-    with pytest.raises(RunNameError) as refused:
+    with pytest.raises(BadNameError) as refused:
         registry.submit(TrainConfig(data=tiny_zip, name=name, **TINY), start_worker=False)
     assert "\n" not in str(refused.value) and len(str(refused.value)) < 250
     assert registry.list() == []
@@ -73,7 +74,7 @@ def test_good_names_pass_and_stay_inside(tmp_path):
 def test_a_symlink_out_of_the_runs_folder_is_refused(nest, tmp_path):
     runs, canary = nest
     (runs / "link").symlink_to(canary.parent)
-    with pytest.raises(RunNameError, match="outside"):
+    with pytest.raises(UnsafePathError, match="outside"):
         run_path(runs, "link")
 
 
