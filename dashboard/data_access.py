@@ -1,16 +1,15 @@
 """Which dataset the dashboard uses, loaded once per process, and what to say when there is none."""
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
-from fer_core.data import FER2013, load_dataset, resolve_data_path
+from fer_core.archive import verify_archive
+from fer_core.data import FER2013, check_trainable, load_dataset, resolve_data_path
 from fer_core.errors import DataError
-from fer_core.paths import DATA_DIR
+from fer_core.paths import DATA_DIR, atomic_write
 
 SESSION_KEY = "data_path"
 
@@ -48,19 +47,23 @@ def require_dataset() -> FER2013:
     return dataset
 
 
-def save_upload(uploaded) -> Path:
-    """Check that an uploaded file is FER2013 and keep it as data/fer2013.zip; raise DataError otherwise."""
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=DATA_DIR, suffix=".zip", delete=False) as tmp:
-        shutil.copyfileobj(uploaded, tmp)
-    tmp_path = Path(tmp.name)
-    try:
-        dataset = load_dataset(tmp_path, use_cache=False)
-        if len(dataset["train"]) == 0:
-            raise DataError("the archive has no training images")
-    except DataError:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    target = DATA_DIR / "fer2013.zip"
-    os.replace(tmp_path, target)
+def upload_target() -> Path:
+    """Where an uploaded dataset is kept: data/fer2013.zip."""
+    return DATA_DIR / "fer2013.zip"
+
+
+def save_upload(uploaded, replace: bool = False) -> Path:
+    """Keep an uploaded zip as data/fer2013.zip once it is checked: the archive's limits, every member's checksum
+    and encryption (without extracting it to memory), then a FER2013 with at least two classes to train on.
+
+    A refused upload leaves nothing behind (DataError, StorageError); a dataset already at the target is
+    replaced only with `replace`."""
+    target = upload_target()
+    if target.exists() and not replace:
+        raise DataError(f"{target} already holds a dataset: confirm that the upload should replace it")
+    with atomic_write(target, "saving the upload to") as tmp:
+        with open(tmp, "wb") as fh:
+            shutil.copyfileobj(uploaded, fh)
+        verify_archive(tmp)
+        check_trainable(load_dataset(tmp, use_cache=False))
     return target

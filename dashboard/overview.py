@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from dashboard.data_access import SESSION_KEY, chosen_path, current_dataset, save_upload
+from dashboard.data_access import SESSION_KEY, chosen_path, current_dataset, save_upload, upload_target
 from dashboard.links import page_link
-from fer_core.errors import DataError
+from fer_core.errors import FERError
 from fer_core.model_cards import headline, load_cards
 from fer_core.paths import DATA_DIR
 from fer_core.runs import Registry
@@ -46,11 +46,14 @@ def dataset_panel() -> None:
                     "dashboard with `FER_DATA=/path/to/archive.zip`. The extracted folder and the original "
                     "`fer2013.csv` work too.")
         uploaded = st.file_uploader("Kaggle's archive.zip", type=["zip"])
-        if uploaded is not None and st.button("Use this upload", type="primary"):
+        replace = True
+        if upload_target().exists():  # a working dataset is never replaced without asking
+            replace = st.checkbox(f"Replace the dataset already at `{upload_target()}`", key="upload_replace")
+        if uploaded is not None and st.button("Use this upload", type="primary", disabled=not replace):
             with st.spinner("Checking the archive…"):
                 try:
-                    target = save_upload(uploaded)
-                except DataError as exc:
+                    target = save_upload(uploaded, replace=replace)
+                except FERError as exc:
                     st.error(f"Not used: {exc}")
                 else:
                     st.session_state.pop(SESSION_KEY, None)

@@ -9,7 +9,7 @@ from fer_core.run_folder import log_tail, read_metrics
 from fer_core.run_index import Run
 
 STATE_BADGES = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
-                "cancelled": "⏹️ cancelled", "interrupted": "⚠️ interrupted"}
+                "cancelled": "⏹️ cancelled", "interrupted": "⚠️ interrupted", "damaged": "🩹 damaged"}
 
 
 @dataclass

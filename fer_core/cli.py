@@ -167,12 +167,15 @@ def cmd_results_table(args) -> int:
 
 def cmd_runs_list(args) -> int:
     from .runs import Registry
-    runs = Registry(args.runs_dir).list()
+    registry = Registry(args.runs_dir)
+    runs = registry.list()
+    if registry.not_saved:
+        print(f"warning: {registry.not_saved}; shown as the run folders say", file=sys.stderr)
     if args.json:
         print(json.dumps([r.to_dict() for r in runs], indent=2))
         return 0
     if not runs:
-        print(f"no runs in {Registry(args.runs_dir).runs_dir}")
+        print(f"no runs in {registry.runs_dir}")
         return 0
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
     print(f"{'id':40} {'arch':14} {'state':12} {'epochs':>7} {'best val':>9} {'test':>8} {'test TTA':>9}")

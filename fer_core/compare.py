@@ -92,7 +92,7 @@ def run_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
             config = {}
         status = read_json(run_dir / "status.json")
         evaluation, eval_damage = load_eval(run_dir / "eval.json")
-        curve, curve_damage = load_metrics(run_dir / "metrics.jsonl")
+        curve, curve_damage = load_metrics(run_dir / "metrics.jsonl", writing=run.state == "running")
         best = run_dir / "best.pt"
         notes = [f"damaged: {d}" for d in (eval_damage, curve_damage) if d]
         problem = checkpoint_problem(best) if best.is_file() else "no checkpoint (best.pt) yet"

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import logging
 import os
 import re
 import stat
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 
+from .archive import open_archive, open_text_member, read_member
 from .errors import DataError
 from .labels import EMOTIONS, NUM_CLASSES, label_index
 from .paths import DATA_DIR, default_cache_dir, os_reason, shown
@@ -123,10 +123,13 @@ def check_dataset(path: str | os.PathLike | None = None) -> Path:
     if suffix != ".zip":
         raise DataError(f"{source} is not a FER2013 dataset: expected the Kaggle .zip, its extracted folder "
                         f"or fer2013.csv")
-    with _open_zip(source) as zf:
+    with open_archive(source) as zf:
         names = zf.namelist()
         csvs = [n for n in names if n.lower().endswith(".csv") and not _hidden(PurePosixPath(n))]
-        header = zf.open(csvs[0]).readline().decode("utf-8", "replace").lower() if csvs else ""
+        header = ""
+        if csvs:
+            with open_text_member(zf, csvs[0]) as fh:
+                header = fh.readline().lower()
     images = [PurePosixPath(n).parts for n in names if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES]
     has_csv = "emotion" in header and "pixels" in header
     if not has_csv and not any(len(parts) >= 2 and label_index(parts[-2]) is not None for parts in images):
@@ -205,14 +208,14 @@ def _read_image_tree(source: Path, strict: bool) -> FER2013:
         read = Path.read_bytes
         fmt = "folder"
     else:
-        zf = _open_zip(source)
+        zf = open_archive(source)
         csvs = [n for n in zf.namelist() if n.lower().endswith(".csv") and not _hidden(PurePosixPath(n))]
         images = [n for n in zf.namelist() if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES]
         if csvs and not images:
-            with zf.open(csvs[0]) as fh:
-                return _parse_csv(io.TextIOWrapper(fh, encoding="utf-8"), source, f"{source}!{csvs[0]}", strict)
+            with zf, open_text_member(zf, csvs[0]) as fh:
+                return _parse_csv(fh, source, f"{source}!{csvs[0]}", strict)
         entries = [(n, n) for n in zf.namelist() if not n.endswith("/") and not _hidden(PurePosixPath(n))]
-        read = zf.read
+        read = partial(read_member, zf)
         fmt = "zip"
 
     records = []  # (id, handle, label, split or None)
@@ -251,13 +254,6 @@ def _read_image_tree(source: Path, strict: bool) -> FER2013:
     labels = np.array([r[2] for r in ok], dtype=np.int64)
     split_of = np.array([r[3] or "" for r in ok])
     return _assemble(str(source), fmt, np.stack(images), labels, ids, split_of, list(problems))
-
-
-def _open_zip(source: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(source)
-    except zipfile.BadZipFile:
-        raise DataError(f"{source} is not a valid zip file (damaged or not a zip). {HOW_TO_GET}") from None
 
 
 def _hidden(rel: PurePosixPath) -> bool:
@@ -416,6 +412,14 @@ def _read_cache(cache_file: Path, source: Path) -> FER2013:
         meta = json.loads(str(z["meta"]))
         splits = {n: Split(z[f"{n}_images"], z[f"{n}_labels"], z[f"{n}_ids"]) for n in SPLITS}
     return FER2013(str(source), meta["format"], splits, meta["val_from_train"], meta["problems"])
+
+
+def check_trainable(ds: FER2013) -> None:
+    """DataError unless the training split holds at least two classes (one class trains nothing, at 100%)."""
+    present = [EMOTIONS[c] for c in np.flatnonzero(ds["train"].class_counts())]
+    if len(present) < 2:
+        raise DataError(f"{shown(ds.source, 200)} has {'only ' + present[0] if present else 'no'} training images"
+                        f"{'' if present else ' at all'}: a classifier needs at least two classes to learn from")
 
 
 def dataset_report(ds: FER2013) -> dict:

@@ -64,7 +64,7 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
         raise FERError(f"{run_dir} is not a finished run (missing {', '.join(missing)})")
     config = read_json(run_dir / "config.json")
     evaluation, eval_damage = load_eval(run_dir / "eval.json")
-    curve, curve_damage = load_metrics(run_dir / "metrics.jsonl")
+    curve, curve_damage = load_metrics(run_dir / "metrics.jsonl", writing=False)
     if not config or eval_damage or curve_damage:
         raise FERError(f"{run_dir} has damaged run files: {eval_damage or curve_damage or 'config.json'}")
     status = read_json(run_dir / "status.json")

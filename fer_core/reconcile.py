@@ -15,6 +15,12 @@ from .run_folder import (load_eval, load_metrics, load_status, log_tail, now, pi
 ACTIVE = ("queued", "running")
 DAMAGED = "damaged run files: "
 _STAMPED_FILES = ("config.json", "status.json", "metrics.jsonl", "eval.json")
+_RUN_FILES = (*_STAMPED_FILES, "best.pt", "last.pt")
+
+
+def is_run_folder(folder: Path) -> bool:
+    """True when `folder` holds any run file: a run whose config.json was lost still shows, as damaged."""
+    return any((folder / name).exists() for name in _RUN_FILES)
 
 
 def folder_stamp(folder: Path) -> str:
@@ -54,16 +60,18 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
     `returncode` is the job process's exit code, when the worker has just seen it end. A damaged file is
     named in the row's error; the rest still shows."""
     stamp = folder_stamp(folder)  # before reading: a file that changes meanwhile is read again next time
+    training = trainer_alive(folder)
     status, status_problem = load_status(folder / "status.json")
-    metrics, metrics_problem = load_metrics(folder / "metrics.jsonl")
+    # a half-written last line is damage only when no trainer is writing it
+    metrics, metrics_problem = load_metrics(folder / "metrics.jsonl", writing=training)
     evaluation, eval_problem = load_eval(folder / "eval.json")
+    config_problem = "" if (folder / "config.json").is_file() else "config.json is missing"
     update: dict = {"epochs_done": len(metrics),
                     "best_val_accuracy": max((m["val_accuracy"] for m in metrics), default=None),
                     "test_accuracy": evaluation["test"]["plain"]["accuracy"] if evaluation else None,
                     "test_accuracy_tta": evaluation["test"]["tta"]["accuracy"] if evaluation else None,
                     "folder_stamp": stamp}
     state = status.get("state")
-    training = trainer_alive(folder)
     if training and row["state"] != "running":  # a trainer started outside the registry (CLI --resume)
         update.update(state="running", pid=trainer_pid(folder), started=now(), ended=None, error=None)
     elif training and not pid_alive(row["pid"]):  # cancel must reach the process that trains
@@ -75,7 +83,7 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
         # it ended outside the registry (a CLI --resume) after the registry last saw it
         update.update(state=state, ended=status.get("updated"), error=status.get("error"))
     # the damage is named first; how the job ended, when known, follows after " | "
-    damage = "; ".join(p for p in (status_problem, metrics_problem, eval_problem) if p)
+    damage = "; ".join(p for p in (config_problem, status_problem, metrics_problem, eval_problem) if p)
     reason = update.get("error", row["error"]) or ""
     if reason.startswith(DAMAGED):
         reason = reason.partition(" | ")[2]

@@ -169,10 +169,10 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def load_metrics(path: Path) -> tuple[list[dict], str]:
+def load_metrics(path: Path, writing: bool = True) -> tuple[list[dict], str]:
     """The epoch lines of metrics.jsonl up to the first damaged one, and what is wrong ('' if nothing).
 
-    An unreadable last line is one being written right now, not damage."""
+    While a trainer is `writing`, an unreadable last line is the one being written right now, not damage."""
     try:
         lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
     except OSError:
@@ -182,7 +182,7 @@ def load_metrics(path: Path) -> tuple[list[dict], str]:
         try:
             value = json.loads(line)
         except ValueError:
-            return out, "" if number == len(lines) else f"metrics.jsonl line {number} is not JSON"
+            return out, "" if writing and number == len(lines) else f"metrics.jsonl line {number} is not JSON"
         missing = [f for f in METRIC_FIELDS if not _is_number(value.get(f) if isinstance(value, dict) else None)]
         if missing:
             return out, f"metrics.jsonl line {number} lacks {', '.join(missing)}"

@@ -68,8 +68,18 @@ class Run:
 
 
 class RunIndex:
+    """Reads work on a full or read-only disk too (the index is then opened read-only); writes raise
+    sqlite3.OperationalError there, which the registry turns into a message."""
+
     def __init__(self, db_path: str | Path):
         self.db_path = Path(db_path)
+        try:
+            self._create()
+        except sqlite3.OperationalError:
+            if not self.db_path.is_file():  # nothing to read either
+                raise
+
+    def _create(self) -> None:
         with self._db() as db:
             db.executescript(_SCHEMA)
             have = {r["name"] for r in db.execute("PRAGMA table_info(runs)")}
@@ -92,23 +102,33 @@ class RunIndex:
         finally:
             db.close()
 
+    def _read(self, query: str, args: tuple = ()) -> list[sqlite3.Row]:
+        try:
+            with self._db() as db:
+                return db.execute(query, args).fetchall()
+        except sqlite3.OperationalError:  # a full or read-only disk: WAL mode cannot open its files there
+            db = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?immutable=1", uri=True)
+            db.row_factory = sqlite3.Row
+            try:
+                return db.execute(query, args).fetchall()
+            finally:
+                db.close()
+
     def rows(self) -> list[sqlite3.Row]:
         """Every row, newest first."""
-        with self._db() as db:
-            return db.execute("SELECT * FROM runs ORDER BY created DESC, id DESC").fetchall()
+        return self._read("SELECT * FROM runs ORDER BY created DESC, id DESC")
 
     def get(self, run_id: str) -> sqlite3.Row | None:
-        with self._db() as db:
-            return db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        found = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return found[0] if found else None
 
     def exists(self, run_id: str) -> bool:
         return self.get(run_id) is not None
 
     def queued(self, slot: str) -> list[str]:
         """Ids of the jobs waiting for `slot`, oldest first."""
-        with self._db() as db:
-            return [r["id"] for r in db.execute(
-                "SELECT id FROM runs WHERE state = 'queued' AND slot = ? ORDER BY created, id", (slot,))]
+        return [r["id"] for r in self._read(
+            "SELECT id FROM runs WHERE state = 'queued' AND slot = ? ORDER BY created, id", (slot,))]
 
     def insert(self, *, if_absent: bool = False, **values) -> None:
         """A new row; raises sqlite3.IntegrityError when the id is taken, unless `if_absent` (then nothing)."""

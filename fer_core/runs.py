@@ -15,11 +15,12 @@ import signal
 import sqlite3
 from dataclasses import asdict
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from .errors import FERError
-from .reconcile import ACTIVE, adopted_row, is_settled, reconcile
-from .paths import BadNameError, UnsafePathError, runs_dir, shown
+from .reconcile import ACTIVE, adopted_row, is_run_folder, is_settled, reconcile
+from .paths import BadNameError, UnsafePathError, runs_dir, shown, storage_error
 from .run_folder import lock_holder, now, pid_alive, run_path, trainer_alive
 from .run_index import Run, RunIndex
 from .train_config import TrainConfig
@@ -30,8 +31,12 @@ BAD_ROW = "this registry row names no valid run folder: it can only be deleted"
 class Registry:
     def __init__(self, folder: str | os.PathLike | None = None):
         self.runs_dir = Path(folder or runs_dir())
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "creating the runs folder", self.runs_dir) from None
         self.index = RunIndex(self.runs_dir / "registry.sqlite")
+        self.not_saved = ""  # why the last refresh could not write the index (a full or read-only disk)
 
     # ------------------------------------------------------------------ reading
 
@@ -45,15 +50,23 @@ class Registry:
     def _run(self, row) -> Run:
         folder = self._folder(row["id"])
         run = Run(**dict(row), run_dir=str(folder or ""))
-        if folder is None:
-            run.error = BAD_ROW
+        if folder is None:  # whatever a crafted or damaged row claims, it is no run
+            run.state, run.error = "damaged", BAD_ROW
         return run
 
     def list(self, refresh: bool = True) -> list[Run]:
-        """Every run, newest first; `refresh` first brings the rows up to date with the run folders."""
-        if refresh:
-            self.refresh()
-        return [self._run(r) for r in self.index.rows()]
+        """Every run, newest first; `refresh` first brings the rows up to date with the run folders.
+
+        Listing needs no write: where the index cannot be written (a full or read-only disk), the rows are
+        brought up to date for this answer only, and `not_saved` says why."""
+        if not refresh:
+            return [self._run(r) for r in self.index.rows()]
+        pending: dict[str, dict] = {}
+        self.refresh(pending)
+        rows = [{**dict(r), **pending.pop(r["id"], {})} for r in self.index.rows()]
+        rows += [p for p in pending.values() if "config" in p]  # adopted run folders the index could not take
+        rows.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
+        return [self._run(r) for r in rows]
 
     def get(self, run_id: str) -> Run:
         row = self.index.get(run_id)
@@ -182,27 +195,48 @@ class Registry:
 
     # ------------------------------------------------------------------ reconciling with the run folders
 
-    def refresh(self) -> None:
+    def refresh(self, unsaved: dict[str, dict] | None = None) -> None:
         """Bring the rows up to date from their run folders; adopt run folders made by the CLI.
 
         A row whose job has ended and whose folder has not changed since is left alone, so the Train page's
-        poll reads only a few file sizes and times per finished run, and writes nothing while nothing changes."""
+        poll reads only a few file sizes and times per finished run, and writes nothing while nothing changes.
+        Updates the index cannot take (a full or read-only disk) go to `unsaved` (id -> columns) when given."""
+        self.not_saved = ""
+
+        def write(run_id: str, store, values: dict, shown_as: dict | None = None) -> None:
+            try:
+                store(**values)
+            except sqlite3.OperationalError as exc:
+                if unsaved is None:
+                    raise
+                self.not_saved = f"the run registry could not be updated ({exc})"
+                unsaved.setdefault(run_id, {}).update(shown_as or values)
+
         rows = {r["id"]: r for r in self.index.rows()}
-        for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and (p / "config.json").exists()):
+        for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and is_run_folder(p)):
             if folder.name not in rows and self._folder(folder.name) is not None:
-                self.index.insert(if_absent=True, **adopted_row(folder))
-                row = self.index.get(folder.name)
+                adopted = adopted_row(folder)
+                write(folder.name, partial(self.index.insert, if_absent=True), adopted, _full_row(adopted))
+                row = self.index.get(folder.name) or (unsaved or {}).get(folder.name)
                 if row is not None:  # None: deleted from another tab meanwhile
                     rows[folder.name] = row
         for run_id, row in rows.items():
             folder = self._folder(run_id)
             if folder is None:  # a damaged row can never run: make it deletable
                 if row["state"] in ACTIVE:
-                    self._set_state(run_id, state="failed", ended=now(), error=BAD_ROW)
+                    values = dict(state="failed", ended=now(), error=BAD_ROW, folder_stamp=None)
+                    write(run_id, partial(self.index.update, run_id), values)
                 continue
             if row["state"] == "queued" or is_settled(row, folder):
                 continue
-            self.index.update(run_id, **reconcile(folder, row))
+            write(run_id, partial(self.index.update, run_id), reconcile(folder, row))
+
+
+def _full_row(values: dict) -> dict:
+    """An index row with the columns `values` leaves out at their defaults (as the table's schema gives them)."""
+    defaults = dict(sweep=None, gpus=1, resume=0, pid=None, started=None, ended=None, epochs=None, epochs_done=0,
+                    best_val_accuracy=None, test_accuracy=None, test_accuracy_tta=None, error=None, folder_stamp=None)
+    return {**defaults, **values}
 
 
 def _cuda_available() -> bool:

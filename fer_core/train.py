@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .augment import augment_batch
 from .balance import class_weights, epoch_indices, weighted_cross_entropy
 from .checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import load_dataset, resolve_data_path
+from .data import check_trainable, load_dataset, resolve_data_path
 from .devices import device_name, resolve_device
 from .distill import TeacherTargets, distillation_loss, teacher_targets
 from .distributed import Distributed, init_distributed, shard
@@ -235,6 +235,7 @@ def _cancelled(run_dir: Path, epochs_done: int, when: str, ddp: Distributed) -> 
 
 def load_splits(cfg: TrainConfig) -> dict:
     dataset = load_dataset(cfg.data)
+    check_trainable(dataset)
     if cfg.exclude == "audit":  # the data-health audit's own list
         from .audit import audit_dataset
         dataset = dataset.without(audit_dataset(dataset).exclude)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from . import tta
 from .augment import AugmentConfig

@@ -176,6 +176,8 @@ def parse_values(option: str, text: str) -> list:
 @st.fragment(run_every=3)
 def runs_panel(registry: Registry) -> None:
     runs = registry.list()
+    if registry.not_saved:
+        st.warning(f"Shown as the run folders say, but {registry.not_saved}: is the disk full or read-only?")
     if not runs:
         st.info("No runs yet: start one above, or with `python -m fer_core train`.")
         return

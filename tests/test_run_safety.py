@@ -51,7 +51,7 @@ def test_a_bad_run_name_is_refused_at_submit_with_one_line(nest, tiny_zip, name)
     with pytest.raises(BadNameError) as refused:
         registry.submit(TrainConfig(data=tiny_zip, name=name, **TINY), start_worker=False)
     assert "\n" not in str(refused.value) and len(str(refused.value)) < 250
-    assert registry.list() == []
+    assert [r.id for r in registry.list()] == ["keep-me"]  # the fixture's own folder, shown as damaged
     assert sorted(p.name for p in (runs.parent).iterdir()) == ["canary.txt", "runs"]
 
 
@@ -96,7 +96,7 @@ def test_delete_of_a_corrupted_row_removes_only_the_row(nest, row_id):
     registry.delete(row_id)
     assert canary.read_text() == "the user's checkout"
     assert (runs / "keep-me" / "best.pt").exists() and registry.index.db_path.exists()
-    assert registry.list() == []
+    assert [r.id for r in registry.list()] == ["keep-me"]
 
 
 def test_delete_through_a_symlinked_run_leaves_its_target(nest):
@@ -313,7 +313,7 @@ def test_the_worker_fails_damaged_rows_alone_and_writes_nothing_outside(nest, ti
         db.execute("UPDATE runs SET config = 'not json' WHERE id = 'bad-config'")
     run_worker(runs, "cpu", poll_s=0.05)
     rows = {r.id: r for r in registry.list()}
-    assert rows["x/.."].state == "failed" and rows["bad-config"].state == "failed"
+    assert rows["x/.."].state == "damaged" and rows["bad-config"].state == "failed"
     assert "not started" in rows["bad-config"].error
     assert sorted(p.name for p in runs.parent.iterdir()) == ["canary.txt", "runs"]
     assert not (REPO / "train.log").exists()
