@@ -207,7 +207,7 @@ def cmd_ensemble(args) -> int:
     if len(args.checkpoints) < 2:
         print("error: an ensemble needs at least two checkpoints", file=sys.stderr)
         return 2
-    if args.name:  # refused before minutes of evaluation, not after
+    if args.name is not None:  # refused before minutes of evaluation, not after
         named_path(args.models_dir or models_dir(), args.name, ".json", "ensemble name")
     dataset = load_dataset(args.data)
     metrics, _ = ensemble_metrics(args.checkpoints, dataset, args.tta_views)
@@ -218,7 +218,7 @@ def cmd_ensemble(args) -> int:
             plain, tta = metrics[split]["plain"], metrics[split]["tta"]
             print(f"{name}: accuracy {plain['accuracy']:.4f} (TTA {tta['accuracy']:.4f}), "
                   f"macro-F1 {plain['macro_f1']:.4f} (TTA {tta['macro_f1']:.4f})")
-    if args.name:
+    if args.name is not None:
         members = [ensemble_member(c) for c in args.checkpoints]
         measured = {}
         path = save_ensemble(args.name, members, metrics, args.tta_views, args.models_dir or models_dir(),

@@ -45,8 +45,12 @@ def load_onnxruntime(path: str | os.PathLike, threads: int = 1,
     try:
         from .paths import default_cache_dir
         from .ensemble import member_paths
-        files = [path, *(member_paths(path) if path.suffix == ".json" else [])]
-        digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:24]
+        files = [path, *(member_paths(path) if path.suffix == ".json" else [])]  # members checked first
+        digest = hashlib.sha256()
+        for file in files:  # streamed: a model file is never read into memory just to name its export
+            with open(file, "rb") as fh:
+                digest.update(hashlib.file_digest(fh, "sha256").digest())
+        digest = digest.hexdigest()[:24]
         onnx_path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{digest}.onnx"
         if not onnx_path.is_file():
             onnx_path.parent.mkdir(parents=True, exist_ok=True)

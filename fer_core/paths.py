@@ -171,7 +171,7 @@ def os_reason(exc: BaseException) -> str:
     """What an OSError (or a writer's error wrapping one) means to a user, in a few words."""
     code = getattr(exc, "errno", None)
     text = str(exc).lower()
-    if code == errno.ENOSPC or "no space left" in text or "disk is full" in text or "file write failed" in text:
+    if code == errno.ENOSPC or "no space left" in text or "disk is full" in text:
         return "disk full (no space left on device)"
     if code == errno.EDQUOT:
         return "disk quota exceeded"
@@ -185,14 +185,28 @@ def os_reason(exc: BaseException) -> str:
         return "it is a folder"
     if code in (errno.ENOENT, errno.ENOTDIR):
         return "its folder does not exist"
+    if any(s in text for s in _TORCH_WRITER_FAILURES):
+        return "the write failed"
     return shown(getattr(exc, "strerror", None) or exc, 120)
 
 
 def storage_error(exc: BaseException, doing: str, path: str | os.PathLike) -> StorageError:
-    """One line for a failed write: 'no space left on device while writing runs/x/best.pt'."""
-    return StorageError(f"{os_reason(exc)} while {doing} {shown(path, 200)}")
+    """One line for a failed write: 'disk full (no space left on device) while writing runs/x/best.pt'.
+
+    Call it before removing a half-written file: torch's writer does not say why it failed, so a disk with
+    almost no space left beside `path` is taken as the reason."""
+    reason = os_reason(exc)
+    if reason == "the write failed":
+        try:
+            folder = next(p for p in Path(path).parents if p.is_dir())
+            if shutil.disk_usage(folder).free < 64 * 2**20:
+                reason = "disk full (no space left on device)"
+        except (OSError, StopIteration):
+            pass
+    return StorageError(f"{reason} while {doing} {shown(path, 200)}")
 
 
+_TORCH_WRITER_FAILURES = ("file write failed", "unexpected pos", "iostream error", "inline_container")
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)
 
 
@@ -203,7 +217,7 @@ def is_storage_failure(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in _WRITE_ERRNOS
     return isinstance(exc, RuntimeError) and any(
-        s in str(exc).lower() for s in ("file write failed", "no space left", "permission denied"))
+        s in str(exc).lower() for s in (*_TORCH_WRITER_FAILURES, "no space left", "permission denied"))
 
 
 @contextmanager
@@ -224,9 +238,11 @@ def atomic_write(path: str | os.PathLike, doing: str = "writing") -> Iterator[Pa
         yield tmp
         os.replace(tmp, path)
     except BaseException as exc:
+        failure = isinstance(exc, OSError) or (is_storage_failure(exc) and not isinstance(exc, StorageError))
+        error = storage_error(exc, doing, path) if failure else None  # while the half-written file still fills the disk
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) or (is_storage_failure(exc) and not isinstance(exc, StorageError)):
-            raise storage_error(exc, doing, path) from None
+        if error is not None:
+            raise error from None
         raise
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import FERError
 from .reconcile import ACTIVE, adopted_row, is_run_folder, is_settled, reconcile
-from .paths import BadNameError, UnsafePathError, runs_dir, shown, storage_error
+from .paths import BadNameError, UnsafePathError, check_name, runs_dir, shown, storage_error
 from .run_folder import lock_holder, now, pid_alive, run_path, trainer_alive
 from .run_index import Run, RunIndex
 from .train_config import TrainConfig
@@ -101,7 +101,7 @@ class Registry:
         """One queued job per combination of the values in `grid` (one or two options), grouped as a sweep."""
         if not 1 <= len(grid) <= 2 or not all(grid.values()):
             raise ValueError("a sweep varies one or two options, each with at least one value")
-        sweep = name or f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        sweep = check_name(name, "sweep name") if name is not None else f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
         combos: list[dict] = [{}]
         for key, values in grid.items():
             combos = [{**c, key: v} for c in combos for v in values]
