@@ -9,7 +9,7 @@ import streamlit as st
 from fer_core.archive import verify_archive
 from fer_core.data import FER2013, check_trainable, load_dataset, resolve_data_path
 from fer_core.errors import DataError
-from fer_core.paths import DATA_DIR, atomic_write
+from fer_core.paths import atomic_write, data_dir
 
 SESSION_KEY = "data_path"
 
@@ -49,7 +49,7 @@ def require_dataset() -> FER2013:
 
 def upload_target() -> Path:
     """Where an uploaded dataset is kept: data/fer2013.zip."""
-    return DATA_DIR / "fer2013.zip"
+    return data_dir() / "fer2013.zip"
 
 
 def save_upload(uploaded, replace: bool = False) -> Path:
@@ -64,6 +64,9 @@ def save_upload(uploaded, replace: bool = False) -> Path:
     with atomic_write(target, "saving the upload to") as tmp:
         with open(tmp, "wb") as fh:
             shutil.copyfileobj(uploaded, fh)
-        verify_archive(tmp)
-        check_trainable(load_dataset(tmp, use_cache=False))
+        try:
+            verify_archive(tmp)
+            check_trainable(load_dataset(tmp, use_cache=False))
+        except DataError as exc:  # named as the user knows it, not by its temporary file
+            raise DataError(str(exc).replace(str(tmp), getattr(uploaded, "name", None) or "the upload")) from None
     return target

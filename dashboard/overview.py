@@ -11,7 +11,7 @@ from dashboard.data_access import SESSION_KEY, chosen_path, current_dataset, sav
 from dashboard.links import page_link
 from fer_core.errors import FERError
 from fer_core.model_cards import headline, load_cards
-from fer_core.paths import DATA_DIR
+from fer_core.paths import data_dir
 from fer_core.runs import Registry
 
 
@@ -42,7 +42,7 @@ def dataset_panel() -> None:
         st.error(f"**No dataset yet.** {problem}")
     with st.expander("Get FER2013" if dataset is None else "Use another copy of FER2013", expanded=dataset is None):
         st.markdown("Download `archive.zip` from [Kaggle's FER2013](https://www.kaggle.com/datasets/msambare/fer2013), "
-                    f"then upload it here (it is kept as `{DATA_DIR / 'fer2013.zip'}`), give its path, or start the "
+                    f"then upload it here (it is kept as `{upload_target()}`), give its path, or start the "
                     "dashboard with `FER_DATA=/path/to/archive.zip`. The extracted folder and the original "
                     "`fer2013.csv` work too.")
         uploaded = st.file_uploader("Kaggle's archive.zip", type=["zip"])
@@ -60,7 +60,7 @@ def dataset_panel() -> None:
                     st.success(f"Saved as {target}.")
                     st.rerun()
         path = st.text_input("…or a path on this machine (zip, folder or fer2013.csv)", value=chosen_path() or "",
-                             placeholder=os.environ.get("FER_DATA", str(DATA_DIR)))
+                             placeholder=os.environ.get("FER_DATA", str(data_dir())))
         if st.button("Use this path"):
             st.session_state[SESSION_KEY] = path.strip() or None
             st.rerun()

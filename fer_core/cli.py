@@ -13,7 +13,7 @@ import sys
 
 from .errors import FERError
 from .labels import EMOTIONS
-from .paths import default_checkpoint, os_reason, shown
+from .paths import default_checkpoint, os_reason, shown, write_text_atomic
 
 
 def _fraction(text: str) -> float:
@@ -51,8 +51,7 @@ def cmd_data_audit(args) -> int:
     from .data import load_dataset
     result = audit_dataset(load_dataset(args.data))
     if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(result.exclude_text())
+        write_text_atomic(args.out, result.exclude_text())
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

@@ -25,7 +25,7 @@ import numpy as np
 from .archive import open_archive, open_text_member, read_member
 from .errors import DataError
 from .labels import EMOTIONS, NUM_CLASSES, label_index
-from .paths import DATA_DIR, default_cache_dir, os_reason, shown
+from .paths import StorageError, atomic_write, data_dir, default_cache_dir, os_reason, shown
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class FER2013:
 def resolve_data_path(path: str | os.PathLike | None = None) -> Path:
     """The dataset to use: `path`, else $FER_DATA, else the project's data/ folder."""
     if path is None or str(path) == "":
-        path = os.environ.get("FER_DATA") or DATA_DIR
+        path = os.environ.get("FER_DATA") or data_dir()
     path = Path(path).expanduser()
     try:
         mode = path.stat().st_mode
@@ -400,10 +400,9 @@ def _write_cache(cache_file: Path, ds: FER2013) -> None:
             stale.unlink(missing_ok=True)  # the source changed: its old cache is useless
         arrays = {f"{n}_{k}": getattr(s, k) for n, s in ds.splits.items() for k in ("images", "labels", "ids")}
         meta = {"format": ds.format, "val_from_train": ds.val_from_train, "problems": ds.problems}
-        tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, cache_file)
-    except OSError as exc:
+        with atomic_write(cache_file) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+    except (OSError, StorageError) as exc:
         log.warning("could not write the dataset cache %s (%s); the next load decodes again", cache_file, exc)
 
 

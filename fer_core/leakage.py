@@ -27,7 +27,7 @@ def leaked_test_mask(dataset, cache_dir: str | os.PathLike | None = None) -> np.
     `dataset`: a FER2013 or a {split name: Split} mapping with "train" and "test" (a run's splits: images it
     left out of training are then no leak). The audit takes seconds, so the answer is cached on disk, keyed
     by the pixels and labels of both splits."""
-    from .paths import default_cache_dir
+    from .paths import StorageError, default_cache_dir, write_text_atomic
     train, test = dataset["train"], dataset["test"]
     digest = hashlib.blake2b(digest_size=16)
     for split in (train, test):
@@ -41,11 +41,8 @@ def leaked_test_mask(dataset, cache_dir: str | os.PathLike | None = None) -> np.
         leaked_ids = {image_id for group in result.exact_groups + result.near_groups if "train" in group.splits
                       for image_id, split in zip(group.ids, group.splits) if split == "test"}
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(sorted(leaked_ids)))
-            os.replace(tmp, cache)
-        except OSError:
+            write_text_atomic(cache, json.dumps(sorted(leaked_ids)))
+        except StorageError:
             pass  # no cache: the next call audits again
     return np.array([str(i) in leaked_ids for i in test.ids], dtype=bool)
 

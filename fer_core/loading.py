@@ -43,7 +43,7 @@ def load_onnxruntime(path: str | os.PathLike, threads: int = 1,
     if path.suffix == ".onnx":
         return OnnxModel(path, threads)
     try:
-        from .paths import default_cache_dir
+        from .paths import atomic_write, default_cache_dir
         from .ensemble import member_paths
         files = [path, *(member_paths(path) if path.suffix == ".json" else [])]  # members checked first
         digest = hashlib.sha256()
@@ -53,10 +53,8 @@ def load_onnxruntime(path: str | os.PathLike, threads: int = 1,
         digest = digest.hexdigest()[:24]
         onnx_path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{digest}.onnx"
         if not onnx_path.is_file():
-            onnx_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp.onnx")
-            export_onnx(path, tmp)
-            os.replace(tmp, onnx_path)
+            with atomic_write(onnx_path, suffix=".tmp.onnx") as tmp:  # the exporter wants the suffix
+                export_onnx(path, tmp)
         return OnnxModel(onnx_path, threads)
     except Exception as exc:  # noqa: BLE001 - onnx/onnxscript missing or an export failure: PyTorch still works
         log.warning("ONNX Runtime path unavailable for %s (%s); using PyTorch", path, exc)

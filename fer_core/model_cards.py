@@ -258,5 +258,5 @@ def update_readme(readme: str | Path, models_dir: str | Path | None = None) -> b
     head, rest = text.split(RESULTS_START, 1)
     _, tail = rest.split(RESULTS_END, 1)
     new = f"{head}{RESULTS_START}\n{results_table(load_cards(models_dir))}\n{RESULTS_END}{tail}"
-    readme.write_text(new)
+    write_text_atomic(readme, new)
     return new != text

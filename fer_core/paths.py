@@ -28,7 +28,6 @@ from .errors import FERError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
-DATA_DIR = PROJECT_ROOT / "data"
 
 NAME_MAX = 100
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
@@ -49,6 +48,11 @@ class StorageError(FERError):
 
 
 # ----------------------------------------------------------------------------- folders
+
+def data_dir() -> Path:
+    """Where the dataset is looked for last and an uploaded one is kept: $FER_DATA_DIR, else data/ in the project."""
+    return Path(os.environ.get("FER_DATA_DIR") or PROJECT_ROOT / "data")
+
 
 def runs_dir() -> Path:
     """Where run folders and the registry live: $FER_RUNS_DIR, else runs/ in the project."""
@@ -221,7 +225,7 @@ def is_storage_failure(exc: BaseException) -> bool:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, doing: str = "writing") -> Iterator[Path]:
+def atomic_write(path: str | os.PathLike, doing: str = "writing", suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path` to write to; on success it replaces `path` in one step.
 
     Readers never see half a file; a failure removes the temporary file, and a storage failure (disk full,
@@ -229,7 +233,7 @@ def atomic_write(path: str | os.PathLike, doing: str = "writing") -> Iterator[Pa
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:60]}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:60]}.", suffix=suffix, dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise storage_error(exc, doing, path) from None

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CheckpointError
 from .labels import EMOTIONS
+from .paths import StorageError, atomic_write
 
 
 def _cache_path(checkpoint: Path, source: str, split: str, views: int, cache_dir: Path | None) -> Path:
@@ -71,10 +71,8 @@ def predictions(checkpoint: str | os.PathLike, dataset, split: str, views: int =
     model = load_model(Path(checkpoint), device)
     probs = predict_images(model, dataset[split].images, views, batch_size=256, device=device, progress=progress)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npz")  # writers never collide
-        np.savez_compressed(tmp, probs=probs.astype(np.float32))
-        os.replace(tmp, cache)
-    except OSError:
+        with atomic_write(cache) as tmp, open(tmp, "wb") as fh:  # a unique temporary: writers never collide
+            np.savez_compressed(fh, probs=probs.astype(np.float32))
+    except StorageError:
         pass  # no cache: the next visit predicts again
     return probs

@@ -295,11 +295,14 @@ def append_metrics(run_dir: Path, line: dict) -> None:
         raise storage_error(exc, "writing", path) from None
 
 
-def truncate_metrics(path: Path, last_epoch: int) -> None:
-    """Drop metric lines of epochs after the resume point so every epoch is counted once."""
-    if not path.exists():
-        return
+def truncate_metrics(path: Path, last_epoch: int, last_line: dict | None = None) -> None:
+    """Drop metric lines of epochs after the resume point so every epoch is counted once; `last_line` (kept in
+    last.pt) is the resume point's own line, put back when the process stopped before appending it."""
     kept = [m for m in load_metrics(path)[0] if m["epoch"] <= last_epoch]  # damaged lines are dropped too
+    if last_line and last_line.get("epoch") == last_epoch and (not kept or kept[-1]["epoch"] < last_epoch):
+        kept.append(last_line)
+    if not kept and not path.exists():
+        return
     write_text_atomic(path, "".join(json.dumps(m) + "\n" for m in kept))
 
 

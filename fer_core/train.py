@@ -350,7 +350,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         start_epoch = last["epoch"] + 1
         best_acc, stale_epochs, elapsed = last["best_val_accuracy"], last["stale_epochs"], last["elapsed"]
     if resuming and ddp.is_main:
-        truncate_metrics(run_dir / "metrics.jsonl", start_epoch - 1)
+        truncate_metrics(run_dir / "metrics.jsonl", start_epoch - 1, last.get("metrics_line"))
     step_model = model
     if ddp.world > 1:
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -408,8 +408,10 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
                 **meta, "state_dict": eval_model.state_dict(), **resume_state, "epoch": epoch,
                 "val_accuracy": stats["val_accuracy"],
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else {},
-                "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed})
-            append_metrics(run_dir, line)  # after last.pt: a resume never counts an epoch twice
+                "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed,
+                "metrics_line": line})
+            # after last.pt: a resume never counts an epoch twice, and re-appends this line if a stop lost it
+            append_metrics(run_dir, line)
             write_status(run_dir, epoch=epoch, best_val_accuracy=best_acc)
             print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
                   f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "

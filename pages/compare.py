@@ -19,7 +19,7 @@ from fer_core.ensemble import ensemble_metrics, save_ensemble
 from fer_core.errors import FERError
 from fer_core.evaluate import metrics_report
 from fer_core.labels import EMOTIONS
-from fer_core.paths import DATA_DIR, models_dir
+from fer_core.paths import data_dir, models_dir
 from fer_core.prediction_cache import cached_predictions, prediction_cache_path, predictions
 from fer_core.significance import mcnemar
 from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS
@@ -302,7 +302,7 @@ def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) ->
 
 def dataset_input(entries: list[Entry]):
     """A dataset path field; returns a function giving the usable path, or None after saying why."""
-    candidates = [chosen_path(), os.environ.get("FER_DATA"), *(e.data for e in entries if e.data), str(DATA_DIR)]
+    candidates = [chosen_path(), os.environ.get("FER_DATA"), *(e.data for e in entries if e.data), str(data_dir())]
     default = next((c for c in candidates if c and Path(c).exists()), "")
     path = st.text_input("Dataset for per-image views and ensembles", value=default, key="compare_data",
                          placeholder="path to FER2013 (Kaggle zip or folder, or fer2013.csv)")

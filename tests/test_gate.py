@@ -336,8 +336,7 @@ sys.exit(code)"""
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
-    from dashboard import data_access
-    monkeypatch.setattr(data_access, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
 
 

@@ -9,7 +9,7 @@ from fer_core.errors import DataError
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_access, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
 
 
