@@ -17,7 +17,8 @@ import numpy as np
 from .card_predictions import CardPredictions, load_predictions
 from .errors import CheckpointError
 from .model_cards import card_kind, load_cards
-from .paths import models_dir, runs_dir
+from .ensemble import member_paths
+from .paths import UnsafePathError, is_regular_file, models_dir, path_inside, runs_dir
 from .run_folder import load_eval, load_metrics, read_json
 
 
@@ -119,17 +120,23 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
         kind = card_kind(card)
         if kind == "ensemble":
             checkpoint = Path(card["card_path"])
-            missing = [m["checkpoint"] for m in card.get("members", []) if not (folder / m["checkpoint"]).is_file()]
-            note = f"member checkpoints missing: {', '.join(missing)}" if missing else ""
+            try:
+                member_paths(checkpoint)  # a malformed card, or members missing or outside models/: a note
+                note = ""
+            except CheckpointError as exc:
+                note = str(exc)
         elif kind == "reference":
             checkpoint, note = None, "reference card: its figures and per-image predictions (checkpoint not shipped)"
         else:
-            checkpoint = folder / str(card.get("checkpoint") or f"{card['name']}.pt")
-            note = (checkpoint_problem(checkpoint) if checkpoint.is_file()
-                    else f"checkpoint {checkpoint.name} is not in {folder} (card only)")
+            try:
+                checkpoint = path_inside(folder, str(card.get("checkpoint") or f"{card['name']}.pt"), "checkpoint")
+                note = (checkpoint_problem(checkpoint) if is_regular_file(checkpoint)
+                        else f"checkpoint {checkpoint.name} is not in {folder} (card only)")
+            except UnsafePathError as exc:
+                checkpoint, note = None, str(exc)
         if card.get("damage"):
             checkpoint, note = None, f"damaged: {card['damage']}"
-        stored = load_predictions(folder / card["predictions"]) if isinstance(card.get("predictions"), str) else None
+        stored = _card_predictions(folder, card.get("predictions"))
         curve = card.get("learning_curve") or []
         config = card.get("train_config") or {}
         entries.append(Entry(
@@ -141,6 +148,14 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
             checkpoint=checkpoint if kind != "reference" and not note else None, note=note,
             stored=None if card.get("damage") else stored))
     return entries
+
+
+def _card_predictions(folder: Path, name) -> CardPredictions | None:
+    """The per-image predictions a card names, when that file lies beside it."""
+    try:
+        return load_predictions(path_inside(folder, name, "predictions")) if isinstance(name, str) else None
+    except UnsafePathError:
+        return None
 
 
 def all_entries(runs: str | os.PathLike | None = None, models: str | os.PathLike | None = None) -> list[Entry]:

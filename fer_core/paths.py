@@ -234,6 +234,7 @@ def atomic_write(path: str | os.PathLike, doing: str = "writing", suffix: str = 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:60]}.", suffix=suffix, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes the file private; a written file gets the usual mode
         os.close(fd)
     except OSError as exc:
         raise storage_error(exc, doing, path) from None
@@ -248,6 +249,15 @@ def atomic_write(path: str | os.PathLike, doing: str = "writing", suffix: str = 
         if error is not None:
             raise error from None
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError):
+        return 0o022
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, doing: str = "writing") -> None:

@@ -576,3 +576,22 @@ def test_paths_module_has_the_only_name_validator():
     assert paths.check_name("fer_vgg.e80") == "fer_vgg.e80"
     with pytest.raises(FERError):
         paths.path_inside("/tmp", "../etc")
+
+
+def test_compare_lists_crafted_cards_as_notes_not_exceptions(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.compare import card_entries
+    models = tmp_path / "models"
+    models.mkdir()
+    _ensemble_card(models, "not a list")
+    shipped = json.loads((REPO / "models" / "default.json").read_text())
+    shipped.update(name="escaping", checkpoint="../../etc/passwd", predictions="../../etc/passwd")
+    (models / "escaping.json").write_text(json.dumps(shipped))
+    notes = {e.name: e.note for e in card_entries(models)}
+    assert "malformed" in notes["crafted"] and "outside" in notes["escaping"]
+    monkeypatch.setenv("FER_MODELS_DIR", str(models))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "nowhere.zip"))
+    at = AppTest.from_file(str(REPO / "pages" / "compare.py"), default_timeout=120).run()
+    assert not at.exception
