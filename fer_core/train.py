@@ -338,7 +338,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     scheduler, step_per_batch = build_scheduler(cfg, optimizer, steps_per_epoch)
     ema = build_ema(model, cfg.ema)
 
-    start_epoch, best_acc, stale_epochs, elapsed = 1, -1.0, 0, 0.0
+    start_epoch, best_acc, stale_epochs, elapsed, last = 1, -1.0, 0, 0.0, {}
     if resuming and (run_dir / "last.pt").exists():
         last = load_checkpoint(run_dir / "last.pt")
         model.load_state_dict(last["train_state_dict"] if ema else last["state_dict"])

@@ -1,0 +1,159 @@
+"""The package's shape: subpackages in a layer order that no import goes against, and no import cycles.
+
+Every import in fer_core/, dashboard/ and pages/ is parsed, at module level and inside functions, so a lazy
+import cannot hide a cycle. A failure names the file and line.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Lowest first: a module may import from its own layer or below, never above.
+LAYERS = [
+    ["fer_core.errors", "fer_core.labels", "fer_core.paths"],
+    ["fer_core.data", "fer_core.models"],
+    ["fer_core.training", "fer_core.evaluation"],
+    ["fer_core.runs"],
+    ["fer_core.cards"],
+    ["fer_core.inference"],
+    ["fer_core", "fer_core.cli", "fer_core.__main__", "fer_core.bench"],
+    ["dashboard"],
+    ["pages"],
+]
+TOP_LEVEL_MODULES = {"__init__.py", "__main__.py", "cli.py", "errors.py", "labels.py", "paths.py"}
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path, module: str) -> list[tuple[str, int]]:
+    """(imported module, line) for every import in the file, relative ones resolved."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+            found.append((base, node.lineno))
+            found += [(f"{base}.{a.name}", node.lineno) for a in node.names]  # `from pkg import module`
+    return found
+
+
+def module_graph(root: Path, packages: list[str]) -> tuple[dict[str, Path], dict[str, list[tuple[str, int]]]]:
+    """The modules under `root`/<package> and, per module, the modules of that set it imports (with the line)."""
+    files = {module_name(p, root): p for pkg in packages for p in (root / pkg).rglob("*.py")}
+    edges = {}
+    for module, path in files.items():
+        edges[module] = [(target, line) for target, line in imports_of(path, module) if target in files
+                         and target != module]
+    return files, edges
+
+
+def find_cycle(edges: dict[str, list[tuple[str, int]]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target, _ in edges.get(node, []):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        path.pop()
+        state[node] = 2
+        return None
+    for node in sorted(edges):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def layer_of(module: str) -> int:
+    best, rank = -1, None
+    for i, layer in enumerate(LAYERS):
+        for prefix in layer:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, rank = len(prefix), i
+    if rank is None:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    return rank
+
+
+def upward_imports(files: dict[str, Path], edges) -> list[str]:
+    problems = []
+    for module, targets in edges.items():
+        for target, line in targets:
+            if layer_of(target) > layer_of(module):
+                problems.append(f"{files[module].relative_to(REPO)}:{line}: {module} imports {target} from a higher layer")
+    return problems
+
+
+def test_no_import_cycles():
+    _, edges = module_graph(REPO, ["fer_core", "dashboard", "pages"])
+    cycle = find_cycle(edges)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_import_goes_against_the_layer_order():
+    files, edges = module_graph(REPO, ["fer_core", "dashboard", "pages"])
+    assert upward_imports(files, edges) == []
+
+
+def test_the_library_never_imports_the_dashboard_or_streamlit():
+    files, _ = module_graph(REPO, ["fer_core"])
+    offending = [f"{path.relative_to(REPO)}:{line}: imports {target}" for module, path in files.items()
+                 for target, line in imports_of(path, module)
+                 if target.split(".")[0] in ("streamlit", "streamlit_webrtc", "dashboard", "pages")]
+    assert offending == []
+
+
+def test_the_package_top_level_holds_only_the_shared_modules():
+    top = {p.name for p in (REPO / "fer_core").glob("*.py")}
+    assert top <= TOP_LEVEL_MODULES, sorted(top - TOP_LEVEL_MODULES)
+
+
+@pytest.fixture
+def tiny_package(tmp_path):
+    """A synthetic package: `low` and `high` in two layers, written by each test."""
+    pkg = tmp_path / "toy"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+
+    def write(low: str, high: str) -> tuple[dict, dict]:
+        (pkg / "low.py").write_text(low)
+        (pkg / "high.py").write_text(high)
+        return module_graph(tmp_path, ["toy"])
+    return write
+
+
+def test_the_checks_catch_a_cycle_even_through_an_import_inside_a_function(tiny_package):
+    _, edges = tiny_package("def f():\n    from .high import g\n", "from .low import f\n")
+    assert find_cycle(edges) == ["toy.high", "toy.low", "toy.high"]
+    _, edges = tiny_package("x = 1\n", "from .low import x\n")
+    assert find_cycle(edges) is None
+
+
+def test_the_checks_catch_an_upward_import_and_name_its_line(tiny_package, monkeypatch):
+    files, edges = tiny_package("import os\n\n\ndef f():\n    from toy.high import g\n", "from .low import f\n")
+    monkeypatch.setattr("tests.test_architecture.LAYERS", [["toy.low"], ["toy", "toy.high"]])
+    monkeypatch.setattr("tests.test_architecture.REPO", files["toy"].parents[1])
+    assert upward_imports(files, edges) == ["toy/low.py:5: toy.low imports toy.high from a higher layer"]
