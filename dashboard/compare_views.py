@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core.compare import Entry
+from fer_core.cards.catalog import Entry
 from fer_core.labels import EMOTIONS
 
 SPLIT_NAMES = {"val": "PublicTest (val)", "test": "PrivateTest (test)"}

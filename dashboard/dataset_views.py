@@ -7,10 +7,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from fer_core.audit import AuditResult, audit_dataset
-from fer_core.balance import class_weights
-from fer_core.data import FER2013
+from fer_core.data.audit import AuditResult, audit_dataset
+from fer_core.data.fer2013 import FER2013
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
+from fer_core.training.balance import class_weights
 
 SPLIT_NAMES = {"train": "train (Training)", "val": "val (PublicTest)", "test": "test (PrivateTest)"}
 

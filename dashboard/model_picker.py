@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fer_core.paths import default_checkpoint, models_dir as default_models_dir, runs_dir as default_runs_dir
-from fer_core.run_folder import load_status
+from fer_core.paths import default_checkpoint
+from fer_core.paths import models_dir as default_models_dir
+from fer_core.paths import runs_dir as default_runs_dir
+from fer_core.runs.folder import load_status
 
 
 def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None
@@ -24,7 +26,7 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
     for path in sorted(models_dir.glob("*.pt")):
         if path != default:
             choices.append((f"Shipped model: {path.stem}{_accuracy(path.with_suffix('.json'))}", path))
-    from fer_core.ensemble import list_ensembles
+    from fer_core.models.ensemble import list_ensembles
     for name, card in list_ensembles(models_dir):
         choices.append((f"Ensemble: {name}{_accuracy(card)}", card))
     for path in sorted(models_dir.glob("*.onnx")):  # `python -m fer_core export ... --onnx models/NAME.onnx`

@@ -9,10 +9,10 @@ import torch
 
 from dashboard.data_access import SESSION_KEY, chosen_path, current_dataset, save_upload, upload_target
 from dashboard.links import page_link
+from fer_core.cards.model_cards import headline, load_cards
 from fer_core.errors import FERError
-from fer_core.model_cards import headline, load_cards
 from fer_core.paths import data_dir
-from fer_core.runs import Registry
+from fer_core.runs.registry import Registry
 
 
 def render_home() -> None:

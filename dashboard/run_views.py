@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fer_core.run_folder import log_tail, read_metrics
-from fer_core.run_index import Run
+from fer_core.runs.folder import log_tail, read_metrics
+from fer_core.runs.index import Run
 
 STATE_BADGES = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
                 "cancelled": "⏹️ cancelled", "interrupted": "⚠️ interrupted", "damaged": "🩹 damaged"}

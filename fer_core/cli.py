@@ -27,7 +27,7 @@ def _fraction(text: str) -> float:
 
 
 def cmd_data_report(args) -> int:
-    from .data import dataset_report, load_dataset
+    from .data.fer2013 import dataset_report, load_dataset
     report = dataset_report(load_dataset(args.data))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -47,8 +47,8 @@ def cmd_data_report(args) -> int:
 
 
 def cmd_data_audit(args) -> int:
-    from .audit import audit_dataset
-    from .data import load_dataset
+    from .data.audit import audit_dataset
+    from .data.fer2013 import load_dataset
     result = audit_dataset(load_dataset(args.data))
     if args.out:
         write_text_atomic(args.out, result.exclude_text())
@@ -69,8 +69,8 @@ def cmd_data_audit(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import main
-    from .train_config import config_from_args
+    from .training.config import config_from_args
+    from .training.train import main
     config = config_from_args(args)
     try:
         config.validate()
@@ -83,12 +83,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_dataset
-    from .loading import load_model
-    from .evaluate import metrics_report, predict_images
-    from .leakage import clean_report, leaked_test_mask
-    from .precision import precision_name, use_bf16
-    from .devices import resolve_device
+    from .data.fer2013 import load_dataset
+    from .data.leakage import clean_report, leaked_test_mask
+    from .evaluation.metrics import metrics_report, predict_images
+    from .models.devices import resolve_device
+    from .models.loading import load_model
+    from .models.precision import precision_name, use_bf16
     if args.whole_image and not args.faces:
         raise FERError("--whole-image goes with --faces DIR (FER2013's images are face crops already)")
     device = resolve_device(args.device)
@@ -99,8 +99,8 @@ def cmd_evaluate(args) -> int:
     model = load_model(args.checkpoint, device)  # a checkpoint (.pt), a saved ensemble (.json) or an .onnx
     views = (args.tta_views or 10) if args.tta else 1
     if args.faces:  # labelled faces from outside FER2013
-        from .face_folder import load_face_folder
-        from .faces import FaceDetector
+        from .inference.face_folder import load_face_folder
+        from .inference.faces import FaceDetector
         folder = load_face_folder(args.faces, None if args.whole_image else FaceDetector())
         images, labels, scored_on = folder.crops, folder.labels, str(args.faces)
     else:
@@ -142,7 +142,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_ship(args) -> int:
-    from .model_cards import ship_card_only, ship_run
+    from .cards.model_cards import ship_card_only, ship_run
     from .paths import models_dir
     if args.card_only:
         card = ship_card_only(args.run_dir, args.name, models_dir(), notes=args.notes, data=args.data)
@@ -154,7 +154,8 @@ def cmd_ship(args) -> int:
 
 
 def cmd_results_table(args) -> int:
-    from .model_cards import load_cards, results_table, update_readme
+    from .cards.model_cards import load_cards
+    from .cards.results_table import results_table, update_readme
     from .paths import PROJECT_ROOT
     if args.write:
         changed = update_readme(PROJECT_ROOT / "README.md")
@@ -165,7 +166,7 @@ def cmd_results_table(args) -> int:
 
 
 def cmd_runs_list(args) -> int:
-    from .runs import Registry
+    from .runs.registry import Registry
     registry = Registry(args.runs_dir)
     runs = registry.list()
     if registry.not_saved:
@@ -185,23 +186,23 @@ def cmd_runs_list(args) -> int:
 
 
 def cmd_runs_action(args) -> int:
-    from .runs import Registry
+    from .runs.registry import Registry
     getattr(Registry(args.runs_dir), args.action)(args.run_id)
     print(f"{args.action}: {args.run_id}")
     return 0
 
 
 def cmd_runs_worker(args) -> int:
-    from .jobs import run_worker
+    from .runs.worker import run_worker
     run_worker(args.runs_dir, args.slot)
     return 0
 
 
 def cmd_ensemble(args) -> int:
     """Evaluate the averaged probabilities of checkpoints on val and test; --name saves it to models/."""
-    from .data import load_dataset
-    from .ensemble import ensemble_metrics, save_ensemble
-    from .model_cards import ensemble_member, measure_card
+    from .cards.ensembles import ensemble_metrics, save_ensemble
+    from .cards.model_cards import ensemble_member, measure_card
+    from .data.fer2013 import load_dataset
     from .paths import models_dir, named_path
     if len(args.checkpoints) < 2:
         print("error: an ensemble needs at least two checkpoints", file=sys.stderr)
@@ -245,8 +246,9 @@ def cmd_export(args) -> int:
     """Export a checkpoint or saved ensemble to ONNX, then check the export against PyTorch."""
     import numpy as np
 
-    from .data import load_dataset
-    from .onnx_export import export_onnx, verify_export
+    from .data.fer2013 import load_dataset
+    from .evaluation.export_check import verify_export
+    from .models.loading import export_onnx
     path = export_onnx(args.checkpoint, args.onnx)
     print(f"exported {args.checkpoint} to {path} ({path.stat().st_size / 2 ** 20:.1f} MB)")
     try:
@@ -265,8 +267,8 @@ def cmd_export(args) -> int:
 
 def cmd_predict(args) -> int:
     """Emotions per face in each file; a file's failure is reported in its entry, the others go on."""
-    from .images import is_video_name
-    from .inference import EmotionRecognizer
+    from .inference.images import is_video_name
+    from .inference.recognizer import EmotionRecognizer
     if args.every_n < 1:
         print("error: --every-n must be at least 1", file=sys.stderr)
         return 2
@@ -311,9 +313,9 @@ class OneLineErrors(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .models import list_models
-    from .train_config import get_args_parser, on_off
-    from .tta import views_arg
+    from .evaluation.tta import views_arg
+    from .models.registry import list_models
+    from .training.config import get_args_parser, on_off
     parser = OneLineErrors(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -9,20 +9,19 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.background import run_in_background
-from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure,
-                                      tta_gain_figure)
+from dashboard.compare_charts import confusion_figure, learning_curves_figure, per_class_figure, tta_gain_figure
 from dashboard.compare_views import SPLIT_NAMES, cell_indices, reading, summary_rows
 from dashboard.data_access import chosen_path
-from fer_core.compare import Entry, all_entries, architectures_without_cards
-from fer_core.data import load_dataset, resolve_data_path
-from fer_core.ensemble import ensemble_metrics, save_ensemble
+from fer_core.cards.catalog import Entry, all_entries, architectures_without_cards
+from fer_core.cards.ensembles import ensemble_metrics, save_ensemble
+from fer_core.data.fer2013 import load_dataset, resolve_data_path
 from fer_core.errors import FERError
-from fer_core.evaluate import metrics_report
+from fer_core.evaluation.metrics import metrics_report
+from fer_core.evaluation.prediction_cache import cached_predictions, prediction_cache_path, predictions
+from fer_core.evaluation.significance import mcnemar
+from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from fer_core.labels import EMOTIONS
 from fer_core.paths import data_dir, models_dir
-from fer_core.prediction_cache import cached_predictions, prediction_cache_path, predictions
-from fer_core.significance import mcnemar
-from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS
 
 NO_CELL = "—"
 CELL_IMAGES = 24  # images shown per model in the cell explorer

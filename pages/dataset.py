@@ -4,10 +4,20 @@ import json
 import streamlit as st
 
 from dashboard.data_access import require_dataset
-from dashboard.dataset_views import (BALANCING_FORMATS, balancing_table, cached_audit, counts_chart, counts_frame,
-                                     emotion_caption, histogram_chart, intensity_histograms, mean_faces,
-                                     sample_strip, thumbnails)
-from fer_core.data import dataset_report
+from dashboard.dataset_views import (
+    BALANCING_FORMATS,
+    balancing_table,
+    cached_audit,
+    counts_chart,
+    counts_frame,
+    emotion_caption,
+    histogram_chart,
+    intensity_histograms,
+    mean_faces,
+    sample_strip,
+    thumbnails,
+)
+from fer_core.data.fer2013 import dataset_report
 from fer_core.labels import EMOTIONS
 
 st.title("Dataset")

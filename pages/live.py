@@ -15,9 +15,9 @@ from PIL import Image
 from dashboard.live_chart import history_figure
 from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
-from fer_core.inference import EmotionRecognizer
-from fer_core.live import LiveProcessor, LiveSettings
-from fer_core.tta import MAX_VIEWS
+from fer_core.evaluation.tta import MAX_VIEWS
+from fer_core.inference.live import LiveProcessor, LiveSettings
+from fer_core.inference.recognizer import EmotionRecognizer
 
 ICE_ENV = "FER_ICE_SERVERS"
 

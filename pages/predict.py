@@ -13,14 +13,14 @@ import streamlit as st
 from PIL import Image
 
 from dashboard.model_picker import model_choices
-from fer_core.annotate import draw_faces
 from fer_core.errors import FERError
-from fer_core.faces import YUNET_ENV, FaceDetector, whole_image_face
-from fer_core.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image
-from fer_core.inference import EmotionRecognizer, FaceResult
+from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
+from fer_core.inference.annotate import draw_faces
+from fer_core.inference.faces import YUNET_ENV, FaceDetector, whole_image_face
+from fer_core.inference.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image
+from fer_core.inference.recognizer import EmotionRecognizer, FaceResult
+from fer_core.inference.video import AnnotatedVideoWriter, video_info
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
-from fer_core.tta import DEFAULT_VIEWS, MAX_VIEWS
-from fer_core.video import AnnotatedVideoWriter, video_info
 
 OTHER_CHECKPOINT = "Another checkpoint file…"
 

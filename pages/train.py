@@ -6,18 +6,18 @@ so a refresh, a second tab or a restart of the dashboard neither stops nor dupli
 import streamlit as st
 import torch
 
+from dashboard.compare_charts import learning_curves_figure
 from dashboard.data_access import chosen_path
 from dashboard.links import page_link
-from dashboard.compare_charts import learning_curves_figure
 from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress
-from fer_core.balance import BALANCE_METHODS
-from fer_core.data import check_dataset
+from fer_core.data.fer2013 import check_dataset
 from fer_core.errors import FERError
-from fer_core.models import list_models
+from fer_core.evaluation.tta import MAX_VIEWS
+from fer_core.models.registry import list_models
 from fer_core.paths import runs_dir
-from fer_core.runs import Registry
-from fer_core.train_config import DEFAULT_LR, MAX_TEACHER_VIEWS, OPTIMIZERS, SCHEDULERS, TrainConfig
-from fer_core.tta import MAX_VIEWS
+from fer_core.runs.registry import Registry
+from fer_core.training.balance import BALANCE_METHODS
+from fer_core.training.config import DEFAULT_LR, MAX_TEACHER_VIEWS, OPTIMIZERS, SCHEDULERS, TrainConfig
 
 # Options a sweep can vary, with how to read the values typed for them.
 SWEEPABLE = {"lr": float, "weight_decay": float, "batch_size": int, "epochs": int, "label_smoothing": float,

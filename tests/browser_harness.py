@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from fer_core.bench.browser import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, chromium_page,  # noqa: F401 (re-exported)
-                                    dashboard_server, free_port, wait_for_app)
+from fer_core.bench.browser import (  # noqa: F401 (re-exported)
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    chromium_page,
+    dashboard_server,
+    free_port,
+    wait_for_app,
+)
 
 EXCEPTION_BOX = '[data-testid="stException"]'
 requires_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),

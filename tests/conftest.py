@@ -103,8 +103,8 @@ def tiny_checkpoint(tmp_path):
     """An untrained fer_vgg_small checkpoint in the shipped format (weights in half precision)."""
     import torch
 
-    from fer_core.checkpoints import save_checkpoint
-    from fer_core.models import create_model
+    from fer_core.models.checkpoints import save_checkpoint
+    from fer_core.models.registry import create_model
     torch.manual_seed(0)
     model = create_model("fer_vgg_small")
     path = tmp_path / "tiny.pt"
@@ -119,7 +119,7 @@ def tiny_checkpoint(tmp_path):
 def real_dataset():
     if not FER2013_ZIP.exists():
         pytest.skip(f"FER2013 is not at {FER2013_ZIP}")
-    from fer_core.data import load_dataset
+    from fer_core.data.fer2013 import load_dataset
     return load_dataset(FER2013_ZIP, cache_dir=Path(os.environ.get("FER_TEST_CACHE", "/tmp/fer-test-cache")))
 
 
@@ -167,9 +167,9 @@ def compare_world(tmp_path_factory):
 def _build_world(tmp_path_factory) -> dict:
     import shutil
 
-    from fer_core.model_cards import ship_card_only, ship_run
-    from fer_core.train import main
-    from fer_core.train_config import TrainConfig
+    from fer_core.cards.model_cards import ship_card_only, ship_run
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.train import main
     root = tmp_path_factory.mktemp("compare-world")
     data = root / "archive.zip"
     with zipfile.ZipFile(data, "w") as zf:
@@ -191,7 +191,7 @@ def _build_world(tmp_path_factory) -> dict:
 @pytest.fixture
 def crash_in_epoch(monkeypatch):
     """crash_in_epoch(n) makes training raise a simulated out-of-memory in epoch n; crash_in_epoch(None) undoes it."""
-    from fer_core import train as train_module
+    from fer_core.training import train as train_module
     real_epoch = train_module.train_one_epoch
 
     def arm(epoch: int | None) -> None:

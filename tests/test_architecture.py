@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
     ["fer_core.errors", "fer_core.labels", "fer_core.paths"],
     ["fer_core.data", "fer_core.models"],
-    ["fer_core.training", "fer_core.evaluation"],
+    # the run folder is what training writes: its format sits beside training, below the jobs that manage runs
+    ["fer_core.training", "fer_core.evaluation", "fer_core.runs.folder"],
     ["fer_core.runs"],
     ["fer_core.cards"],
     ["fer_core.inference"],

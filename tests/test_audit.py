@@ -1,8 +1,8 @@
 """The data-health audit on a synthetic dataset with planted duplicates, conflicts and blank images."""
 import numpy as np
 
-from fer_core.audit import audit_dataset
-from fer_core.data import FER2013, Split
+from fer_core.data.audit import audit_dataset
+from fer_core.data.fer2013 import FER2013, Split
 
 
 def distinct_faces(n: int, seed: int = 0) -> np.ndarray:

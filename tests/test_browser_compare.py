@@ -12,8 +12,7 @@ import pytest
 
 from fer_core.labels import EMOTIONS
 
-from .browser_harness import (assert_no_exception, chromium_page, dashboard_server, requires_chromium, screenshot,
-                              wait_for_app)
+from .browser_harness import assert_no_exception, chromium_page, dashboard_server, requires_chromium, screenshot, wait_for_app
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 VIEWPORT = (1400, 3200)  # tall: Streamlit scrolls inside the page, so full-page screenshots need it

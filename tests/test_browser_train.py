@@ -4,9 +4,9 @@ import time
 import pytest
 
 from dashboard.run_views import STATE_BADGES
-from fer_core.runs import Registry
-from fer_core.train import main
-from fer_core.train_config import TrainConfig
+from fer_core.runs.registry import Registry
+from fer_core.training.config import TrainConfig
+from fer_core.training.train import main
 
 from .browser_harness import assert_no_exception, requires_chromium, screenshot, wait_for_app
 

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from fer_core.card_predictions import CardPredictions, load_predictions, predictions_path
+from fer_core.cards.ensembles import ensemble_metrics
+from fer_core.cards.model_cards import card_kind, load_cards
+from fer_core.cards.predictions import CardPredictions, load_predictions, predictions_path
 from fer_core.cli import main
-from fer_core.ensemble import ensemble_metrics
+from fer_core.data.leakage import clean_report, leaked_test_mask
 from fer_core.errors import FERError
-from fer_core.evaluate import metrics_report
-from fer_core.leakage import clean_report, leaked_test_mask
-from fer_core.model_cards import card_kind, load_cards
-from fer_core.significance import mcnemar
+from fer_core.evaluation.metrics import metrics_report
+from fer_core.evaluation.significance import mcnemar
 
 from .conftest import kaggle_entries
 
@@ -49,7 +49,7 @@ def test_cards_written_before_kinds_get_theirs_from_their_fields(card, kind):
 
 
 def test_float16_storage_keeps_every_prediction_even_near_ties():
-    from fer_core.card_predictions import to_float16
+    from fer_core.cards.predictions import to_float16
     probs = np.full((3, 7), 0.1, np.float32)
     probs[0, 2], probs[0, 5] = 0.20001, 0.20000  # equal once rounded to float16
     probs[1, 6] = 0.4
@@ -74,7 +74,7 @@ def leaky_zip(make_kaggle_zip):
 
 
 def test_the_test_image_copied_from_training_is_the_one_left_out(make_kaggle_zip, tmp_path):
-    from fer_core.data import load_dataset
+    from fer_core.data.fer2013 import load_dataset
     dataset = load_dataset(leaky_zip(make_kaggle_zip))
     leaked = leaked_test_mask(dataset, cache_dir=tmp_path)
     assert leaked.sum() == 1 and dataset["test"].ids[leaked][0].endswith("PrivateTest_copy.jpg")
@@ -145,9 +145,9 @@ def test_mcnemar_on_known_counts():
 
 
 def test_a_card_names_the_dataset_also_when_it_came_from_fer_data(make_kaggle_zip, tmp_path, monkeypatch):
-    from fer_core.model_cards import make_card
-    from fer_core.train import main as train
-    from fer_core.train_config import TrainConfig
+    from fer_core.cards.model_cards import make_card
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.train import main as train
     monkeypatch.setenv("FER_DATA", str(make_kaggle_zip(per_class=(4, 2, 2))))
     run = train(TrainConfig(arch="fer_vgg_small", out=str(tmp_path / "runs"), name="env", epochs=1, batch_size=8,
                             tta_views=2))

@@ -7,7 +7,7 @@ import pytest
 
 from fer_core.cli import main
 from fer_core.labels import EMOTIONS
-from fer_core.precision import cpu_supports_bf16
+from fer_core.models.precision import cpu_supports_bf16
 
 from .conftest import REPO
 
@@ -73,9 +73,9 @@ def test_train_cli_writes_a_run_and_prints_its_folder(make_kaggle_zip, tmp_path)
 
 
 def test_ship_writes_half_precision_checkpoint_and_card(make_kaggle_zip, tmp_path):
-    from fer_core.model_cards import load_cards, ship_run
-    from fer_core.train_config import TrainConfig
-    from fer_core.train import main as train
+    from fer_core.cards.model_cards import load_cards, ship_run
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.train import main as train
     run = train(TrainConfig(arch="fer_vgg_small", data=str(make_kaggle_zip()), out=str(tmp_path), epochs=1,
                             batch_size=16, tta_views=2))
     ship_run(run, "candidate", models_dir=tmp_path / "models", notes="unit test")
@@ -87,10 +87,11 @@ def test_ship_writes_half_precision_checkpoint_and_card(make_kaggle_zip, tmp_pat
 
 def test_ship_card_only_writes_a_reference_card_that_compare_and_the_table_show(make_kaggle_zip, tmp_path, capsys,
                                                                                monkeypatch):
-    from fer_core.compare import card_entries
-    from fer_core.model_cards import load_cards, results_table
-    from fer_core.train_config import TrainConfig
-    from fer_core.train import main as train
+    from fer_core.cards.catalog import card_entries
+    from fer_core.cards.model_cards import load_cards
+    from fer_core.cards.results_table import results_table
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.train import main as train
     run = train(TrainConfig(arch="seed_cnn", data=str(make_kaggle_zip()), out=str(tmp_path), epochs=2,
                             epoch_size=16, batch_size=8, tta_views=2, balance="weighted"))
     models = tmp_path / "models"

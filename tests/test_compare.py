@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from dashboard.compare_views import cell_indices, most_confused_pair, reading, summary_rows
-from fer_core.compare import all_entries, architectures_without_cards, card_entries, run_entries
-from fer_core.ensemble import ensemble_metrics
+from fer_core.cards.catalog import all_entries, architectures_without_cards, card_entries, run_entries
+from fer_core.cards.ensembles import ensemble_metrics
 from fer_core.errors import CheckpointError
-from fer_core.evaluate import metrics_report
+from fer_core.evaluation.metrics import metrics_report
+from fer_core.evaluation.prediction_cache import predictions
 from fer_core.labels import EMOTIONS
-from fer_core.prediction_cache import predictions
 
 
 def test_runs_and_cards_become_entries(compare_world):
@@ -40,7 +40,7 @@ def test_a_fresh_clone_has_only_cards(tmp_path, compare_world):
 
 
 def test_predictions_are_cached_per_checkpoint_split_and_views(compare_world, tmp_path):
-    from fer_core.data import load_dataset
+    from fer_core.data.fer2013 import load_dataset
     dataset = load_dataset(compare_world["data"])
     best = compare_world["runs"] / "small-a" / "best.pt"
     cache = tmp_path / "cache"
@@ -63,7 +63,7 @@ def test_predictions_are_cached_per_checkpoint_split_and_views(compare_world, tm
 
 
 def test_ensemble_metrics_of_two_runs(compare_world):
-    from fer_core.data import load_dataset
+    from fer_core.data.fer2013 import load_dataset
     dataset = load_dataset(compare_world["data"])
     checkpoints = [compare_world["runs"] / n / "best.pt" for n in ("small-a", "elu-b")]
     metrics, _ = ensemble_metrics(checkpoints, dataset, tta_views=2)
@@ -92,7 +92,7 @@ def test_reading_names_best_and_worst_class_and_most_confused_pair():
 
 def test_cli_ensemble_prints_metrics_and_saves(compare_world, tmp_path, capsys):
     from fer_core.cli import main
-    from fer_core.ensemble import list_ensembles
+    from fer_core.models.ensemble import list_ensembles
     checkpoints = [str(compare_world["runs"] / n / "best.pt") for n in ("small-a", "elu-b")]
     code = main(["ensemble", *checkpoints, "--data", str(compare_world["data"]), "--tta-views", "2",
                  "--name", "duo", "--models-dir", str(tmp_path)])

@@ -131,8 +131,8 @@ def test_an_ensemble_of_reference_cards_needs_no_checkpoint_and_no_dataset(compa
 
 
 def test_an_ensemble_is_evaluated_compared_and_saved_for_predict(page, tmp_path):
-    from fer_core.ensemble import list_ensembles
-    from fer_core.loading import load_model
+    from fer_core.models.ensemble import list_ensembles
+    from fer_core.models.loading import load_model
     page.multiselect(key="ens_members").set_value(["run:small-a", "run:elu-b"]).run()
     page.number_input(key="ens_views").set_value(2).run()
     page.button(key="ens_eval").click().run()
@@ -175,8 +175,8 @@ def test_a_run_without_evaluation_is_evaluated_on_request(compare_world, monkeyp
 
 
 def test_a_sweeps_runs_are_shown_together(monkeypatch, tmp_path):
-    from fer_core.runs import Registry
-    from fer_core.train_config import TrainConfig
+    from fer_core.runs.registry import Registry
+    from fer_core.training.config import TrainConfig
     ids = Registry(tmp_path / "runs").submit_sweep(TrainConfig(epochs=1), {"lr": [0.01, 0.02]}, name="lr-sweep",
                                                    start_worker=False)
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))

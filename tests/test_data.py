@@ -1,11 +1,11 @@
-"""fer_core.data on tiny synthetic datasets in the three formats users have."""
+"""fer_core.data.fer2013 on tiny synthetic datasets in the three formats users have."""
 import zipfile
 
 import numpy as np
 import pytest
 
-from fer_core import data as data_module
-from fer_core.data import dataset_report, load_dataset, resolve_data_path
+from fer_core.data import fer2013 as data_module
+from fer_core.data.fer2013 import dataset_report, load_dataset, resolve_data_path
 from fer_core.errors import DataError
 from fer_core.labels import EMOTIONS
 

@@ -4,13 +4,13 @@ import json
 import pytest
 import torch
 
-from fer_core.checkpoints import save_checkpoint
-from fer_core.augment import AugmentConfig
-from fer_core.distill import distillation_loss, label_views
 from fer_core.labels import EMOTIONS
-from fer_core.models import create_model
-from fer_core.train import main as train
-from fer_core.train_config import TrainConfig
+from fer_core.models.checkpoints import save_checkpoint
+from fer_core.models.registry import create_model
+from fer_core.training.augment import AugmentConfig
+from fer_core.training.config import TrainConfig
+from fer_core.training.distill import distillation_loss, label_views
+from fer_core.training.train import main as train
 
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, device="cpu", rotate=0, zoom=0, shift=0)
 
@@ -114,20 +114,20 @@ def test_a_stop_while_the_teacher_labels_cancels_the_run_and_resume_finishes_it(
                                                                              happy_teacher, monkeypatch):
     import signal
 
-    import fer_core.distill
+    import fer_core.training.distill
     cfg = dict(data=str(make_kaggle_zip(per_class=(6, 3, 3))), out=str(tmp_path), epochs=1, teacher=str(happy_teacher),
                teacher_views=2, **TINY)
     straight = train(TrainConfig(name="straight", **cfg))
-    label = fer_core.distill.label_views
+    label = fer_core.training.distill.label_views
 
     def cancel_then_label(*args, **kwargs):  # what the Cancel button sends, while the labelling runs
         signal.raise_signal(signal.SIGTERM)
         return label(*args, **kwargs)
-    monkeypatch.setattr(fer_core.distill, "label_views", cancel_then_label)
+    monkeypatch.setattr(fer_core.training.distill, "label_views", cancel_then_label)
     run = train(TrainConfig(name="stopped", **cfg))
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "cancelled" and not (run / "metrics.jsonl").exists()
-    monkeypatch.setattr(fer_core.distill, "label_views", label)
+    monkeypatch.setattr(fer_core.training.distill, "label_views", label)
     train(None, resume=run)
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
     final = lambda run: json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val_loss"]  # noqa: E731

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from fer_core.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
-from fer_core.ensemble import (EnsembleModel, average_probabilities, ensemble_report, is_ensemble_file,
-                               list_ensembles, load_ensemble, save_ensemble)
-from fer_core.loading import load_model
+from fer_core.cards.ensembles import average_probabilities, ensemble_report, save_ensemble
+from fer_core.cards.model_cards import headline, load_cards
 from fer_core.errors import CheckpointError, FERError
 from fer_core.labels import EMOTIONS
-from fer_core.model_cards import headline, load_cards
-from fer_core.models import count_parameters, create_model
+from fer_core.models.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
+from fer_core.models.ensemble import EnsembleModel, is_ensemble_file, list_ensembles, load_ensemble
+from fer_core.models.loading import load_model
+from fer_core.models.registry import count_parameters, create_model
 
 
 def probs(rows):
@@ -105,7 +105,7 @@ def test_save_refuses_bad_names_and_single_members(two_checkpoints, tmp_path):
 
 def test_an_ensemble_predicts_faces_through_the_recognizer(two_checkpoints, tmp_path):
     """What the Predict page does with a saved ensemble: load_model, then EmotionRecognizer."""
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.inference.recognizer import EmotionRecognizer
     from tests.sample_files import astronaut_rgb
     members = [{"name": p.stem, "checkpoint": p} for p in two_checkpoints]
     card_path = save_ensemble("duo", members, {}, tta_views=2, models_dir=tmp_path)
@@ -133,7 +133,7 @@ def test_ensemble_cli_adds_up_its_members_runs(compare_world, tmp_path, capsys):
     import json
 
     from fer_core.cli import main
-    from fer_core.run_folder import load_eval
+    from fer_core.runs.folder import load_eval
     runs = [compare_world["runs"] / name for name in ("small-a", "elu-b")]
     assert main(["ensemble", *(str(r / "best.pt") for r in runs), "--data", str(compare_world["data"]),
                  "--tta-views", "2", "--name", "duo", "--models-dir", str(tmp_path)]) == 0

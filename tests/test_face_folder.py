@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fer_core.cli import main
-from fer_core.face_folder import emotion_of_folder, load_face_folder
-from fer_core.faces import FaceDetector
+from fer_core.inference.face_folder import emotion_of_folder, load_face_folder
+from fer_core.inference.faces import FaceDetector
 from fer_core.labels import EMOTIONS
 
 from .sample_files import astronaut_rgb, jpeg_bytes, photo_jpeg

@@ -7,7 +7,7 @@ import pytest
 from skimage import data
 
 from fer_core.errors import FERError
-from fer_core.faces import YUNET_ENV, FaceDetector, box_iou, crop_face, whole_image_face
+from fer_core.inference.faces import YUNET_ENV, FaceDetector, box_iou, crop_face, whole_image_face
 from tests.conftest import YUNET_ONNX
 from tests.sample_files import astronaut_rgb, face_photo_640x480
 

@@ -23,7 +23,7 @@ from fer_core import paths
 from fer_core.cli import main as cli
 from fer_core.errors import CheckpointError, DataError, FERError
 from fer_core.paths import BadNameError, StorageError, atomic_write, check_name, publish
-from fer_core.runs import Registry
+from fer_core.runs.registry import Registry
 
 from .conftest import REPO, kaggle_entries
 
@@ -91,7 +91,7 @@ def test_a_symlink_planted_in_models_is_not_followed_out(project, compare_world,
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_the_sweep_name_goes_through_the_same_gate(project, make_kaggle_zip, name):
-    from fer_core.train_config import TrainConfig
+    from fer_core.training.config import TrainConfig
     registry = Registry(project / "runs")
     with pytest.raises(BadNameError):
         registry.submit_sweep(TrainConfig(data=str(make_kaggle_zip()), epochs=1), {"lr": [0.01]}, name=name,
@@ -155,7 +155,7 @@ def test_publish_moves_all_files_or_none(tmp_path):
 
 
 def test_a_ship_stopped_while_measuring_leaves_models_as_it_was(project, compare_world, monkeypatch):
-    from fer_core import model_cards
+    from fer_core.cards import model_cards
     (project / "models" / "default.pt").write_bytes(b"the old default")
 
     def killed(*args, **kw):
@@ -171,7 +171,7 @@ def _write_fails_with(exc: BaseException, monkeypatch):
     """torch.save fails as it does on a full disk (or as `exc` says)."""
     import torch
 
-    from fer_core import checkpoints
+    from fer_core.models import checkpoints
     real_save = torch.save
 
     def failing(obj, f, *args, **kw):
@@ -199,7 +199,7 @@ def test_disk_full_while_training_is_one_line_a_failed_status_and_no_leftovers(p
 
 
 def test_runs_list_works_when_the_registry_cannot_be_written(project, monkeypatch, capsys):
-    from fer_core.run_index import RunIndex
+    from fer_core.runs.index import RunIndex
     runs = project / "runs"
     _ended_run(runs, "done")
     Registry(runs).list()
@@ -216,7 +216,7 @@ def test_runs_list_works_when_the_registry_cannot_be_written(project, monkeypatc
 
 
 def test_runs_list_reads_a_registry_it_cannot_open_for_writing(project, monkeypatch, capsys):
-    from fer_core import run_index
+    from fer_core.runs import index as run_index
     runs = project / "runs"
     _ended_run(runs, "done")
     Registry(runs).list()
@@ -420,7 +420,7 @@ def test_cancel_signals_the_process_that_holds_the_lock(project, lookalike):
     folder = _ended_run(runs, "training")
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
-from fer_core.run_folder import TrainerLock
+from fer_core.runs.folder import TrainerLock
 lock = TrainerLock({str(folder)!r}).acquire()
 print("held", flush=True)
 time.sleep(600)"""], cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -456,7 +456,7 @@ def _ensemble_card(folder: Path, members) -> Path:
     ([{"checkpoint": "big.pt"}], "MB"),
 ])
 def test_ensemble_members_are_confined_bounded_and_checked_before_reading(tmp_path, members, message, capsys):
-    from fer_core.loading import load_model, load_onnxruntime
+    from fer_core.models.loading import load_model, load_onnxruntime
     os.mkfifo(tmp_path / "fifo")
     with open(tmp_path / "big.pt", "wb") as fh:  # sparse: no disk used
         fh.truncate(3 * 2**30)
@@ -469,7 +469,7 @@ def test_ensemble_members_are_confined_bounded_and_checked_before_reading(tmp_pa
 
 
 def test_a_member_outside_the_card_folder_is_refused_even_when_it_is_a_checkpoint(tmp_path, tiny_checkpoint):
-    from fer_core.loading import load_model
+    from fer_core.models.loading import load_model
     models = tmp_path / "models"
     models.mkdir()
     card = _ensemble_card(models, [{"checkpoint": str(tiny_checkpoint)}, {"checkpoint": str(tiny_checkpoint)}])
@@ -581,7 +581,7 @@ def test_paths_module_has_the_only_name_validator():
 def test_compare_lists_crafted_cards_as_notes_not_exceptions(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from fer_core.compare import card_entries
+    from fer_core.cards.catalog import card_entries
     models = tmp_path / "models"
     models.mkdir()
     _ensemble_card(models, "not a list")

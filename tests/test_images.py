@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fer_core.errors import ImageError
-from fer_core.images import MAX_PIXELS, read_image
+from fer_core.inference.images import MAX_PIXELS, read_image
 from tests.sample_files import BAD_IMAGES, astronaut_rgb, cmyk_jpeg
 
 

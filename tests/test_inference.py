@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from fer_core import EmotionRecognizer
-from fer_core.annotate import draw_faces
 from fer_core.errors import CheckpointError, ImageError
-from fer_core.faces import YUNET_ENV
+from fer_core.inference.annotate import draw_faces
+from fer_core.inference.faces import YUNET_ENV
+from fer_core.inference.video import AnnotatedVideoWriter, iter_frames
 from fer_core.labels import EMOTIONS
-from fer_core.video import AnnotatedVideoWriter, iter_frames
 from tests.sample_files import BAD_IMAGES, BAD_VIDEOS, astronaut_rgb, write_face_video
 
 
@@ -137,7 +137,7 @@ def test_annotated_video_is_written_and_readable(rec, tmp_path):
 
 def test_a_saved_ensemble_loads_and_predicts(tiny_checkpoint, tmp_path):
     from dashboard.model_picker import model_choices
-    from fer_core.ensemble import save_ensemble
+    from fer_core.cards.ensembles import save_ensemble
     members = [{"name": f"m{i}", "checkpoint": str(tiny_checkpoint)} for i in range(2)]
     card = save_ensemble("pair", members, metrics={}, tta_views=10, models_dir=tmp_path)
     faces = EmotionRecognizer.load(card).predict(astronaut_rgb())

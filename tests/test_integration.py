@@ -4,8 +4,8 @@ import json
 import pytest
 
 from fer_core.labels import EMOTIONS
+from fer_core.models.precision import cpu_supports_bf16
 from fer_core.paths import PROJECT_ROOT
-from fer_core.precision import cpu_supports_bf16
 
 from .conftest import FER2013_ZIP, requires_fer2013
 

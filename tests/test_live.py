@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from dashboard.live_chart import history_figure
-from fer_core.faces import Face, box_iou
-from fer_core.inference import FaceResult
+from fer_core.inference.faces import Face, box_iou
+from fer_core.inference.live import BackgroundDetector, FpsMeter, LiveProcessor, LiveSettings, RateMeter
+from fer_core.inference.recognizer import FaceResult
 from fer_core.labels import EMOTIONS
-from fer_core.live import BackgroundDetector, FpsMeter, LiveProcessor, LiveSettings, RateMeter
 
 
 def one_hot(label: str, confidence: float = 0.9) -> dict[str, float]:
@@ -246,7 +246,7 @@ def test_an_error_passes_the_frame_through_and_is_reported(caplog):
         raise RuntimeError("model exploded")
     rec.classify = broken
     processor = LiveProcessor(rec)
-    with caplog.at_level(logging.ERROR, logger="fer_core.live"):
+    with caplog.at_level(logging.ERROR, logger="fer_core.inference.live"):
         out = processor.process(frame())
         out2 = processor.process(frame())
     assert np.array_equal(out, frame()) and np.array_equal(out2, frame())
@@ -302,7 +302,7 @@ def test_rate_meter_counts_queued_batches_of_frames():
 
 
 def test_received_and_processed_rates_are_both_reported(monkeypatch):
-    import fer_core.live as live
+    import fer_core.inference.live as live
     clock = iter(np.arange(100.0, 200.0, 0.01))
     monkeypatch.setattr(live.time, "monotonic", lambda: float(next(clock)))
     processor = LiveProcessor(FakeRecognizer([(40, 30, 50, 50)]))
@@ -316,7 +316,7 @@ def test_received_and_processed_rates_are_both_reported(monkeypatch):
 
 def test_real_model_on_a_real_face(tiny_checkpoint):
     from fer_core.bench.sample_faces import astronaut_clip
-    from fer_core.inference import EmotionRecognizer
+    from fer_core.inference.recognizer import EmotionRecognizer
     processor = LiveProcessor(EmotionRecognizer.load(tiny_checkpoint), LiveSettings(detect_every=2))
     for rgb in astronaut_clip(4):
         out = processor.process(rgb)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from fer_core.mixing import alternating_flips, mix_batch
-from fer_core.train_config import TrainConfig, config_from_args, config_to_args, get_args_parser
+from fer_core.training.config import TrainConfig, config_from_args, config_to_args, get_args_parser
+from fer_core.training.mixing import alternating_flips, mix_batch
 
 
 def batch(b=8):
@@ -53,7 +53,7 @@ def test_the_new_options_round_trip_through_the_command_line():
 def test_a_tiny_run_trains_with_cutmix_and_alternating_flip(make_kaggle_zip, tmp_path):
     import json
 
-    from fer_core.train import main
+    from fer_core.training.train import main
     run = main(TrainConfig(data=str(make_kaggle_zip()), out=str(tmp_path), epochs=2, batch_size=16, tta_views=2,
                            mix="cutmix", alternating_flip=True))
     config = json.loads((run / "config.json").read_text())

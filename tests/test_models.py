@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from fer_core import models, tta
-from fer_core.augment import AugmentConfig, augment_batch
-from fer_core.balance import class_weights, epoch_indices
 from fer_core.errors import PretrainedWeightsError
-from fer_core.models import create_model, list_models
+from fer_core.evaluation import tta
+from fer_core.models import registry as models
+from fer_core.models.registry import create_model, list_models
+from fer_core.training.augment import AugmentConfig, augment_batch
+from fer_core.training.balance import class_weights, epoch_indices
 
 EXPECTED = {"seed_cnn", "elu_cnn", "vgg16", "inception_v3", "resnet18", "fer_vgg", "fer_vgg_small"}
 
@@ -140,8 +141,9 @@ def test_epoch_indices_balance_the_classes():
 
 
 def test_weighted_loss_weights_each_image_by_its_class_and_keeps_smoothing_neutral():
-    from fer_core.balance import weighted_cross_entropy
     import torch.nn.functional as F
+
+    from fer_core.training.balance import weighted_cross_entropy
     logits, y = torch.randn(6, 7), torch.tensor([0, 1, 1, 3, 6, 6])
     w = torch.tensor(class_weights(COUNTS, "weighted"), dtype=torch.float32)
     # without smoothing it is PyTorch's weighted cross-entropy

@@ -5,13 +5,15 @@ import numpy as np
 import pytest
 import torch
 
+from fer_core.cards.ensembles import save_ensemble
 from fer_core.cli import main
-from fer_core.ensemble import save_ensemble
-from fer_core.loading import load_model
 from fer_core.errors import CheckpointError
-from fer_core.inference import EmotionRecognizer
+from fer_core.evaluation.export_check import verify_export
+from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.labels import EMOTIONS
-from fer_core.onnx_export import OnnxModel, export_onnx, verify_export
+from fer_core.models.loading import load_model
+from fer_core.models.loading import export_onnx
+from fer_core.models.onnx import OnnxModel
 
 from .test_ensemble import two_checkpoints  # noqa: F401  (fixture)
 
@@ -93,7 +95,7 @@ def test_export_to_a_folder_that_cannot_be_written_is_one_line(tiny_checkpoint, 
 def test_an_exported_model_in_models_is_a_choice_of_predict_and_live(tiny_checkpoint, tmp_path):
     from dashboard.model_picker import model_choices
     from fer_core.bench.sample_faces import astronaut_clip
-    from fer_core.live import LiveProcessor, LiveSettings
+    from fer_core.inference.live import LiveProcessor, LiveSettings
     (tmp_path / "models").mkdir()
     onnx = export_onnx(tiny_checkpoint, tmp_path / "models" / "mine.onnx")
     assert ("ONNX model: mine.onnx", onnx) in model_choices(tmp_path / "models", tmp_path / "runs")
@@ -107,7 +109,7 @@ def test_an_exported_model_in_models_is_a_choice_of_predict_and_live(tiny_checkp
 def test_the_predict_page_runs_an_exported_model(tiny_checkpoint, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from fer_core.faces import YUNET_ENV
+    from fer_core.inference.faces import YUNET_ENV
     from tests.conftest import REPO
     from tests.sample_files import astronaut_rgb, jpeg_bytes
     monkeypatch.delenv(YUNET_ENV, raising=False)

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import fer_core.precision as precision
-import fer_core.train as train_module
-from fer_core.evaluate import predict_images
-from fer_core.train import main as train
-from fer_core.train_config import TrainConfig, config_from_args, get_args_parser
+import fer_core.models.precision as precision
+import fer_core.training.train as train_module
+from fer_core.evaluation.metrics import predict_images
+from fer_core.training.config import TrainConfig, config_from_args, get_args_parser
+from fer_core.training.train import main as train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, epochs=1, device="cpu")
@@ -84,7 +84,7 @@ def test_cpu_detection_reads_the_instruction_flags(monkeypatch, tmp_path):
 
 
 def test_inference_runs_in_bf16_only_where_it_is_native_and_asked_for(monkeypatch):
-    from fer_core.checkpoints import load_checkpoint, model_from_checkpoint
+    from fer_core.models.checkpoints import load_checkpoint, model_from_checkpoint
     model = model_from_checkpoint(load_checkpoint(REPO / "models" / "default.pt"))
     first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     seen = []
@@ -102,7 +102,7 @@ def test_inference_runs_in_bf16_only_where_it_is_native_and_asked_for(monkeypatc
 
 @pytest.mark.skipif(not NATIVE, reason="this CPU has no native bf16")
 def test_bf16_predictions_agree_with_fp32():
-    from fer_core.checkpoints import load_checkpoint, model_from_checkpoint
+    from fer_core.models.checkpoints import load_checkpoint, model_from_checkpoint
     model = model_from_checkpoint(load_checkpoint(REPO / "models" / "default.pt"))
     images = torch.randint(0, 256, (64, 48, 48), dtype=torch.uint8).numpy()
     bf16 = predict_images(model, images, 2, 128, "cpu")

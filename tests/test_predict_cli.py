@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fer_core.cli import main
-from fer_core.faces import YUNET_ENV
+from fer_core.inference.faces import YUNET_ENV
 from fer_core.labels import EMOTIONS
 from tests.conftest import REPO
 from tests.sample_files import BAD_IMAGES, BAD_VIDEOS, astronaut_rgb, write_face_video

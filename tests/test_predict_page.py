@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core.faces import YUNET_ENV
+from fer_core.inference.faces import YUNET_ENV
 from tests.conftest import REPO, YUNET_ONNX
-from tests.sample_files import (BAD_IMAGES, BAD_VIDEOS, astronaut_rgb, cmyk_jpeg, jpeg_bytes, photo_jpeg,
-                                write_face_video)
+from tests.sample_files import BAD_IMAGES, BAD_VIDEOS, astronaut_rgb, cmyk_jpeg, jpeg_bytes, photo_jpeg, write_face_video
 
 PAGE = str(REPO / "pages" / "predict.py")
 

@@ -1,5 +1,6 @@
 """The README stays true: its results table is the one the model cards make."""
-from fer_core.model_cards import load_cards, results_table
+from fer_core.cards.model_cards import load_cards
+from fer_core.cards.results_table import results_table
 from fer_core.paths import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -18,7 +19,7 @@ def test_readme_gives_the_two_setup_commands_and_the_test_command():
 
 
 def test_every_shipped_model_card_is_complete_and_says_where_it_was_trained():
-    from fer_core.models import list_models
+    from fer_core.models.registry import list_models
     cards = [c for c in load_cards(MODELS_DIR) if c["arch"] != "ensemble"]
     assert {c["arch"] for c in cards} >= set(list_models()), "a reference card per registered architecture"
     for card in cards:
@@ -34,12 +35,12 @@ def test_every_shipped_model_card_is_complete_and_says_where_it_was_trained():
 
 
 def test_the_class_balancing_study_has_all_four_methods_on_one_architecture():
-    from fer_core.balance import BALANCE_METHODS
+    from fer_core.training.balance import BALANCE_METHODS
     study = {c["train_config"]["balance"]: c for c in load_cards(MODELS_DIR) if c["name"].startswith("balance-")}
     assert set(study) == set(BALANCE_METHODS)
     from dataclasses import asdict
 
-    from fer_core.train_config import TrainConfig
+    from fer_core.training.config import TrainConfig
     defaults = asdict(TrainConfig())  # options added after a run was made had their default in it
     # undersampling's epochs are shorter: it gets more of them, for the same number of images seen
     settings = [{k: v for k, v in {**defaults, **c["train_config"]}.items() if k not in ("balance", "name", "epochs")}

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from fer_core.cli import main as cli
-from fer_core.data import check_dataset, resolve_data_path
+from fer_core.data.fer2013 import check_dataset, resolve_data_path
 from fer_core.errors import DataError, FERError
 from fer_core.paths import BadNameError, UnsafePathError
-from fer_core.run_folder import RunBusyError, TrainerLock, log_tail, run_path
-from fer_core.runs import Registry
-from fer_core.train import main as train
-from fer_core.train_config import TrainConfig
+from fer_core.runs.folder import RunBusyError, TrainerLock, log_tail, run_path
+from fer_core.runs.registry import Registry
+from fer_core.training.config import TrainConfig
+from fer_core.training.train import main as train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, rotate=5, device="cpu")
@@ -210,7 +210,7 @@ def _finished_run(runs: Path, name: str) -> Path:
 def test_a_run_file_missing_fields_marks_that_run_damaged_and_the_rest_still_shows(tmp_path, monkeypatch, damage,
                                                                                    capsys):
     from dashboard.compare_views import summary_rows
-    from fer_core.compare import all_entries
+    from fer_core.cards.catalog import all_entries
     runs = tmp_path / "runs"
     for file, text in damage.items():
         (_finished_run(runs, "damaged") / file).write_text(text)
@@ -304,7 +304,7 @@ def test_the_train_page_refuses_a_file_that_is_not_fer2013(tmp_path, monkeypatch
 
 
 def test_the_worker_fails_damaged_rows_alone_and_writes_nothing_outside(nest, tiny_zip):
-    from fer_core.jobs import run_worker
+    from fer_core.runs.worker import run_worker
     runs, canary = nest
     registry = Registry(runs)
     _plant_row(registry, "x/..", state="queued")
@@ -341,8 +341,8 @@ def test_resume_drops_damaged_metric_lines(tmp_path, tiny_zip, crash_in_epoch):
 def test_a_model_card_missing_fields_is_noted_and_the_others_show(tmp_path):
     import shutil
 
-    from fer_core.compare import card_entries
-    from fer_core.model_cards import results_table
+    from fer_core.cards.catalog import card_entries
+    from fer_core.cards.results_table import results_table
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(REPO / "models" / "default.json", models / "default.json")
@@ -353,5 +353,5 @@ def test_a_model_card_missing_fields_is_noted_and_the_others_show(tmp_path):
     entries = {e.name: e for e in card_entries(models)}
     assert "broken" in entries and entries["broken"].note.startswith("damaged: broken.json: test.tta")
     assert entries["default"].report("test", True)
-    table = results_table(__import__("fer_core.model_cards", fromlist=["load_cards"]).load_cards(models))
+    table = results_table(__import__("fer_core.cards.model_cards", fromlist=["load_cards"]).load_cards(models))
     assert "| default |" in table and "| broken |" not in table

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from fer_core.runs import Registry
-from fer_core.train_config import TrainConfig
+from fer_core.runs.registry import Registry
+from fer_core.training.config import TrainConfig
 
 TINY = dict(arch="fer_vgg_small", batch_size=16, tta_views=2, rotate=5)
 
@@ -138,7 +138,7 @@ def _ended_run(runs, name, state="finished"):
 
 
 def test_polling_reads_an_ended_run_once_until_its_folder_changes(tmp_path, monkeypatch):
-    import fer_core.runs as runs_module
+    import fer_core.runs.registry as runs_module
     runs = tmp_path / "runs"
     folder = _ended_run(runs, "done")
     calls = []
@@ -183,7 +183,7 @@ def test_a_registry_file_from_before_the_folder_stamp_is_upgraded(tmp_path):
 
 
 def test_a_settled_run_taken_up_by_a_cli_trainer_shows_running(tmp_path):
-    from fer_core.run_folder import TrainerLock
+    from fer_core.runs.folder import TrainerLock
     runs = tmp_path / "runs"
     folder = _ended_run(runs, "again", state="cancelled")
     registry = Registry(runs)
@@ -193,8 +193,8 @@ def test_a_settled_run_taken_up_by_a_cli_trainer_shows_running(tmp_path):
 
 
 def test_damage_is_still_named_after_a_resume_is_cancelled(tmp_path, monkeypatch):
-    from fer_core.reconcile import DAMAGED
-    monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)
+    from fer_core.runs.reconcile import DAMAGED
+    monkeypatch.setattr("fer_core.runs.launcher.ensure_worker", lambda *a: None)
     runs = tmp_path / "runs"
     folder = _ended_run(runs, "hurt", state="cancelled")
     (folder / "metrics.jsonl").write_text('{"epoch": 1}\n')

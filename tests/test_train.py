@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from fer_core import train as train_module
-from fer_core.checkpoints import export_half, load_checkpoint, model_from_checkpoint
 from fer_core.errors import CheckpointError, FERError
-from fer_core.evaluate import metrics_report, predict_images
-from fer_core.models import list_models
-from fer_core.train import main
-from fer_core.train_config import TrainConfig
+from fer_core.evaluation.metrics import metrics_report, predict_images
+from fer_core.models.checkpoints import export_half, load_checkpoint, model_from_checkpoint
+from fer_core.models.registry import list_models
+from fer_core.training import train as train_module
+from fer_core.training.config import TrainConfig
+from fer_core.training.train import main
 
 SMALL = dict(batch_size=16, tta_views=4, rotate=5, zoom=0.05, shift=0.05, erase=0.25)
 
@@ -56,7 +56,7 @@ def test_optimizers_and_schedulers(optimizer, scheduler, tmp_path, tiny_zip):
 
 
 def test_epoch_size_trains_on_a_fresh_subset_each_epoch(tmp_path, tiny_zip):
-    from fer_core.train import epoch_order
+    from fer_core.training.train import epoch_order
     labels = torch.arange(7).repeat(20)
     cfg = TrainConfig(epoch_size=30)
     first, second = (epoch_order(labels, cfg, torch.Generator().manual_seed(s)) for s in (1, 2))
@@ -70,7 +70,7 @@ def test_epoch_size_trains_on_a_fresh_subset_each_epoch(tmp_path, tiny_zip):
 
 
 def test_config_survives_the_command_line_round_trip():
-    from fer_core.train_config import config_from_args, config_to_args, get_args_parser
+    from fer_core.training.config import config_from_args, config_to_args, get_args_parser
     for cfg in (TrainConfig(arch="seed_cnn", epoch_size=4096, track_test=True, stop_at_test_accuracy=0.7,
                             balance="weighted", compile=True, flip=False, batch_size="auto", exclude="audit",
                             alternating_flip=True),
@@ -155,7 +155,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, tiny_zip):
 
 
 def test_exclude_file_leaves_images_out(tmp_path, tiny_zip):
-    from fer_core.data import load_dataset
+    from fer_core.data.fer2013 import load_dataset
     ids = load_dataset(tiny_zip)["train"].ids[:10]
     exclude = tmp_path / "flagged.txt"
     exclude.write_text("\n".join(ids) + "\n")
@@ -184,7 +184,7 @@ def test_a_crop_run_saves_a_checkpoint_that_reloads_as_a_crop_model(tmp_path, ti
 
 
 def test_checkpoint_round_trip_and_half_precision_export(tmp_path, tiny_zip):
-    from fer_core.data import load_dataset
+    from fer_core.data.fer2013 import load_dataset
     run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small"))
     images = load_dataset(tiny_zip)["test"].images
     full = predict_images(model_from_checkpoint(load_checkpoint(run / "best.pt")), images)
@@ -223,7 +223,7 @@ def test_metrics_report_is_consistent():
 
 
 def test_ema_decay_warms_up_and_integer_buffers_are_copied():
-    from fer_core.train import build_ema
+    from fer_core.training.train import build_ema
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = build_ema(model, 0.99)
     ema.update_parameters(model)  # the first update copies

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core.runs import Registry
+from fer_core.runs.registry import Registry
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "train.py")
 
@@ -65,7 +65,7 @@ def test_invalid_values_are_refused_in_the_form(isolated, tmp_path):
 
 
 def test_a_consistent_teaching_job_is_queued_with_its_teacher_views(isolated, tmp_path, monkeypatch):
-    monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)  # queue only, start nothing
+    monkeypatch.setattr("fer_core.runs.launcher.ensure_worker", lambda *a: None)  # queue only, start nothing
     teacher = tmp_path / "teacher.pt"
     teacher.write_bytes(b"")  # the form checks that the file exists; the job would load it
     at = open_page()
@@ -92,7 +92,7 @@ def test_a_local_pretrained_file_must_be_named(isolated):
 
 
 def test_a_sweep_queues_one_job_per_value(isolated, monkeypatch):
-    monkeypatch.setattr("fer_core.jobs.ensure_worker", lambda *a: None)  # queue only, start nothing
+    monkeypatch.setattr("fer_core.runs.launcher.ensure_worker", lambda *a: None)  # queue only, start nothing
     at = open_page()
     def queue(values):
         next(t for t in at.text_input if t.label == "Values (comma-separated)").set_value(values)

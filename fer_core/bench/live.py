@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..live import LiveProcessor, LiveSettings
+from ..inference.live import LiveProcessor, LiveSettings
 from .sample_faces import HEIGHT, WIDTH, astronaut_clip
 from .timing import timed
 
@@ -33,13 +33,13 @@ def measure(processor: LiveProcessor, frames: list[np.ndarray], seconds: float) 
 
 
 def load_clip(path: str) -> list[np.ndarray]:
-    from ..video import iter_frames
+    from ..inference.video import iter_frames
     return [cv2.resize(rgb, (WIDTH, HEIGHT)) if rgb.shape[:2] != (HEIGHT, WIDTH) else rgb
             for _, _, rgb in iter_frames(path, 1)][:300]
 
 
 def run(args) -> None:
-    from ..inference import EmotionRecognizer
+    from ..inference.recognizer import EmotionRecognizer
     if args.threads:
         torch.set_num_threads(args.threads)
     recognizer = EmotionRecognizer.load(args.model)

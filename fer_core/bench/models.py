@@ -16,13 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..augment import AugmentConfig, augment_batch
-from ..data import load_dataset
-from ..evaluate import predict_images
-from ..models import count_parameters, create_model, normalize_images
-from ..precision import autocast, bf16_supported, memory_format, precision_name
-from ..devices import resolve_device
-from ..tta import DEFAULT_VIEWS
+from ..data.fer2013 import load_dataset
+from ..evaluation.metrics import predict_images
+from ..evaluation.tta import DEFAULT_VIEWS
+from ..models.devices import resolve_device
+from ..models.precision import autocast, bf16_supported, memory_format, precision_name
+from ..models.registry import count_parameters, create_model, normalize_images
+from ..training.augment import AugmentConfig, augment_batch
 from .timing import timed
 
 
@@ -132,7 +132,7 @@ def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1,
     engines = {precision_name(bf16): (model, bf16) for bf16 in _precisions(device)}
     with tempfile.TemporaryDirectory() as folder:
         if device.type == "cpu":
-            from ..onnx_export import OnnxModel, export_module
+            from ..models.onnx import OnnxModel, export_module
             engines["onnxruntime"] = (OnnxModel(export_module(create_model(arch).eval(), Path(folder) / "m.onnx")),
                                       False)
         for batch in batches:
@@ -153,9 +153,9 @@ def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1,
 
 def bench_time_to_accuracy(arch: str, targets: list[float], args, device: torch.device) -> None:
     """Train a real run, PrivateTest measured after every epoch, and report when it first reaches each target."""
-    from ..run_folder import read_metrics
-    from ..train import main as train
-    from ..train_config import TrainConfig
+    from ..runs.folder import read_metrics
+    from ..training.config import TrainConfig
+    from ..training.train import main as train
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(arch=arch, data=args.data, out=out, epochs=args.epochs, epoch_size=args.epoch_size,
                           batch_size=args.batch_size, device=str(device), track_test=True,
@@ -201,7 +201,7 @@ def bench_eval(arch: str, device: torch.device, seconds: float, n_images: int = 
 
 def bench_agreement(data, device: torch.device, views: int = DEFAULT_VIEWS) -> None:
     """Top-1 agreement of bf16 and fp32 inference of the default model on PrivateTest, plain and with TTA."""
-    from ..loading import load_model
+    from ..models.loading import load_model
     from ..paths import default_checkpoint
     if not bf16_supported(device) or not default_checkpoint().is_file():
         print("agree    skipped: " + ("no default model" if bf16_supported(device) else "no native bf16 here"))
@@ -218,7 +218,7 @@ def bench_agreement(data, device: torch.device, views: int = DEFAULT_VIEWS) -> N
 
 def run_benchmarks(args) -> None:
     if args.from_run:  # figures of a finished run: nothing is trained or timed
-        from ..run_folder import read_metrics
+        from ..runs.folder import read_metrics
         run = Path(args.from_run)
         print_time_to_accuracy(run.name, args.time_to_accuracy or [0.68, 0.70], read_metrics(run / "metrics.jsonl"))
         return
@@ -246,7 +246,7 @@ def run_benchmarks(args) -> None:
 
 
 def _default_data_exists() -> bool:
-    from ..data import resolve_data_path
+    from ..data.fer2013 import resolve_data_path
     from ..errors import DataError
     try:
         resolve_data_path(None)

@@ -13,11 +13,11 @@ import os
 
 import torch
 
-from ..faces import FaceDetector, whole_image_face
-from ..images import read_image
-from ..inference import EmotionRecognizer
+from ..evaluation.tta import DEFAULT_VIEWS
+from ..inference.faces import FaceDetector, whole_image_face
+from ..inference.images import read_image
+from ..inference.recognizer import EmotionRecognizer
 from ..paths import default_checkpoint
-from ..tta import DEFAULT_VIEWS
 from .sample_faces import photo_jpeg
 from .timing import median_ms
 
@@ -31,7 +31,7 @@ def _recognizers(checkpoint: str | None, yunet: str | None) -> tuple[dict[str, E
         torch_rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet)
         ort_rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet, onnxruntime_threads=threads)
         return {"PyTorch": torch_rec, "ONNX Runtime": ort_rec}, torch_rec.source
-    from ..models import create_model  # timing depends on the architecture only, not on trained weights
+    from ..models.registry import create_model  # timing depends on the architecture only, not on trained weights
     return ({"PyTorch": EmotionRecognizer(create_model("fer_vgg_small"), FaceDetector(yunet))},
             "an untrained fer_vgg_small (no models/default.pt yet; ONNX Runtime not timed)")
 

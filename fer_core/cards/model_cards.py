@@ -1,0 +1,197 @@
+"""Model cards: the JSON beside each model in models/, and how a run becomes one.
+
+A card holds what Compare and the README need without the checkpoint: architecture, config,
+val/test metrics with and without TTA (confusion matrices and clean-PrivateTest figures included),
+the learning curve, training time, hardware and provenance (git commit, torch, seed). Its `kind` says
+what it describes:
+
+- "shipped": a single network whose half-precision checkpoint is `models/<name>.pt`;
+- "reference": a run's figures without its weights;
+- "ensemble": members' checkpoints in `models/<name>.members/` whose probabilities are averaged.
+
+Beside a card, `models/<name>.predictions.npz` (card_predictions) holds its per-image probabilities.
+"""
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from ..data.fer2013 import load_dataset
+from ..data.leakage import leaked_test_mask
+from ..errors import FERError
+from ..evaluation.metrics import reports_from_predictions, split_predictions
+from ..models.checkpoints import export_half
+from ..models.precision import precision_name, use_bf16
+from ..models.registry import count_parameters, create_model
+from ..paths import is_regular_file, named_path, publish, remove_stale_staging, write_text_atomic
+from ..paths import models_dir as default_models_dir
+from ..runs.folder import evaluation_problem, load_eval, load_metrics, read_json
+from .predictions import predictions_path, save_predictions
+
+FORMAT = "fer_core.model_card/1"
+KINDS = ("shipped", "reference", "ensemble")
+
+
+def card_kind(card: dict) -> str:
+    """The card's kind; cards written before kinds existed are told apart by their fields."""
+    if card.get("kind") in KINDS:
+        return card["kind"]
+    if card.get("arch") == "ensemble":
+        return "ensemble"
+    return "reference" if "checkpoint" in card and card["checkpoint"] is None else "shipped"
+
+
+def portable_config(config: dict) -> tuple[dict, str | None]:
+    """A run's config without the author's paths (dataset, runs folder, teacher), and the dataset's file name.
+
+    A card travels to other machines: an absolute path there is wrong, and would be offered as a default."""
+    data = config.get("data")
+    config = {k: v for k, v in config.items() if k not in ("data", "out")}
+    if config.get("teacher"):
+        config["teacher"] = Path(config["teacher"]).name
+    return config, Path(data).name if data else None
+
+
+def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | None = None) -> dict:
+    """A card from a finished run; `metrics` (val/test, plain/tta) default to the run's eval.json."""
+    run_dir = Path(run_dir)
+    missing = [f for f in ("config.json", "metrics.jsonl", "eval.json", "best.pt") if not (run_dir / f).exists()]
+    if missing:
+        raise FERError(f"{run_dir} is not a finished run (missing {', '.join(missing)})")
+    config = read_json(run_dir / "config.json")
+    evaluation, eval_damage = load_eval(run_dir / "eval.json")
+    curve, curve_damage = load_metrics(run_dir / "metrics.jsonl", writing=False)
+    if not config or eval_damage or curve_damage:
+        raise FERError(f"{run_dir} has damaged run files: {eval_damage or curve_damage or 'config.json'}")
+    status = read_json(run_dir / "status.json")
+    train_config, dataset_name = portable_config(config)
+    return {
+        "format": FORMAT,
+        "kind": "shipped",
+        "name": name,
+        "arch": config["arch"],
+        "parameters": count_parameters(create_model(config["arch"], crop=config.get("crop"))),
+        "checkpoint": f"{name}.pt",             # None for a reference card shipped without its weights
+        "train_config": train_config,
+        "epochs_trained": len(curve),
+        "metrics": metrics or {split: evaluation[split] for split in ("val", "test")},
+        "tta_views": evaluation["tta_views"],
+        "learning_curve": curve,
+        "training_seconds": evaluation["training_seconds"],
+        "images_seen": round(sum(m["images_per_s"] * m["seconds"] for m in curve)),
+        "provenance": {**(status.get("provenance") or {}), "seed": config.get("seed"),
+                       "dataset": dataset_name or (status.get("provenance") or {}).get("dataset"),
+                       "precision": curve[-1].get("precision", "fp32") if curve else None},
+        "hardware": evaluation["device"],
+        "host": f"{platform.machine()} {platform.system()}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notes": notes,
+    }
+
+
+def ensemble_member(checkpoint: str | Path) -> dict:
+    """What save_ensemble records of a member: its name, plus, for a finished run's best.pt, the run's
+    architecture, parameters, training time, epochs and hardware (so the ensemble's card adds them up)."""
+    checkpoint = Path(checkpoint)
+    run_dir = checkpoint.parent
+    if checkpoint.name != "best.pt":
+        return {"name": checkpoint.stem, "checkpoint": str(checkpoint)}
+    try:
+        card = make_card(run_dir, run_dir.name)
+    except FERError:  # a best.pt outside a finished run folder: nothing more to say about it
+        return {"name": run_dir.name, "checkpoint": str(checkpoint)}
+    return {"checkpoint": str(checkpoint),
+            **{k: card[k] for k in ("name", "arch", "parameters", "training_seconds", "epochs_trained", "hardware")}}
+
+
+def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file: str | Path | None = None) -> dict:
+    """Measure the model a card describes on `dataset`: by default its shipped file (checkpoint or ensemble
+    members), so the card's metrics are exactly what `python -m fer_core evaluate` reports for it; a reference
+    card passes its run's checkpoint as `model_file`. Clean-PrivateTest figures included; the per-image
+    probabilities are written beside the card. Returns the updated card."""
+    from ..models.loading import load_model
+    card_path = Path(card_path)
+    card = json.loads(card_path.read_text())
+    if model_file is None:
+        model_file = card_path if card_kind(card) == "ensemble" else card_path.parent / card["checkpoint"]
+        card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == 'ensemble' else ''} in models/"
+    model = load_model(model_file, device)
+    probs = split_predictions(model, dataset.splits, card["tta_views"], device)
+    labels = {split: dataset[split].labels for split in ("val", "test")}
+    leaked = leaked_test_mask(dataset)
+    card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
+    card["metrics_precision"] = precision_name(use_bf16(torch.device(device)))  # what evaluate uses here
+    card["predictions"] = save_predictions(predictions_path(card_path), probs, labels, leaked).name
+    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def card_files(name: str, weights: bool) -> list[str]:
+    """The files a model named `name` has in models/: its card, its per-image predictions, and its weights."""
+    return [f"{name}.pt"] * weights + [f"{name}.json", predictions_path(Path(f"{name}.json")).name]
+
+
+def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
+             data: str | None = None) -> Path:
+    """Export a run's best checkpoint in half precision to models/<name>.pt with its card, measured on that file.
+
+    Everything is made in a staging folder and moved into models/ only once the card is measured, so a
+    failed or killed ship leaves the models folder as it was."""
+    run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
+    named_path(models_dir, name, ".json", "model name")
+    card = make_card(run_dir, name, notes)  # fails early on an unfinished run
+    dataset = load_dataset(data or read_json(run_dir / "config.json").get("data"))
+    remove_stale_staging(models_dir)
+    with publish(models_dir, card_files(name, weights=True), f"shipping '{name}' to") as stage:
+        export_half(run_dir / "best.pt", stage / f"{name}.pt")
+        write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
+        measure_card(stage / f"{name}.json", dataset)
+    return models_dir / f"{name}.json"
+
+
+def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
+                   data: str | None = None) -> Path:
+    """models/<name>.json without the checkpoint: a reference run whose weights are too large to ship
+    or not better than the default. Its metrics and per-image predictions are the run's float32 best.pt's."""
+    run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
+    if is_regular_file(named_path(models_dir, name, ".pt", "model name")):
+        raise FERError(f"{models_dir / name}.pt is a shipped model: a card without weights would misdescribe it; "
+                       f"choose another --name")
+    card = make_card(run_dir, name, notes)
+    card.update(kind="reference", checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
+    dataset = load_dataset(data or read_json(run_dir / "config.json").get("data"))
+    with publish(models_dir, card_files(name, weights=False), f"writing the card '{name}' to") as stage:
+        write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
+        measure_card(stage / f"{name}.json", dataset, model_file=run_dir / "best.pt")
+    return models_dir / f"{name}.json"
+
+
+def load_cards(models_dir: str | Path | None = None) -> list[dict]:
+    """Every model card in models_dir, by name (other JSON files are ignored)."""
+    cards = []
+    for path in sorted(Path(models_dir or default_models_dir()).glob("*.json")):
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(card, dict) and card.get("format") == FORMAT:
+            card["card_path"] = str(path)
+            card["name"] = card.get("name") if isinstance(card.get("name"), str) else path.stem
+            problem = evaluation_problem(card["metrics"]) if isinstance(card.get("metrics"), dict) else "no metrics"
+            card["kind"] = card_kind(card)
+            if problem and card["kind"] != "ensemble":  # shown as damaged, not as a crash
+                card["metrics"], card["damage"] = {}, f"{path.name}: {problem}"
+            cards.append(card)
+    return cards
+
+
+def headline(card: dict) -> dict:
+    """The numbers a table row shows: test/val accuracy (plain and TTA) and test macro-F1."""
+    m = card["metrics"]
+    return {"test_accuracy": m["test"]["plain"]["accuracy"], "test_accuracy_tta": m["test"]["tta"]["accuracy"],
+            "val_accuracy": m["val"]["plain"]["accuracy"], "val_accuracy_tta": m["val"]["tta"]["accuracy"],
+            "test_macro_f1": m["test"]["tta"]["macro_f1"]}
