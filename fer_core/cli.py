@@ -97,7 +97,7 @@ def cmd_evaluate(args) -> int:
         raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR`")
     model = load_model(args.checkpoint, device)  # a checkpoint (.pt), a saved ensemble (.json) or an .onnx
-    views = (args.tta_views or 10) if args.tta else 1
+    views = args.tta_views if args.tta else 1
     if args.faces:  # labelled faces from outside FER2013
         from .inference.face_folder import load_face_folder
         from .inference.faces import FaceDetector
@@ -313,7 +313,7 @@ class OneLineErrors(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .evaluation.tta import views_arg
+    from .evaluation.tta import DEFAULT_VIEWS, views_arg
     from .models.registry import list_models
     from .training.config import get_args_parser, on_off
     parser = OneLineErrors(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--whole-image", action="store_true",
                           help="with --faces: every image is already a face crop (no face detection)")
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
-    evaluate.add_argument("--tta-views", type=views_arg, help="TTA views (default 10)")
+    evaluate.add_argument("--tta-views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--amp", type=on_off, default=True, metavar="on|off",
                           help="bf16 where the device runs it natively and it is faster (default on); off: fp32")
@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="+", metavar="FILE", help="jpg, png, webp, bmp, gif; or mp4, avi, mov, webm")
     predict.add_argument("--checkpoint", help="a checkpoint (default: the shipped model, models/default.pt)")
     predict.add_argument("--tta", action="store_true", help="test-time augmentation")
-    predict.add_argument("--tta-views", type=views_arg, default=10, help="TTA views (default %(default)s)")
+    predict.add_argument("--tta-views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
     predict.add_argument("--no-detect", action="store_true", help="each image is one face (pre-cropped faces)")
     predict.add_argument("--yunet", help="YuNet ONNX file for face detection (default $FER_YUNET_MODEL, else Haar)")
     predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble = commands.add_parser("ensemble", help="evaluate checkpoints' averaged probabilities; --name saves it")
     ensemble.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="two or more .pt files")
     ensemble.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
-    ensemble.add_argument("--tta-views", type=views_arg, default=10, help="TTA views (default %(default)s)")
+    ensemble.add_argument("--tta-views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
     ensemble.add_argument("--name", help="save as models/<name>.json (members copied in float16)")
     ensemble.add_argument("--models-dir", help="default $FER_MODELS_DIR, else models/ in the project")
     ensemble.add_argument("--json", action="store_true")

@@ -12,6 +12,7 @@ import time
 import streamlit as st
 from PIL import Image
 
+from dashboard import model_cache
 from dashboard.live_chart import history_figure
 from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
@@ -42,11 +43,10 @@ def ice_servers() -> list:
         return []
 
 
-@st.cache_resource(show_spinner="Loading the model…")
 def load_recognizer(path: str) -> EmotionRecognizer:
     # ONNX Runtime on one thread of its own: twice PyTorch's speed for one face, and it leaves the second core
     # to the browser and the video codecs (in Chromium with a 30 fps camera: README, Speed)
-    return EmotionRecognizer.load(path, onnxruntime_threads=1)
+    return model_cache.recognizer(path, onnxruntime_threads=1)
 
 
 def controls() -> tuple[str, LiveSettings] | None:

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from dashboard import model_cache
 from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
 from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
@@ -23,11 +24,6 @@ from fer_core.inference.video import AnnotatedVideoWriter, video_info
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
 
 OTHER_CHECKPOINT = "Another checkpoint file…"
-
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def cached_recognizer(path: str, mtime: float) -> EmotionRecognizer:  # mtime: a re-shipped file is reloaded
-    return EmotionRecognizer.load(path)
 
 
 @st.cache_resource(max_entries=4)
@@ -65,7 +61,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
         st.info("Choose a model to start.")
         return None, options
     try:
-        model = cached_recognizer(path, Path(path).stat().st_mtime if Path(path).is_file() else 0.0)
+        model = model_cache.recognizer(path)
     except FERError as exc:
         st.error(str(exc))
         return None, options

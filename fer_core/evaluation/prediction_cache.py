@@ -13,16 +13,12 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..labels import EMOTIONS
-from ..paths import StorageError, atomic_write
+from ..models.loading import file_identity
+from ..paths import StorageError, atomic_write, default_cache_dir
 
 
 def _cache_path(checkpoint: Path, source: str, split: str, views: int, cache_dir: Path | None) -> Path:
-    from ..paths import default_cache_dir
-    members = [checkpoint]
-    if checkpoint.suffix == ".json":  # a saved ensemble: its members' files are what changes
-        from ..models.ensemble import member_paths
-        members += member_paths(checkpoint)
-    stamp = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in members if p.exists())
+    stamp = file_identity(checkpoint)  # a saved ensemble: its members' files are what changes
     key = hashlib.sha256(f"{stamp}|{source}|{split}|{views}".encode()).hexdigest()[:20]
     return Path(cache_dir or default_cache_dir()) / "predictions" / f"{key}.npz"
 

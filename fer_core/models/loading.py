@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..paths import atomic_write, default_cache_dir
+from ..errors import CheckpointError
+from ..paths import atomic_write, default_cache_dir, existing_file
 from .checkpoints import load_checkpoint, model_from_checkpoint
 from .ensemble import load_ensemble, member_paths
 from .onnx import OnnxModel, export_module
@@ -30,6 +31,23 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     if suffix == ".onnx":
         return OnnxModel(path)  # onnxruntime on the CPU, whatever `device` says
     return model_from_checkpoint(load_checkpoint(path), device)
+
+
+def model_files(path: str | os.PathLike) -> list[Path]:
+    """The files a model is read from: the file itself, and a saved ensemble's members (checked first)."""
+    path = Path(path)
+    return [path, *(member_paths(path) if path.suffix == ".json" else [])]
+
+
+def file_identity(path: str | os.PathLike) -> str:
+    """Path, inode, size and modification time of every file of the model at `path`: changes whenever one of
+    them is replaced (a re-shipped model), so caches keyed by it reload. Raises CheckpointError for a model
+    that cannot be read."""
+    parts = []
+    for file in model_files(path):
+        st = existing_file(file, "model file", error=CheckpointError).stat()
+        parts.append(f"{file.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
 
 
 def export_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
@@ -49,7 +67,7 @@ def load_onnxruntime(path: str | os.PathLike, threads: int = 1,
     if path.suffix == ".onnx":
         return OnnxModel(path, threads)
     try:
-        files = [path, *(member_paths(path) if path.suffix == ".json" else [])]  # members checked first
+        files = model_files(path)
         digest = hashlib.sha256()
         for file in files:  # streamed: a model file is never read into memory just to name its export
             with open(file, "rb") as fh:

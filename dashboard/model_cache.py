@@ -1,0 +1,21 @@
+"""The loaded models of every page, cached once per process and keyed by the files' identity: a model
+re-shipped under the same path (a new default.pt, a replaced ensemble member) is loaded again on every page."""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.models.loading import file_identity
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _load(path: str, identity: str, onnxruntime_threads: int | None) -> EmotionRecognizer:
+    return EmotionRecognizer.load(path, onnxruntime_threads=onnxruntime_threads)
+
+
+def recognizer(path: str | os.PathLike, onnxruntime_threads: int | None = None) -> EmotionRecognizer:
+    """The model at `path`, loaded once per version of its files; raises FERError (CheckpointError) when it
+    cannot be read. `onnxruntime_threads`: run it with ONNX Runtime on that many threads (what Live does)."""
+    return _load(str(path), file_identity(path), onnxruntime_threads)
