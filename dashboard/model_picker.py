@@ -11,7 +11,8 @@ from pathlib import Path
 from fer_core.paths import default_checkpoint
 from fer_core.paths import models_dir as default_models_dir
 from fer_core.paths import runs_dir as default_runs_dir
-from fer_core.runs.folder import load_status
+from fer_core.runs.folder import RunFolder
+from fer_core.runs.registry import Registry
 
 
 def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None
@@ -31,9 +32,10 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
         choices.append((f"Ensemble: {name}{_accuracy(card)}", card))
     for path in sorted(models_dir.glob("*.onnx")):  # `python -m fer_core export ... --onnx models/NAME.onnx`
         choices.append((f"ONNX model: {path.name}", path))
-    for run in sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []:
-        if (run / "best.pt").is_file() and _run_state(run) == "finished":
-            choices.append((f"Run: {run.name}", run / "best.pt"))
+    for run in sorted(Registry(runs_dir).list(), key=lambda r: r.id) if runs_dir.is_dir() else []:
+        best = RunFolder(run.run_dir).best if run.run_dir else None
+        if run.state == "finished" and best is not None and best.is_file():
+            choices.append((f"Run: {run.id}", best))
     return choices
 
 
@@ -45,7 +47,3 @@ def _accuracy(card_path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return ""
 
-
-def _run_state(run: Path) -> str | None:
-    status, _ = load_status(run / "status.json")
-    return status.get("state")

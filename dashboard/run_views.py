@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
-from fer_core.runs.folder import log_tail, read_metrics
+from fer_core.runs.folder import RunFolder
 from fer_core.runs.index import Run
 
 STATE_BADGES = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
@@ -46,11 +45,11 @@ def format_duration(seconds: float | None) -> str:
 
 
 def run_metrics(run: Run) -> list[dict]:
-    return read_metrics(Path(run.run_dir) / "metrics.jsonl") if run.run_dir else []
+    return RunFolder(run.run_dir).metrics()[0] if run.run_dir else []
 
 
 def run_log_tail(run: Run, lines: int = 12) -> str:
     """The end of a job's log, one line per line (progress-bar redraws collapsed)."""
     if not run.run_dir:
         return ""
-    return log_tail(Path(run.run_dir) / "train.log", lines).replace(" | ", "\n")
+    return RunFolder(run.run_dir).log_tail(lines).replace(" | ", "\n")

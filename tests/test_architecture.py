@@ -158,3 +158,19 @@ def test_the_checks_catch_an_upward_import_and_name_its_line(tiny_package, monke
     monkeypatch.setattr("tests.test_architecture.LAYERS", [["toy.low"], ["toy", "toy.high"]])
     monkeypatch.setattr("tests.test_architecture.REPO", files["toy"].parents[1])
     assert upward_imports(files, edges) == ["toy/low.py:5: toy.low imports toy.high from a higher layer"]
+
+
+def test_only_the_run_folder_names_a_run_file():
+    """One owner of the run folder (runs.folder.RunFolder): nobody else spells a run file's name."""
+    from fer_core.runs.folder import RunFolder
+    names = {*RunFolder.RUN_FILES, RunFolder.LOG, RunFolder.LOCK}
+    owner = REPO / "fer_core" / "runs" / "folder.py"
+    offending = []
+    for folder in ("fer_core", "dashboard", "pages"):
+        for path in (REPO / folder).rglob("*.py"):
+            if path == owner:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and node.value in names:
+                    offending.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+    assert offending == []

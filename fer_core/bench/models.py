@@ -22,6 +22,7 @@ from ..evaluation.tta import DEFAULT_VIEWS
 from ..models.devices import resolve_device
 from ..models.precision import autocast, bf16_supported, memory_format, precision_name
 from ..models.registry import count_parameters, create_model, normalize_images
+from ..runs.folder import RunFolder
 from ..training.augment import AugmentConfig, augment_batch
 from .timing import timed
 
@@ -153,14 +154,13 @@ def bench_inference(arch: str, device: torch.device, seconds: float, batches=(1,
 
 def bench_time_to_accuracy(arch: str, targets: list[float], args, device: torch.device) -> None:
     """Train a real run, PrivateTest measured after every epoch, and report when it first reaches each target."""
-    from ..runs.folder import read_metrics
     from ..training.config import TrainConfig
     from ..training.train import main as train
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(arch=arch, data=args.data, out=out, epochs=args.epochs, epoch_size=args.epoch_size,
                           batch_size=args.batch_size, device=str(device), track_test=True,
                           stop_at_test_accuracy=max(targets), tta_views=1, compile=args.compile)
-        curve = read_metrics(Path(train(cfg)) / "metrics.jsonl")
+        curve, _ = RunFolder(train(cfg)).metrics(writing=False)
     print_time_to_accuracy(arch, targets, curve)
 
 
@@ -218,9 +218,8 @@ def bench_agreement(data, device: torch.device, views: int = DEFAULT_VIEWS) -> N
 
 def run_benchmarks(args) -> None:
     if args.from_run:  # figures of a finished run: nothing is trained or timed
-        from ..runs.folder import read_metrics
-        run = Path(args.from_run)
-        print_time_to_accuracy(run.name, args.time_to_accuracy or [0.68, 0.70], read_metrics(run / "metrics.jsonl"))
+        run = RunFolder(args.from_run)
+        print_time_to_accuracy(run.name, args.time_to_accuracy or [0.68, 0.70], run.metrics(writing=False)[0])
         return
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

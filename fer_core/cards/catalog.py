@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import CheckpointError
 from ..models.ensemble import member_paths
 from ..paths import UnsafePathError, is_regular_file, models_dir, path_inside, runs_dir
-from ..runs.folder import load_eval, load_metrics, read_json
+from ..runs.folder import RunFolder
 from .model_cards import card_kind, load_cards
 from .predictions import CardPredictions, load_predictions
 
@@ -86,21 +86,21 @@ def run_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
     for run in Registry(folder).list():
         if not run.run_dir:  # a damaged registry row: the Train page shows it, with Delete
             continue
-        run_dir = Path(run.run_dir)
+        run_folder = RunFolder(run.run_dir)
         try:
             config = json.loads(run.config)
         except ValueError:
             config = {}
-        status = read_json(run_dir / "status.json")
-        evaluation, eval_damage = load_eval(run_dir / "eval.json")
-        curve, curve_damage = load_metrics(run_dir / "metrics.jsonl", writing=run.state == "running")
-        best = run_dir / "best.pt"
+        status, _ = run_folder.status()
+        evaluation, eval_damage = run_folder.evaluation()
+        curve, curve_damage = run_folder.metrics(writing=run.state == "running")
+        best = run_folder.best
         notes = [f"damaged: {d}" for d in (eval_damage, curve_damage) if d]
-        problem = checkpoint_problem(best) if best.is_file() else "no checkpoint (best.pt) yet"
+        problem = checkpoint_problem(best) if best.is_file() else f"no checkpoint ({RunFolder.BEST}) yet"
         if problem:
             notes.append(problem)
         if not evaluation and not eval_damage:
-            notes.append("not evaluated yet (eval.json is written when training finishes)")
+            notes.append(f"not evaluated yet ({RunFolder.EVAL} is written when training finishes)")
         entries.append(Entry(
             key=f"run:{run.id}", name=run.id, kind="run", arch=run.arch, parameters=status.get("parameters"),
             balance=config.get("balance"), epochs=len(curve), state=run.state, sweep=run.sweep,

@@ -29,7 +29,7 @@ from ..models.precision import precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
 from ..paths import is_regular_file, named_path, publish, remove_stale_staging, write_text_atomic
 from ..paths import models_dir as default_models_dir
-from ..runs.folder import evaluation_problem, load_eval, load_metrics, read_json
+from ..runs.folder import RunFolder, evaluation_problem
 from .predictions import predictions_path, save_predictions
 
 FORMAT = "fer_core.model_card/1"
@@ -58,16 +58,16 @@ def portable_config(config: dict) -> tuple[dict, str | None]:
 
 def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | None = None) -> dict:
     """A card from a finished run; `metrics` (val/test, plain/tta) default to the run's eval.json."""
-    run_dir = Path(run_dir)
-    missing = [f for f in ("config.json", "metrics.jsonl", "eval.json", "best.pt") if not (run_dir / f).exists()]
+    run = RunFolder(run_dir)
+    missing = run.missing(RunFolder.CONFIG, RunFolder.METRICS, RunFolder.EVAL, RunFolder.BEST)
     if missing:
-        raise FERError(f"{run_dir} is not a finished run (missing {', '.join(missing)})")
-    config = read_json(run_dir / "config.json")
-    evaluation, eval_damage = load_eval(run_dir / "eval.json")
-    curve, curve_damage = load_metrics(run_dir / "metrics.jsonl", writing=False)
-    if not config or eval_damage or curve_damage:
-        raise FERError(f"{run_dir} has damaged run files: {eval_damage or curve_damage or 'config.json'}")
-    status = read_json(run_dir / "status.json")
+        raise FERError(f"{run.path} is not a finished run (missing {', '.join(missing)})")
+    config, config_damage = run.config()
+    evaluation, eval_damage = run.evaluation()
+    curve, curve_damage = run.metrics(writing=False)
+    if config_damage or eval_damage or curve_damage:
+        raise FERError(f"{run.path} has damaged run files: {config_damage or eval_damage or curve_damage}")
+    status, _ = run.status()
     train_config, dataset_name = portable_config(config)
     return {
         "format": FORMAT,
@@ -97,13 +97,13 @@ def ensemble_member(checkpoint: str | Path) -> dict:
     """What save_ensemble records of a member: its name, plus, for a finished run's best.pt, the run's
     architecture, parameters, training time, epochs and hardware (so the ensemble's card adds them up)."""
     checkpoint = Path(checkpoint)
-    run_dir = checkpoint.parent
-    if checkpoint.name != "best.pt":
+    run = RunFolder(checkpoint.parent)
+    if checkpoint != run.best:
         return {"name": checkpoint.stem, "checkpoint": str(checkpoint)}
     try:
-        card = make_card(run_dir, run_dir.name)
+        card = make_card(run.path, run.name)
     except FERError:  # a best.pt outside a finished run folder: nothing more to say about it
-        return {"name": run_dir.name, "checkpoint": str(checkpoint)}
+        return {"name": run.name, "checkpoint": str(checkpoint)}
     return {"checkpoint": str(checkpoint),
             **{k: card[k] for k in ("name", "arch", "parameters", "training_seconds", "epochs_trained", "hardware")}}
 
@@ -144,10 +144,11 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = Non
     run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
     named_path(models_dir, name, ".json", "model name")
     card = make_card(run_dir, name, notes)  # fails early on an unfinished run
-    dataset = load_dataset(data or read_json(run_dir / "config.json").get("data"))
+    run = RunFolder(run_dir)
+    dataset = load_dataset(data or run.config()[0].get("data"))
     remove_stale_staging(models_dir)
     with publish(models_dir, card_files(name, weights=True), f"shipping '{name}' to") as stage:
-        export_half(run_dir / "best.pt", stage / f"{name}.pt")
+        export_half(run.best, stage / f"{name}.pt")
         write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
         measure_card(stage / f"{name}.json", dataset)
     return models_dir / f"{name}.json"
@@ -163,10 +164,11 @@ def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None
                        f"choose another --name")
     card = make_card(run_dir, name, notes)
     card.update(kind="reference", checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
-    dataset = load_dataset(data or read_json(run_dir / "config.json").get("data"))
+    run = RunFolder(run_dir)
+    dataset = load_dataset(data or run.config()[0].get("data"))
     with publish(models_dir, card_files(name, weights=False), f"writing the card '{name}' to") as stage:
         write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
-        measure_card(stage / f"{name}.json", dataset, model_file=run_dir / "best.pt")
+        measure_card(stage / f"{name}.json", dataset, model_file=run.best)
     return models_dir / f"{name}.json"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import FERError
 from ..labels import EMOTIONS
-from ..paths import UnsafePathError, named_path, shown, storage_error, write_text_atomic
+from ..paths import StorageError, UnsafePathError, named_path, shown, storage_error, write_text_atomic
 
 LOCK_FILE = "trainer.lock"
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s")
@@ -262,7 +262,7 @@ def now() -> str:
 
 
 def write_status(run_dir: Path, **fields_) -> None:
-    path = run_dir / "status.json"
+    path = run_dir / RunFolder.STATUS
     status = read_json(path)  # a damaged status.json is replaced, not fatal
     status.update(fields_, updated=now())
     write_text_atomic(path, json.dumps(status, indent=2))
@@ -272,7 +272,7 @@ def new_run_dir(runs_dir: str | os.PathLike, name: str | None, arch: str) -> Pat
     """A new, empty run folder: `name`, or a timestamp and the architecture."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = run_path(runs_dir, name or f"{stamp}-{arch}")
-    if run_dir.exists() and any(p.name != "train.log" for p in run_dir.iterdir()):  # the launcher's log may be there
+    if run_dir.exists() and any(p.name != RunFolder.LOG for p in run_dir.iterdir()):  # the launcher's log may be there
         raise FERError(f"run folder {run_dir} already exists: choose another --name, or --resume it")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -287,7 +287,7 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def append_metrics(run_dir: Path, line: dict) -> None:
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / RunFolder.METRICS
     try:
         with open(path, "a") as fh:
             fh.write(json.dumps(line) + "\n")
@@ -323,3 +323,136 @@ def provenance() -> dict:
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": git("rev-parse", "HEAD"), "git_local_changes": bool(status) if status is not None else None,
             "torch": torch.__version__}
+
+
+# ----------------------------------------------------------------------------- the owner of a run's files
+
+class RunFolder:
+    """One run's folder: the only place that names its files. Reads return (value, problem), where problem
+    is '' for a usable file or one not written yet, and one clear line for a damaged or missing one."""
+
+    CONFIG, STATUS, METRICS, EVAL = "config.json", "status.json", "metrics.jsonl", "eval.json"
+    BEST, LAST, LOG, LOCK = "best.pt", "last.pt", "train.log", LOCK_FILE
+    STAMPED = (CONFIG, STATUS, METRICS, EVAL)  # what a registry row is read from
+    RUN_FILES = (*STAMPED, BEST, LAST)
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def named(cls, runs_dir: str | os.PathLike, name: str) -> "RunFolder":
+        """Run `name` in `runs_dir`, through the gate (BadNameError, UnsafePathError)."""
+        return cls(run_path(runs_dir, name))
+
+    @classmethod
+    def create(cls, runs_dir: str | os.PathLike, name: str | None, arch: str) -> "RunFolder":
+        return cls(new_run_dir(runs_dir, name, arch))
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def best(self) -> Path:
+        return self.path / self.BEST
+
+    @property
+    def last(self) -> Path:
+        return self.path / self.LAST
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / self.METRICS
+
+    # ------------------------------------------------------------------ reading
+
+    def is_run(self) -> bool:
+        """True when any run file is here: a run whose config.json was lost still shows, as damaged."""
+        return any((self.path / name).exists() for name in self.RUN_FILES)
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def missing(self, *names: str) -> list[str]:
+        return [name for name in names if not self.has(name)]
+
+    def config(self) -> tuple[dict, str]:
+        config = read_json(self.path / self.CONFIG)
+        if config:
+            return config, ""
+        return {}, f"{self.CONFIG} is damaged" if self.has(self.CONFIG) else f"{self.CONFIG} is missing"
+
+    def status(self) -> tuple[dict, str]:
+        return load_status(self.path / self.STATUS)
+
+    def metrics(self, writing: bool | None = None) -> tuple[list[dict], str]:
+        """The epoch lines; while a trainer is `writing` (default: while one holds the lock), a half-written
+        last line is not damage."""
+        return load_metrics(self.metrics_file, self.trainer_alive() if writing is None else writing)
+
+    def evaluation(self) -> tuple[dict, str]:
+        return load_eval(self.path / self.EVAL)
+
+    def log_tail(self, lines: int) -> str:
+        return log_tail(self.log_file, lines)
+
+    def stamp(self) -> str:
+        """Inode, size and change time of each file a row is read from. The trainer replaces its files whole
+        (a new inode) or appends to them (a new size): an equal stamp means unchanged files."""
+        parts = []
+        for name in self.STAMPED:
+            try:
+                st = (self.path / name).stat()
+                parts.append(f"{st.st_ino}:{st.st_size}:{st.st_ctime_ns}")
+            except OSError:
+                parts.append("-")
+        return " ".join(parts)
+
+    # ------------------------------------------------------------------ the trainer
+
+    def lock(self) -> TrainerLock:
+        return TrainerLock(self.path)
+
+    def trainer_alive(self) -> bool:
+        return trainer_alive(self.path)
+
+    def trainer_pid(self) -> int | None:
+        return trainer_pid(self.path)
+
+    def lock_holder(self) -> int | None:
+        return lock_holder(self.path)
+
+    # ------------------------------------------------------------------ writing
+
+    def write_config(self, config: dict) -> None:
+        write_json(self.path / self.CONFIG, config)
+
+    def update_status(self, **fields_) -> None:
+        write_status(self.path, **fields_)
+
+    def record_failure(self, error: str) -> None:
+        """status.json says the run failed and why, even on a full disk (then written in place: it is small)."""
+        try:
+            self.update_status(state="failed", error=error[:2000])
+        except StorageError:
+            status = {**read_json(self.path / self.STATUS), "state": "failed", "error": error[:2000], "updated": now()}
+            try:
+                (self.path / self.STATUS).write_text(json.dumps(status))
+            except OSError:
+                pass  # nothing more can be written here; the exit code and the one-line error still say it
+
+    def append_metrics(self, line: dict) -> None:
+        append_metrics(self.path, line)
+
+    def truncate_metrics(self, last_epoch: int, last_line: dict | None = None) -> None:
+        truncate_metrics(self.metrics_file, last_epoch, last_line)
+
+    def write_evaluation(self, evaluation: dict) -> None:
+        write_json(self.path / self.EVAL, evaluation)

@@ -9,44 +9,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .folder import load_eval, load_metrics, load_status, log_tail, now, pid_alive, read_json, trainer_alive, trainer_pid
+from .folder import RunFolder, now, pid_alive
 
 ACTIVE = ("queued", "running")
 DAMAGED = "damaged run files: "
-_STAMPED_FILES = ("config.json", "status.json", "metrics.jsonl", "eval.json")
-_RUN_FILES = (*_STAMPED_FILES, "best.pt", "last.pt")
-
-
-def is_run_folder(folder: Path) -> bool:
-    """True when `folder` holds any run file: a run whose config.json was lost still shows, as damaged."""
-    return any((folder / name).exists() for name in _RUN_FILES)
-
-
-def folder_stamp(folder: Path) -> str:
-    """Inode, size and change time of each run file. The trainer replaces its files whole (os.replace: a new
-    inode) or appends to them (a new size), so an equal stamp means the files a row was read from are unchanged."""
-    parts = []
-    for name in _STAMPED_FILES:
-        try:
-            st = (folder / name).stat()
-            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_ctime_ns}")
-        except OSError:
-            parts.append("-")
-    return " ".join(parts)
-
-
 def is_settled(row, folder: Path) -> bool:
     """True when reading the folder again would not change the row: the job has ended, no trainer has taken
     the folder up again (a CLI --resume), and the run files are those the row was last reconciled with (the
     registry clears a row's stamp whenever it changes the row's state itself)."""
-    return (row["state"] not in ACTIVE and row["folder_stamp"] == folder_stamp(folder)
-            and not trainer_alive(folder))
+    run = RunFolder(folder)
+    return row["state"] not in ACTIVE and row["folder_stamp"] == run.stamp() and not run.trainer_alive()
 
 
 def adopted_row(folder: Path) -> dict:
     """The index row of a run folder made outside the registry (the CLI), before reconciling it."""
-    config = read_json(folder / "config.json")
-    status, _ = load_status(folder / "status.json")
+    run = RunFolder(folder)
+    config, _ = run.config()
+    status, _ = run.status()
     return dict(id=folder.name, arch=config.get("arch", "?"), state="running",
                 slot="cuda" if "CPU" not in status.get("device", "CPU") else "cpu",
                 created=status.get("started") or now(), started=status.get("started"), epochs=config.get("epochs"),
@@ -58,13 +37,14 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
 
     `returncode` is the job process's exit code, when the worker has just seen it end. A damaged file is
     named in the row's error; the rest still shows."""
-    stamp = folder_stamp(folder)  # before reading: a file that changes meanwhile is read again next time
-    training = trainer_alive(folder)
-    status, status_problem = load_status(folder / "status.json")
+    run = RunFolder(folder)
+    stamp = run.stamp()  # before reading: a file that changes meanwhile is read again next time
+    training = run.trainer_alive()
+    status, status_problem = run.status()
     # a half-written last line is damage only when no trainer is writing it
-    metrics, metrics_problem = load_metrics(folder / "metrics.jsonl", writing=training)
-    evaluation, eval_problem = load_eval(folder / "eval.json")
-    config_problem = "" if (folder / "config.json").is_file() else "config.json is missing"
+    metrics, metrics_problem = run.metrics(writing=training)
+    evaluation, eval_problem = run.evaluation()
+    _, config_problem = run.config()
     update: dict = {"epochs_done": len(metrics),
                     "best_val_accuracy": max((m["val_accuracy"] for m in metrics), default=None),
                     "test_accuracy": evaluation["test"]["plain"]["accuracy"] if evaluation else None,
@@ -72,11 +52,11 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
                     "folder_stamp": stamp}
     state = status.get("state")
     if training and row["state"] != "running":  # a trainer started outside the registry (CLI --resume)
-        update.update(state="running", pid=trainer_pid(folder), started=now(), ended=None, error=None)
+        update.update(state="running", pid=run.trainer_pid(), started=now(), ended=None, error=None)
     elif training and not pid_alive(row["pid"]):  # cancel must reach the process that trains
-        update["pid"] = trainer_pid(folder) or row["pid"]
+        update["pid"] = run.trainer_pid() or row["pid"]
     elif row["state"] == "running" and not training:
-        update.update(_how_it_ended(folder, row, status, status_problem, len(metrics), returncode))
+        update.update(_how_it_ended(run, row, status, status_problem, len(metrics), returncode))
     elif (not training and state in ("finished", "failed", "cancelled") and state != row["state"]
           and status.get("updated", "") >= max(row["ended"] or "", row["started"] or "")):
         # it ended outside the registry (a CLI --resume) after the registry last saw it
@@ -90,7 +70,7 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
     return {k: v for k, v in update.items() if row[k] != v}
 
 
-def _how_it_ended(folder: Path, row, status: dict, status_problem: str, epochs_done: int,
+def _how_it_ended(run: RunFolder, row, status: dict, status_problem: str, epochs_done: int,
                   returncode: int | None) -> dict:
     """The end of a job the row shows running and no trainer holds any more (empty while its launcher lives)."""
     state = status.get("state")
@@ -102,7 +82,7 @@ def _how_it_ended(folder: Path, row, status: dict, status_problem: str, epochs_d
     # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
     if returncode is None and (pid_alive(row["pid"]) or pid_alive(status.get("pid"))):
         return {}
-    log = log_tail(folder / "train.log", 3)
+    log = run.log_tail(3)
     if returncode is not None and returncode < 0:  # a signal: SIGKILL, the OOM killer
         return dict(state="interrupted", ended=now(), error=f"killed by signal {-returncode} after epoch "
                     f"{epochs_done}" + (f"; last log lines: {log}" if log else ""))

@@ -22,9 +22,9 @@ from ..errors import FERError
 from ..paths import BadNameError, UnsafePathError, check_name, runs_dir, shown, storage_error
 from ..training.config import TrainConfig
 from . import launcher
-from .folder import lock_holder, now, pid_alive, run_path, trainer_alive
+from .folder import RunFolder, lock_holder, now, pid_alive, run_path, trainer_alive
 from .index import Run, RunIndex
-from .reconcile import ACTIVE, adopted_row, is_run_folder, is_settled, reconcile
+from .reconcile import ACTIVE, adopted_row, is_settled, reconcile
 
 BAD_ROW = "this registry row names no valid run folder: it can only be deleted"
 
@@ -144,8 +144,8 @@ class Registry:
                            f"it cannot be resumed twice")
         if run.state not in ("interrupted", "cancelled", "failed"):
             raise FERError(f"run '{run_id}' is {run.state}: only interrupted, cancelled or failed runs resume")
-        if not (folder / "config.json").exists():
-            raise FERError(f"run '{run_id}' never started (no config.json): start a new run instead")
+        if not RunFolder(folder).has(RunFolder.CONFIG):
+            raise FERError(f"run '{run_id}' never started (no {RunFolder.CONFIG}): start a new run instead")
         self._set_state(run_id, state="queued", resume=1, error=None, ended=None, pid=None)
         launcher.ensure_worker(self.runs_dir, run.slot)
 
@@ -212,7 +212,7 @@ class Registry:
                 unsaved.setdefault(run_id, {}).update(shown_as or values)
 
         rows = {r["id"]: r for r in self.index.rows()}
-        for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and is_run_folder(p)):
+        for folder in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and RunFolder(p).is_run()):
             if folder.name not in rows and self._folder(folder.name) is not None:
                 adopted = adopted_row(folder)
                 write(folder.name, partial(self.index.insert, if_absent=True), adopted, _full_row(adopted))

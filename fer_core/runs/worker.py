@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import FERError
 from ..paths import PROJECT_ROOT
 from ..training.config import TrainConfig, config_to_args
+from .folder import RunFolder
 from .index import Run
 from .launcher import ensure_worker
 from .registry import BAD_ROW, Registry
@@ -32,7 +33,7 @@ def start_job(registry: Registry, run: Run) -> subprocess.Popen:
     command = job_command(run)  # a damaged row's config fails here, before anything is written
     folder = Path(run.run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "train.log", "ab")
+    log = open(RunFolder(folder).log_file, "ab")
     proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()

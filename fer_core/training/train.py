@@ -8,7 +8,6 @@ point), status.json and, at the end, eval.json (val and test, TTA off and on).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -33,17 +32,7 @@ from ..models.devices import device_name, resolve_device
 from ..models.precision import autocast, memory_format, precision_name, use_bf16
 from ..models.registry import count_parameters, create_model, normalize_images
 from ..paths import StorageError, is_storage_failure, read_text_file, storage_error
-from ..runs.folder import (
-    TrainerLock,
-    append_metrics,
-    new_run_dir,
-    now,
-    provenance,
-    read_json,
-    truncate_metrics,
-    write_json,
-    write_status,
-)
+from ..runs.folder import RunFolder, now, provenance
 from .augment import augment_batch
 from .balance import class_weights, epoch_indices, weighted_cross_entropy
 from .config import DEFAULT_LR, TrainConfig
@@ -236,10 +225,10 @@ def _stop_requested(stop: _StopFlag, ddp: Distributed, device) -> bool:
     return bool(flag.item())
 
 
-def _cancelled(run_dir: Path, epochs_done: int, when: str, ddp: Distributed) -> None:
+def _cancelled(run: RunFolder, epochs_done: int, when: str, ddp: Distributed) -> None:
     if ddp.is_main:
-        write_status(run_dir, state="cancelled", epoch=epochs_done)
-        print(f"cancelled {when}; resume with --resume {run_dir}", file=sys.stderr)
+        run.update_status(state="cancelled", epoch=epochs_done)
+        print(f"cancelled {when}; resume with --resume {run.path}", file=sys.stderr)
 
 
 def load_splits(cfg: TrainConfig) -> dict:
@@ -264,31 +253,29 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
     Under torchrun every rank trains on its shard of each epoch; rank 0 alone writes the run folder.
     """
     if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise FERError(f"cannot resume {run_dir}: no config.json there (is it a run folder?)")
-        cfg = _saved_config(run_dir)
+        run = RunFolder(resume)
+        cfg = _saved_config(run)
     cfg.validate()
     ddp = init_distributed(cfg.device)
     lock = None
     try:
         if resume is None:
-            run_dir = new_run_dir(cfg.out, cfg.name, cfg.arch) if ddp.is_main else None
+            run = RunFolder.create(cfg.out, cfg.name, cfg.arch) if ddp.is_main else None
             if ddp.world > 1:
-                shared = [str(run_dir) if run_dir else None]
+                shared = [str(run.path) if run else None]
                 dist.broadcast_object_list(shared, src=0)
-                run_dir = Path(shared[0])
+                run = RunFolder(shared[0])
         if ddp.is_main:  # before anything is written: a second trainer of this run stops here
-            lock = TrainerLock(run_dir).acquire()
+            lock = run.lock().acquire()
             if resume is None:
-                write_json(run_dir / "config.json", asdict(cfg))
+                run.write_config(asdict(cfg))
         try:
-            _train(cfg, run_dir, resume is not None, ddp)
+            _train(cfg, run, resume is not None, ddp)
         except BaseException as exc:
             if is_storage_failure(exc) and not isinstance(exc, StorageError):
-                exc = storage_error(exc, "writing in", run_dir)
+                exc = storage_error(exc, "writing in", run.path)
             if ddp.is_main:
-                _record_failure(run_dir, str(exc) if isinstance(exc, FERError) else f"{type(exc).__name__}: {exc}")
+                run.record_failure(str(exc) if isinstance(exc, FERError) else f"{type(exc).__name__}: {exc}")
             if isinstance(exc, StorageError):
                 raise exc from None  # one line, without torch's writer chain
             raise
@@ -297,31 +284,20 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
             lock.release()
         if ddp.world > 1:
             dist.destroy_process_group()
-    return run_dir
+    return run.path
 
 
-def _record_failure(run_dir: Path, error: str) -> None:
-    """status.json says the run failed and why, even on a full disk (then written in place: it is small)."""
-    try:
-        write_status(run_dir, state="failed", error=error[:2000])
-    except StorageError:
-        status = {**read_json(run_dir / "status.json"), "state": "failed", "error": error[:2000], "updated": now()}
-        try:
-            (run_dir / "status.json").write_text(json.dumps(status))
-        except OSError:
-            pass  # nothing more can be written here; the exit code and the one-line error still say it
-
-
-def _saved_config(run_dir: Path) -> TrainConfig:
+def _saved_config(run: RunFolder) -> TrainConfig:
     """The TrainConfig in a run folder's config.json, or a FERError saying why it cannot be used."""
-    saved = read_json(run_dir / "config.json")
-    known = {f.name for f in fields(TrainConfig)}
-    if not saved or not set(saved) <= known:
-        raise FERError(f"cannot resume {run_dir}: its config.json is damaged or from another tool")
+    saved, problem = run.config()
+    if problem:
+        raise FERError(f"cannot resume {run.path}: {problem} (is it a run folder?)")
+    if not set(saved) <= {f.name for f in fields(TrainConfig)}:
+        raise FERError(f"cannot resume {run.path}: its {RunFolder.CONFIG} is from another tool")
     return TrainConfig(**saved)
 
 
-def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) -> None:
+def _train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) -> None:
     device = resolve_device(cfg.device)
     if device.type == "cuda" and ddp.world > 1:
         device = torch.device("cuda", ddp.local_rank)
@@ -348,8 +324,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     ema = build_ema(model, cfg.ema)
 
     start_epoch, best_acc, stale_epochs, elapsed, last = 1, -1.0, 0, 0.0, {}
-    if resuming and (run_dir / "last.pt").exists():
-        last = load_checkpoint(run_dir / "last.pt")
+    if resuming and run.last.exists():
+        last = load_checkpoint(run.last)
         model.load_state_dict(last["train_state_dict"] if ema else last["state_dict"])
         if ema:
             ema.load_state_dict(last["ema"])
@@ -359,7 +335,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         start_epoch = last["epoch"] + 1
         best_acc, stale_epochs, elapsed = last["best_val_accuracy"], last["stale_epochs"], last["elapsed"]
     if resuming and ddp.is_main:
-        truncate_metrics(run_dir / "metrics.jsonl", start_epoch - 1, last.get("metrics_line"))
+        run.truncate_metrics(start_epoch - 1, last.get("metrics_line"))
     step_model = model
     if ddp.world > 1:
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -371,12 +347,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     stop = _StopFlag()
     stop.install()
     if ddp.is_main:
-        write_status(run_dir, state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
+        run.update_status(state="running", pid=os.getpid(), epoch=start_epoch - 1, epochs=cfg.epochs,
                      device=device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else ""),
                      precision=precision_name(bf16), provenance={**provenance(), "dataset": resolve_data_path(cfg.data).name},
                      parameters=count_parameters(model), batch_size=batch_size * ddp.world,
                      train_images=len(splits["train"]), started=now(), error=None)
-        print(f"run {run_dir}: {cfg.arch} ({count_parameters(model):,} parameters) on {device_name(device)}"
+        print(f"run {run.path}: {cfg.arch} ({count_parameters(model):,} parameters) on {device_name(device)}"
               f"{f' x{ddp.world}' if ddp.world > 1 else ''} in {precision_name(bf16)}, {len(splits['train'])} training images, "
               f"batch {batch_size * ddp.world}", file=sys.stderr)
     teacher = None
@@ -385,7 +361,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
                                   seed=cfg.seed * 100_003 - 1, mirror=cfg.teacher_mirror,
                                   stop=(lambda: stop.stop) if ddp.world == 1 else None)
         if teacher is None or _stop_requested(stop, ddp, device):  # every rank decides alike
-            _cancelled(run_dir, start_epoch - 1, "while the teacher labelled", ddp)
+            _cancelled(run, start_epoch - 1, "while the teacher labelled", ddp)
             return
 
     epoch = start_epoch - 1
@@ -393,7 +369,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
                                 loss_weights, device, stop, batch_size, ddp, ema=ema, teacher=teacher)
         if not stats.pop("complete"):
-            _cancelled(run_dir, epoch - 1, f"during epoch {epoch}", ddp)
+            _cancelled(run, epoch - 1, f"during epoch {epoch}", ddp)
             return
         eval_model = ema.module if ema else model  # the weights that are evaluated and saved
         stats.update(validate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
@@ -410,23 +386,23 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
         if ddp.is_main:
             line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": now()}
             if improved:
-                save_checkpoint(run_dir / "best.pt", {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
+                save_checkpoint(run.best, {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
                                                       "val_accuracy": stats["val_accuracy"]})
             resume_state = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()} if ema else {}
-            save_checkpoint(run_dir / "last.pt", {
+            save_checkpoint(run.last, {
                 **meta, "state_dict": eval_model.state_dict(), **resume_state, "epoch": epoch,
                 "val_accuracy": stats["val_accuracy"],
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else {},
                 "best_val_accuracy": best_acc, "stale_epochs": stale_epochs, "elapsed": elapsed,
                 "metrics_line": line})
             # after last.pt: a resume never counts an epoch twice, and re-appends this line if a stop lost it
-            append_metrics(run_dir, line)
-            write_status(run_dir, epoch=epoch, best_val_accuracy=best_acc)
+            run.append_metrics(line)
+            run.update_status(epoch=epoch, best_val_accuracy=best_acc)
             print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
                   f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
                   f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
         if _stop_requested(stop, ddp, device):
-            _cancelled(run_dir, epoch, f"after epoch {epoch}", ddp)
+            _cancelled(run, epoch, f"after epoch {epoch}", ddp)
             return
         if cfg.stop_at_test_accuracy is not None and stats["test_accuracy"] >= cfg.stop_at_test_accuracy:
             if ddp.is_main:
@@ -441,17 +417,17 @@ def _train(cfg: TrainConfig, run_dir: Path, resuming: bool, ddp: Distributed) ->
     if ddp.world > 1:
         dist.barrier()  # best.pt is complete before rank 0 reads it back
     if ddp.is_main:
-        final_eval(run_dir, splits, cfg.tta_views, device, training_seconds=elapsed)
-        write_status(run_dir, state="finished", epoch=epoch)
+        final_eval(run, splits, cfg.tta_views, device, training_seconds=elapsed)
+        run.update_status(state="finished", epoch=epoch)
 
 
-def final_eval(run_dir: Path, splits, views: int, device, training_seconds: float) -> dict:
+def final_eval(run: RunFolder, splits, views: int, device, training_seconds: float) -> dict:
     """eval.json: the best checkpoint on val and test, with TTA off and on."""
-    model = model_from_checkpoint(load_checkpoint(run_dir / "best.pt"), device)
+    model = model_from_checkpoint(load_checkpoint(run.best), device)
     leaked = leaked_test_mask(splits)  # the run's own train split: what it left out is no leak
-    result = {"checkpoint": "best.pt", "tta_views": views, "training_seconds": training_seconds,
+    result = {"checkpoint": RunFolder.BEST, "tta_views": views, "training_seconds": training_seconds,
               "device": device_name(device), **evaluate_splits(model, splits, views, device, leaked)}
-    write_json(run_dir / "eval.json", result)
+    run.write_evaluation(result)
     print(f"best checkpoint: val {result['val']['plain']['accuracy']:.4f} (TTA {result['val']['tta']['accuracy']:.4f}), "
           f"test {result['test']['plain']['accuracy']:.4f} (TTA {result['test']['tta']['accuracy']:.4f})", file=sys.stderr)
     return result
