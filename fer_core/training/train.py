@@ -289,11 +289,11 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
 
 def _saved_config(run: RunFolder) -> TrainConfig:
     """The TrainConfig in a run folder's config.json, or a FERError saying why it cannot be used."""
+    if not run.has(RunFolder.CONFIG):
+        raise FERError(f"cannot resume {run.path}: no {RunFolder.CONFIG} there (is it a run folder?)")
     saved, problem = run.config()
-    if problem:
-        raise FERError(f"cannot resume {run.path}: {problem} (is it a run folder?)")
-    if not set(saved) <= {f.name for f in fields(TrainConfig)}:
-        raise FERError(f"cannot resume {run.path}: its {RunFolder.CONFIG} is from another tool")
+    if problem or not set(saved) <= {f.name for f in fields(TrainConfig)}:
+        raise FERError(f"cannot resume {run.path}: its {RunFolder.CONFIG} is damaged or from another tool")
     return TrainConfig(**saved)
 
 
