@@ -26,8 +26,8 @@ def open_page():
 def fill_tiny_run(at, prefix="new_"):
     at.selectbox(key=f"{prefix}arch").set_value("fer_vgg_small")
     at.number_input(key=f"{prefix}epochs").set_value(1)
-    at.number_input(key=f"{prefix}bs").set_value(16)
-    at.number_input(key=f"{prefix}tta").set_value(2)
+    at.number_input(key=f"{prefix}batch_size").set_value(16)
+    at.number_input(key=f"{prefix}tta_views").set_value(2)
 
 
 def test_empty_registry_says_how_to_start(isolated):
@@ -70,12 +70,12 @@ def test_a_consistent_teaching_job_is_queued_with_its_teacher_views(isolated, tm
     teacher.write_bytes(b"")  # the form checks that the file exists; the job would load it
     at = open_page()
     at.text_input(key="new_teacher").set_value(str(teacher))
-    at.number_input(key="new_tviews").set_value(4)
-    at.checkbox(key="new_tmirror").check()
-    at.selectbox(key="new_crop").set_value("44 x 44")
+    at.number_input(key="new_teacher_views").set_value(4)
+    at.checkbox(key="new_teacher_mirror").check()
+    at.number_input(key="new_crop").set_value(44)
     next(b for b in at.button if b.label == "Start training").click().run()
     assert any("Not started" in e.value and "cannot be combined with --crop" in e.value for e in at.error)
-    at.selectbox(key="new_crop").set_value("off")
+    at.number_input(key="new_crop").set_value(None)
     next(b for b in at.button if b.label == "Start training").click().run()
     (run,) = Registry(isolated).list()
     config = run.to_dict()["config"]
@@ -85,7 +85,7 @@ def test_a_consistent_teaching_job_is_queued_with_its_teacher_views(isolated, tm
 def test_a_local_pretrained_file_must_be_named(isolated):
     at = open_page()
     at.selectbox(key="new_arch").set_value("resnet18")
-    at.selectbox(key="new_pre").set_value("local file")
+    at.selectbox(key="new_pretrained").set_value("local file")
     next(b for b in at.button if b.label == "Start training").click().run()
     assert any("Not started" in e.value and "name the file" in e.value for e in at.error)
     assert Registry(isolated).list() == []  # not silently trained from scratch
@@ -111,3 +111,24 @@ def test_a_missing_dataset_is_said_when_the_page_opens(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_DATA", str(tmp_path / "nowhere.zip"))
     at = open_page()
     assert any("No usable dataset yet" in w.value and "does not exist" in w.value for w in at.warning)
+
+
+def test_every_option_has_a_cli_flag_and_a_form_widget_with_the_same_bounds(isolated):
+    """TrainConfig is the one definition of a training option: the parser and the form are made from it."""
+    from fer_core.training.config import get_args_parser, options
+    flags = {a.dest: a for a in get_args_parser()._actions}
+    at = open_page()
+    widgets = {w.key: w for kind in ("selectbox", "number_input", "checkbox", "text_input")
+               for w in getattr(at, kind) if w.key and w.key.startswith("new_")}
+    for name, o in options().items():
+        assert name in flags, f"--{name.replace('_', '-')} is missing"
+        if not o.in_form:
+            continue
+        widget = widgets.get(f"new_{name}")
+        assert widget is not None, f"the form has no widget for {name}"
+        if o.allowed() is not None and widget.type == "selectbox" and name != "device":
+            assert list(widget.options) == [str(c) for c in o.allowed()], name
+            assert list(flags[name].choices) == list(o.allowed()), name
+        if widget.type == "number_input":
+            assert widget.min == (o.low if o.low is not None and not o.low_open else None) or name == "batch_size"
+            assert widget.max == (o.high if o.high is not None and not o.high_open else None), name

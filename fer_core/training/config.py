@@ -6,7 +6,8 @@ importing the training loop.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 
 from ..evaluation import tta
 from ..models.registry import list_models, supports_pretrained
@@ -21,92 +22,153 @@ MAX_TEACHER_VIEWS = 32  # each view of the 28,709 training faces holds 132 MB in
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "nadam": 1e-3, "adamw": 1e-3}
 
 
+@dataclass(frozen=True)
+class Option:
+    """How one training option is checked and offered: on the command line (`get_args_parser`), in the Train
+    page's form (generated from these) and in sweeps. Bounds are inclusive unless `*_open`."""
+    label: str                               # the form's label; the CLI's flag is the field's name
+    group: str                               # the form's section (GROUPS)
+    help: str = ""
+    choices: tuple | Callable[[], Sequence[str]] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    switch: bool = False                     # a flag without value (--compile); other booleans take on|off
+    sweep: bool = False                      # a sweep may vary it
+    metavar: str | None = None
+    in_form: bool = True                     # False: set by the page itself (the run's name, its folder)
+
+    def allowed(self) -> Sequence[str] | None:
+        return self.choices() if callable(self.choices) else self.choices
+
+    def bounds_text(self) -> str:
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{left}{_num(self.low)}, {_num(self.high) if self.high is not None else 'inf'}{right}"
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def option(default, label: str, group: str, **meta):
+    return field(default=default, metadata={"option": Option(label, group, **meta)})
+
+
+GROUPS = ("Model and data", "Optimisation", "Augmentation", "Distillation", "Evaluation and hardware", "Quick runs")
+
+
 @dataclass
 class TrainConfig:
-    arch: str = "fer_vgg_small"
-    data: str | None = None
-    out: str = "runs"
-    name: str | None = None
-    epochs: int = 30
-    batch_size: int | str = 128          # or "auto": the largest that fits the device
-    optimizer: str = "sgd"
-    lr: float | None = None              # None: DEFAULT_LR[optimizer] (the peak, for one-cycle)
-    weight_decay: float = 5e-4
-    scheduler: str = "onecycle"
-    patience: int = 0                    # early stopping after this many epochs without val gain; 0 = off
-    label_smoothing: float = 0.1
-    ema: float = 0.0                     # decay of a moving average of the weights (0: off); it is evaluated and saved
-    teacher: str | None = None           # distillation: a checkpoint or saved ensemble whose probabilities are learnt
-    distill_weight: float = 0.7          # share of the teacher's soft targets in the loss (with --teacher)
-    teacher_views: int = 0               # consistent teaching: the teacher labels this many augmented views per image
-    teacher_mirror: bool = False         # ... each view averaged with its mirror; the student trains on either
-    balance: str = "none"
-    flip: bool = True
-    alternating_flip: bool = False       # mirror each image every other epoch instead of at random (airbench)
-    mix: str = "none"                    # "mixup" or "cutmix": blend or patch pairs of images, and their targets
-    mix_alpha: float = 1.0               # Beta(alpha, alpha) draws the share of each image
-    rotate: float = 10.0
-    zoom: float = 0.1
-    shift: float = 0.1
-    erase: float = 0.0
-    crop: int | None = None              # train on random crop x crop windows; the network takes 48x48 faces
-    exclude: str | None = None           # "audit" (what the health audit flags) or a file of image ids
-    pretrained: str | None = None        # "imagenet" or a state_dict path (torchvision backbones)
-    device: str = "auto"
-    amp: bool = True                     # bf16 autocast where the device runs bf16 natively (precision.py)
-    compile: bool = False
-    seed: int = 0
-    tta_views: int = tta.DEFAULT_VIEWS   # for the final evaluation
-    limit: int | None = None             # use a fixed random N images of each split (smoke runs)
-    epoch_size: int | None = None        # train on a fresh random N images per epoch (short CPU budgets)
-    track_test: bool = False             # also log PrivateTest accuracy per epoch (time-to-accuracy; never selects)
-    track_test_views: int = 2            # with track_test: PrivateTest is also logged with this many TTA views (1: off)
-    stop_at_test_accuracy: float | None = None  # benchmarks: end once PrivateTest reaches it (needs track_test)
+    """Every training option, defined once: its type and default here, its bounds, choices, label and help in
+    its Option. The CLI's parser, the validation, the sweepable options and the Train form come from these."""
+    arch: str = option("fer_vgg_small", "Architecture", "Model and data", choices=list_models, sweep=True,
+                       help="architecture")
+    data: str | None = option(None, "Dataset (empty: $FER_DATA, then data/)", "Model and data",
+                              help="dataset: Kaggle zip, its folder, or fer2013.csv (default $FER_DATA, then data/)")
+    out: str = option("runs", "Runs folder", "Model and data", in_form=False, help="folder for run folders")
+    name: str | None = option(None, "Run name (optional)", "Model and data", in_form=False,
+                              help="run folder name (default: timestamp-arch)")
+    epochs: int = option(30, "Epochs", "Model and data", low=1, sweep=True)
+    batch_size: int | str = option(128, "Batch size", "Model and data", low=2, sweep=True,
+                                   help="an integer or 'auto' (the largest that fits the GPU)")
+    pretrained: str | None = option(None, "Pretrained weights", "Model and data",
+                                    help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
+    exclude: str | None = option(None, "Exclude images", "Model and data",
+                                 help="'audit' (leave out what the data-health audit flags) or a file of image ids")
+    balance: str = option("none", "Class balancing", "Model and data", choices=BALANCE_METHODS, sweep=True,
+                          help="weighted loss, oversampling or undersampling of the rare classes")
+    optimizer: str = option("sgd", "Optimiser", "Optimisation", choices=OPTIMIZERS, sweep=True)
+    lr: float | None = option(None, "Learning rate (peak for one-cycle)", "Optimisation", low=0, high=10,
+                              low_open=True, high_open=True, sweep=True,
+                              help="learning rate (peak for one-cycle); default per optimiser")
+    weight_decay: float = option(5e-4, "Weight decay", "Optimisation", low=0, sweep=True)
+    scheduler: str = option("onecycle", "Scheduler", "Optimisation", choices=SCHEDULERS, sweep=True)
+    patience: int = option(0, "Early stopping patience (epochs, 0 = off)", "Optimisation", low=0,
+                           help="early stopping after this many epochs without PublicTest gain (0: off)")
+    label_smoothing: float = option(0.1, "Label smoothing", "Optimisation", low=0, high=1, high_open=True, sweep=True)
+    ema: float = option(0.0, "Weight averaging (EMA decay, 0 = off)", "Optimisation", low=0, high=1, high_open=True,
+                        metavar="DECAY",
+                        help="evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)")
+    flip: bool = option(True, "Horizontal flip", "Augmentation")
+    alternating_flip: bool = option(False, "Alternating flip", "Augmentation", switch=True,
+                                    help="mirror each image every other epoch instead of at random (airbench)")
+    rotate: float = option(10.0, "Rotation (degrees)", "Augmentation", low=0, high=180, sweep=True, help="max degrees")
+    zoom: float = option(0.1, "Zoom", "Augmentation", low=0, high=1, high_open=True, sweep=True,
+                         help="max zoom fraction")
+    shift: float = option(0.1, "Shift (fraction of side)", "Augmentation", low=0, high=0.5, high_open=True,
+                          sweep=True, help="max shift, fraction of the side")
+    erase: float = option(0.0, "Random erasing probability", "Augmentation", low=0, high=1, sweep=True)
+    crop: int | None = option(None, "Random crop side (empty = off)", "Augmentation", low=16, high=47, metavar="SIDE",
+                              help="train on random SIDE x SIDE crops (40 or 44 in the FER2013 literature); the "
+                                   "network then takes whole faces and looks at their centre window")
+    mix: str = option("none", "Mix pairs of images", "Augmentation", choices=MIX_METHODS, sweep=True,
+                      help="mixup or cutmix of image pairs (default none)")
+    mix_alpha: float = option(1.0, "Mix alpha", "Augmentation", low=0, low_open=True, sweep=True,
+                              help="Beta(alpha, alpha) of the mix")
+    teacher: str | None = option(None, "Distil from (a .pt checkpoint or models/<ensemble>.json; empty = off)",
+                                 "Distillation", metavar="MODEL",
+                                 help="distillation: learn the probabilities of this checkpoint or saved ensemble "
+                                      "(models/<name>.json) on the training images")
+    distill_weight: float = option(0.7, "Share of the teacher's probabilities in the loss", "Distillation", low=0,
+                                   high=1, sweep=True, help="share of the teacher's probabilities in the loss")
+    teacher_views: int = option(0, "Augmented views the teacher labels (0 = the clean faces)", "Distillation", low=0,
+                                high=MAX_TEACHER_VIEWS, metavar="K",
+                                help="consistent teaching: before training, the teacher labels K augmented views of "
+                                     "every training image and the student trains on those views (0: the teacher "
+                                     "labels the clean images and their mirrors)")
+    teacher_mirror: bool = option(False, "The teacher also labels each view's mirror", "Distillation", switch=True,
+                                  help="with --teacher-views: the teacher's answer for each view is averaged with its "
+                                       "answer for the view's mirror, and the student trains on each view or its "
+                                       "mirror (labelling takes twice as long)")
+    device: str = option("auto", "Device", "Evaluation and hardware", help="auto, cpu or cuda")
+    amp: bool = option(True, "bf16 mixed precision", "Evaluation and hardware",
+                       help="bf16 autocast and channels_last where the device runs bf16 natively (CUDA, or a CPU with "
+                            "AVX512-BF16/AMX); off: plain fp32")
+    compile: bool = option(False, "torch.compile", "Evaluation and hardware", switch=True,
+                           help="torch.compile the model")
+    seed: int = option(0, "Seed", "Evaluation and hardware", low=0, high=2**31 - 1, sweep=True)
+    tta_views: int = option(tta.DEFAULT_VIEWS, "TTA views (final evaluation)", "Evaluation and hardware", low=1,
+                            high=tta.MAX_VIEWS, help="views for the final TTA evaluation")
+    track_test: bool = option(False, "Log PrivateTest accuracy every epoch", "Evaluation and hardware", switch=True,
+                              help="log PrivateTest accuracy every epoch (for time-to-accuracy; the best epoch is "
+                                   "still chosen on PublicTest)")
+    track_test_views: int = option(2, "PrivateTest TTA views logged per epoch", "Evaluation and hardware", low=1,
+                                   high=tta.MAX_VIEWS,
+                                   help="with --track-test: also log PrivateTest accuracy with this many TTA views "
+                                        "(2: the image and its mirror; 1: plain only)")
+    stop_at_test_accuracy: float | None = option(None, "Stop at PrivateTest accuracy (empty = never)",
+                                                 "Evaluation and hardware", low=0, high=1, metavar="FRACTION",
+                                                 help="with --track-test: stop once PrivateTest accuracy reaches this "
+                                                      "(time-to-accuracy benchmarks)")
+    limit: int | None = option(None, "Images per split (empty = all)", "Quick runs", low=8,
+                               help="use a fixed random N images of each split (quick checks)")
+    epoch_size: int | None = option(None, "Images per epoch (empty = the whole training set)", "Quick runs", low=8,
+                                    help="train on a fresh random N training images per epoch (short budgets; "
+                                         "val and test stay whole)")
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase, self.crop)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option (the dashboard form shows it too)."""
-        if self.arch not in list_models():
-            raise ValueError(f"unknown architecture '{self.arch}': choose one of {', '.join(list_models())}")
         if self.name is not None:
             check_name(self.name, "run name")
-        checks = [
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.scheduler in SCHEDULERS, f"scheduler must be one of {', '.join(SCHEDULERS)}"),
-            (self.balance in BALANCE_METHODS, f"balance must be one of {', '.join(BALANCE_METHODS)}"),
+        for f in fields(self):
+            problem = _check(f, getattr(self, f.name))
+            if problem:
+                raise ValueError(problem)
+        rules = [
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size == "auto" or (isinstance(self.batch_size, int) and self.batch_size >= 2),
-             "batch size must be 'auto' or an integer of at least 2"),
-            (self.lr is None or 0 < self.lr < 10, "learning rate must be in (0, 10)"),
-            (self.weight_decay >= 0, "weight decay must be >= 0"),
-            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
-            (0 <= self.ema < 1, "EMA decay must be in [0, 1), e.g. 0.999 (0: off)"),
             (not self.teacher or is_regular_file(self.teacher), f"teacher model not found: {shown(self.teacher, 200)}"),
-            (0 <= self.distill_weight <= 1, "distillation weight must be in [0, 1]"),
-            (0 <= self.teacher_views <= MAX_TEACHER_VIEWS, f"teacher views must be 0..{MAX_TEACHER_VIEWS}"),
             (not self.teacher_views or self.teacher, "teacher views need --teacher"),
             (not self.teacher_mirror or self.teacher_views, "--teacher-mirror needs --teacher-views (the clean "
              "teaching already labels each face's mirror)"),
             (not self.teacher_mirror or self.flip, "--teacher-mirror trains on mirrored faces: it needs --flip on"),
             (not self.teacher_views or not (self.crop or self.alternating_flip),
              "teacher views are whole augmented faces: they cannot be combined with --crop or --alternating-flip"),
-            (self.patience >= 0, "patience must be >= 0"),
-            (0 <= self.rotate <= 180, "rotation must be 0..180 degrees"),
-            (0 <= self.zoom < 1, "zoom must be in [0, 1)"),
-            (0 <= self.shift < 0.5, "shift must be in [0, 0.5)"),
-            (0 <= self.erase <= 1, "erase probability must be in [0, 1]"),
-            (self.crop is None or 16 <= self.crop <= 47, "crop must be a side from 16 to 47 pixels"),
-            (self.mix in MIX_METHODS, f"mix must be one of {', '.join(MIX_METHODS)}"),
-            (self.mix_alpha > 0, "mix alpha must be > 0"),
             (not self.alternating_flip or self.flip, "alternating flip needs --flip on"),
-            (1 <= self.tta_views <= tta.MAX_VIEWS, f"TTA views must be 1..{tta.MAX_VIEWS}"),
-            (1 <= self.track_test_views <= tta.MAX_VIEWS, f"track-test TTA views must be 1..{tta.MAX_VIEWS}"),
-            (self.limit is None or self.limit >= 8, "limit must be at least 8 images"),
-            (self.epoch_size is None or self.epoch_size >= 8, "epoch size must be at least 8 images"),
-            (self.stop_at_test_accuracy is None or (self.track_test and 0 <= self.stop_at_test_accuracy <= 1),
+            (self.stop_at_test_accuracy is None or self.track_test,
              "stop-at-test-accuracy needs --track-test and a fraction in [0, 1]"),
             (self.pretrained in (None, "imagenet") or is_regular_file(self.pretrained),
              f"pretrained weights file not found: '{shown(self.pretrained, 200)}'" if self.pretrained
@@ -114,9 +176,50 @@ class TrainConfig:
             (not self.pretrained or supports_pretrained(self.arch),
              f"'{self.arch}' trains from scratch: pretrained weights exist for vgg16, inception_v3 and resnet18"),
         ]
-        for ok, message in checks:
+        for ok, message in rules:
             if not ok:
                 raise ValueError(message)
+
+
+def options() -> dict[str, Option]:
+    """Every option by field name, in the order of TrainConfig."""
+    return {f.name: f.metadata["option"] for f in fields(TrainConfig)}
+
+
+def value_type(name: str) -> type:
+    """The type a value of option `name` has (int, float, str or bool), None aside."""
+    annotation = {f.name: f.type for f in fields(TrainConfig)}[name]
+    return {"int": int, "float": float, "bool": bool}.get(annotation.split(" | ")[0], str)
+
+
+def sweepable() -> dict[str, type]:
+    """The options a sweep may vary, with the type its typed values are read as."""
+    return {name: value_type(name) for name, o in options().items() if o.sweep}
+
+
+def _check(f, value) -> str:
+    """'' when `value` is allowed for field `f`, else what is wrong, in the option's words."""
+    o: Option = f.metadata["option"]
+    what = f.name.replace("_", " ")
+    if value is None:
+        return "" if "None" in f.type else f"{what} must be set"
+    if f.name == "batch_size" and value == "auto":
+        return ""
+    kind = value_type(f.name)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        return f"{what} must be {'an integer' if kind is int else 'a number' if kind is float else kind.__name__}" + (
+            " or 'auto'" if f.name == "batch_size" else "")
+    allowed = o.allowed()
+    if allowed is not None and value not in allowed:
+        return f"{what} must be one of {', '.join(map(str, allowed))}" + (
+            f" (unknown: '{shown(value)}')" if f.name == "arch" else "")
+    low_ok = o.low is None or (value > o.low if o.low_open else value >= o.low)
+    high_ok = o.high is None or (value < o.high if o.high_open else value <= o.high)
+    if not (low_ok and high_ok):
+        return f"{what} must be in {o.bounds_text()}, got {_num(value)}"
+    return ""
 
 
 # ----------------------------------------------------------------------------- the command line
@@ -139,65 +242,26 @@ def _batch_size(text: str) -> int | str:
 
 
 def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """`fer_core train`'s options, one flag per TrainConfig field (plus --resume), made from their Options."""
     p = parser or argparse.ArgumentParser(description="Train an emotion classifier on FER2013")
-    d = TrainConfig()
-    p.add_argument("--arch", default=d.arch, choices=list(list_models()), help="architecture (default %(default)s)")
-    p.add_argument("--data", help="dataset: Kaggle zip, its folder, or fer2013.csv (default $FER_DATA, then data/)")
-    p.add_argument("--out", default=d.out, help="folder for run folders (default %(default)s)")
-    p.add_argument("--name", help="run folder name (default: timestamp-arch)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=_batch_size, default=d.batch_size, help="an integer or 'auto'")
-    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, help="learning rate (peak for one-cycle); default per optimizer")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS)
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs (0: off)")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--teacher", metavar="MODEL", help="distillation: learn the probabilities of this checkpoint "
-                   "or saved ensemble (models/<name>.json) on the training images")
-    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
-                   help="share of the teacher's probabilities in the loss (default %(default)s)")
-    p.add_argument("--teacher-views", type=int, default=d.teacher_views, metavar="K",
-                   help="consistent teaching: before training, the teacher labels K augmented views of every training "
-                        "image and the student trains on those views (0: the teacher labels the clean images and "
-                        "their mirrors; default %(default)s)")
-    p.add_argument("--teacher-mirror", action="store_true",
-                   help="with --teacher-views: the teacher's answer for each view is averaged with its answer for "
-                        "the view's mirror, and the student trains on each view or its mirror (labelling takes twice as long)")
-    p.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
-                   help="evaluate and save a moving average of the weights with this decay, e.g. 0.999 (0: off)")
-    p.add_argument("--balance", default=d.balance, choices=BALANCE_METHODS, help="class balancing")
-    p.add_argument("--flip", type=on_off, default=d.flip, metavar="on|off")
-    p.add_argument("--alternating-flip", action="store_true",
-                   help="mirror each image every other epoch instead of at random (airbench)")
-    p.add_argument("--mix", default=d.mix, choices=MIX_METHODS, help="mixup or cutmix of image pairs (default none)")
-    p.add_argument("--mix-alpha", type=float, default=d.mix_alpha, help="Beta(alpha, alpha) of the mix (default 1.0)")
-    p.add_argument("--rotate", type=float, default=d.rotate, help="max degrees")
-    p.add_argument("--zoom", type=float, default=d.zoom, help="max zoom fraction")
-    p.add_argument("--shift", type=float, default=d.shift, help="max shift, fraction of the side")
-    p.add_argument("--erase", type=float, default=d.erase, help="random-erasing probability")
-    p.add_argument("--crop", type=int, metavar="SIDE", help="train on random SIDE x SIDE crops (40 or 44 in the "
-                   "FER2013 literature); the network then takes whole faces and looks at their centre window")
-    p.add_argument("--exclude", help="'audit' (leave out what the data-health audit flags) or a file of image ids")
-    p.add_argument("--pretrained", help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--amp", type=on_off, default=d.amp, metavar="on|off",
-                   help="bf16 autocast and channels_last where the device runs bf16 natively (CUDA, or a CPU with "
-                        "AVX512-BF16/AMX); off: plain fp32 (default on)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--tta-views", type=tta.views_arg, default=d.tta_views, help="views for the final TTA evaluation")
-    p.add_argument("--limit", type=int, help="use a fixed random N images of each split (quick checks)")
-    p.add_argument("--track-test", action="store_true",
-                   help="log PrivateTest accuracy every epoch (for time-to-accuracy; the best epoch is still chosen on val)")
-    p.add_argument("--track-test-views", type=tta.views_arg, default=d.track_test_views,
-                   help="with --track-test: also log PrivateTest accuracy with this many TTA views (default 2: the "
-                        "image and its mirror; 1: plain only)")
-    p.add_argument("--stop-at-test-accuracy", type=float, metavar="FRACTION",
-                   help="with --track-test: stop once PrivateTest accuracy reaches this (time-to-accuracy benchmarks)")
-    p.add_argument("--epoch-size", type=int, help="train on a fresh random N training images per epoch "
-                   "(short budgets; val and test stay whole)")
+    special_types = {"batch_size": _batch_size, "tta_views": tta.views_arg, "track_test_views": tta.views_arg}
+    for f in fields(TrainConfig):
+        o: Option = f.metadata["option"]
+        flag = "--" + f.name.replace("_", "-")
+        kind = value_type(f.name)
+        bounds = f" in {o.bounds_text()}" if o.low is not None or o.high is not None else ""
+        default_text = "" if f.default is None or o.switch else " (default %(default)s)"
+        help_text = (o.help + bounds + default_text).strip() or None
+        if kind is bool and o.switch:
+            p.add_argument(flag, action="store_true", help=help_text)
+        elif kind is bool:
+            p.add_argument(flag, type=on_off, default=f.default, metavar="on|off", help=help_text)
+        else:
+            allowed = o.allowed()
+            p.add_argument(flag, type=special_types.get(f.name, kind), default=f.default, metavar=o.metavar,
+                           choices=list(allowed) if allowed is not None else None, help=help_text)
+        if f.name == "name":
+            p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
     return p
 
 
