@@ -80,7 +80,7 @@ def _run(task: Task, fn, args):
     task.started = time.monotonic()
     try:
         return fn(*args, progress=task.report)
-    except Exception as exc:
+    except Exception as exc:  # any failure of the task is shown on its page, never kills the worker thread
         task.error = exc.with_traceback(None)  # its frames would keep the dataset and the model alive
         return None
 

@@ -1,6 +1,7 @@
 """Which dataset the dashboard uses, loaded once per process, and what to say when there is none."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -24,16 +25,29 @@ def _fingerprint(source: Path) -> str:
     return f"{source}:{st_.st_size}:{st_.st_mtime_ns}"
 
 
+def dataset_version(path: str | os.PathLike) -> str:
+    """What changes when the dataset at `path` is replaced ('' when there is none)."""
+    try:
+        return _fingerprint(resolve_data_path(path))
+    except (DataError, OSError):
+        return ""
+
+
 @st.cache_resource(show_spinner="Loading FER2013 (the first time decodes every image, about 5 s)…", max_entries=2)
 def _load(source: str, fingerprint: str) -> FER2013:
     return load_dataset(source)
 
 
+def dataset_at(path: str | os.PathLike) -> FER2013:
+    """The dataset at `path`, loaded once per version of its source (the cache every page shares); DataError."""
+    source = resolve_data_path(path)
+    return _load(str(source), _fingerprint(source))
+
+
 def current_dataset() -> tuple[FER2013 | None, str | None]:
     """(dataset, None), or (None, a message saying what is wrong and how to fix it)."""
     try:
-        source = resolve_data_path(chosen_path())
-        return _load(str(source), _fingerprint(source)), None
+        return dataset_at(chosen_path()), None
     except DataError as exc:
         return None, str(exc)
 

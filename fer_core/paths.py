@@ -242,7 +242,7 @@ def atomic_write(path: str | os.PathLike, doing: str = "writing", suffix: str = 
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException as exc:
+    except BaseException as exc:  # any exit, a stop included: no temporary is left; re-raised
         failure = isinstance(exc, OSError) or (is_storage_failure(exc) and not isinstance(exc, StorageError))
         error = storage_error(exc, doing, path) if failure else None  # while the half-written file still fills the disk
         tmp.unlink(missing_ok=True)
@@ -289,7 +289,7 @@ def publish(root: str | os.PathLike, names: list[str], doing: str = "writing") -
                 old = stage / f".old-{name}"
                 os.replace(target, old)
             os.replace(made, target)
-    except BaseException as exc:
+    except BaseException as exc:  # any exit: the staging folder goes (finally); re-raised
         if isinstance(exc, OSError) or (is_storage_failure(exc) and not isinstance(exc, StorageError)):
             raise storage_error(exc, doing, root) from None
         raise

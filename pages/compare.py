@@ -11,10 +11,10 @@ import streamlit as st
 from dashboard.background import run_in_background
 from dashboard.compare_charts import confusion_figure, learning_curves_figure, per_class_figure, tta_gain_figure
 from dashboard.compare_views import SPLIT_NAMES, cell_indices, reading, summary_rows
-from dashboard.data_access import chosen_path
+from dashboard.data_access import chosen_path, dataset_at, dataset_version
 from fer_core.cards.catalog import Entry, all_entries, architectures_without_cards
 from fer_core.cards.ensembles import ensemble_metrics, save_ensemble
-from fer_core.data.fer2013 import load_dataset, resolve_data_path
+from fer_core.data.fer2013 import resolve_data_path
 from fer_core.errors import FERError
 from fer_core.evaluation.metrics import metrics_report
 from fer_core.evaluation.prediction_cache import cached_predictions, prediction_cache_path, predictions
@@ -27,16 +27,6 @@ NO_CELL = "—"
 CELL_IMAGES = 24  # images shown per model in the cell explorer
 
 
-@st.cache_resource(show_spinner="Loading the dataset…", max_entries=2)
-def cached_dataset(path: str, stamp: float):
-    return load_dataset(path)
-
-
-def _mtime(path: Path | str) -> float:
-    try:
-        return Path(path).stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 def load_entries() -> list[Entry]:
@@ -188,7 +178,7 @@ def _known_predictions(entry: Entry, split: str, tta: bool) -> tuple[np.ndarray,
     if entry.checkpoint is None or not dataset_path:
         return None
     try:
-        dataset = cached_dataset(dataset_path, _mtime(dataset_path))
+        dataset = dataset_at(dataset_path)
         probs = cached_predictions(entry.checkpoint, dataset, split, (entry.tta_views or DEFAULT_VIEWS) if tta else 1)
     except (FERError, OSError):
         return None
@@ -210,7 +200,7 @@ def evaluated_now(entry: Entry, split: str, tta: bool, data_box) -> dict | None:
     probs = None if dataset_path is None else entry_predictions(entry, dataset_path, split, tta)
     if probs is None:
         return None
-    labels = cached_dataset(dataset_path, _mtime(dataset_path))[split].labels
+    labels = dataset_at(dataset_path)[split].labels
     report = metrics_report(labels, probs.argmax(1))
     st.caption(f"evaluated from {entry.checkpoint.name} as it is now")
     return report
@@ -250,7 +240,7 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
             probs = entry_predictions(entry, dataset_path, split, tta)
             if probs is None:
                 continue
-            data = cached_dataset(dataset_path, _mtime(dataset_path))[split]
+            data = dataset_at(dataset_path)[split]
             idx = cell_indices(data.labels, probs, t, p)
             st.caption(f"{len(idx)} images" + (f", the {CELL_IMAGES} most confident shown" if len(idx) > CELL_IMAGES else ""))
             if len(idx):
@@ -265,14 +255,14 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
 
 
 def _task_key(checkpoint: Path, dataset, dataset_path: str, split: str, views: int) -> str:
-    """The prediction cache file (named by the checkpoint's and the dataset's versions) and the dataset's mtime."""
-    return f"{prediction_cache_path(checkpoint, dataset, split, views)}@{_mtime(dataset_path)}"
+    """The prediction cache file (named by the checkpoint's and the dataset's versions) and the dataset's version."""
+    return f"{prediction_cache_path(checkpoint, dataset, split, views)}@{dataset_version(dataset_path)}"
 
 
 def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) -> np.ndarray | None:
     """Per-image probabilities in the order of the dataset's split: stored in the card, else predicted."""
     if entry.stored is not None:
-        labels = cached_dataset(dataset_path, _mtime(dataset_path))[split].labels
+        labels = dataset_at(dataset_path)[split].labels
         if entry.stored.matches(split, labels):
             return entry.stored.get(split, tta)
         if entry.checkpoint is None:
@@ -283,7 +273,7 @@ def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) ->
         return None
     views = (entry.tta_views or DEFAULT_VIEWS) if tta else 1
     try:
-        dataset = cached_dataset(dataset_path, _mtime(dataset_path))
+        dataset = dataset_at(dataset_path)
         probs = cached_predictions(entry.checkpoint, dataset, split, views)
         if probs is not None:
             return probs
@@ -309,12 +299,12 @@ def dataset_input(entries: list[Entry]):
     def resolve() -> str | None:
         try:
             source = str(resolve_data_path(path or None))
-            cached_dataset(source, _mtime(source))
+            dataset_at(source)
             st.session_state["_compare_dataset"] = source  # whose cached predictions the significance test may use
             return source
         except FERError as exc:
             st.warning(f"The dataset is needed here: {exc}")
-        except Exception as exc:
+        except Exception as exc:  # an unexpected reader failure: a message on the page, not a traceback
             st.error(f"Could not load the dataset at {path}: {type(exc).__name__}: {exc}")
         return None
     return resolve
@@ -390,7 +380,7 @@ def ensemble_section(entries: list[Entry], data_box) -> None:
 
 def evaluate_ensemble(members: list[Entry], dataset_path: str | None, views: int) -> bool | None:
     """True once the ensemble's metrics are in the session, False when it failed, None while it runs."""
-    dataset = cached_dataset(dataset_path, _mtime(dataset_path)) if dataset_path else None
+    dataset = dataset_at(dataset_path) if dataset_path else None
     sources = [m.stored if m.stored is not None else m.checkpoint for m in members]
     try:
         key = "ensemble:" + "+".join(m.key if m.stored is not None

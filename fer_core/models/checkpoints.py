@@ -38,7 +38,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path} is not a checkpoint this tool can load safely: it holds Python objects "
                               f"besides weights. Use a checkpoint written by fer_core (a run's best.pt or "
                               f"a shipped models/*.pt)") from None
-    except Exception:
+    except Exception:  # zip, pickle and storage errors of a damaged or foreign file: all one message
         raise CheckpointError(f"{path} is not a readable checkpoint: the file is damaged or is not a PyTorch "
                               f"file. Use a run's best.pt or a shipped models/*.pt") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

@@ -44,8 +44,9 @@ def file_identity(path: str | os.PathLike) -> str:
     them is replaced (a re-shipped model), so caches keyed by it reload. Raises CheckpointError for a model
     that cannot be read."""
     parts = []
-    for file in model_files(path):
-        st = existing_file(file, "model file", error=CheckpointError).stat()
+    what = {".json": "ensemble card", ".onnx": "ONNX model"}.get(Path(path).suffix, "checkpoint")
+    for file in model_files(existing_file(path, what, error=CheckpointError)):
+        st = file.stat()
         parts.append(f"{file.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
     return "|".join(parts)
 

@@ -216,7 +216,7 @@ def load_pretrained(model: nn.Module, name: str, source: str | Path) -> None:
             raise PretrainedWeightsError(f"pretrained weights file not found: {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
+        except Exception as exc:  # torch.load's many failure types on a file that is not a state_dict
             raise PretrainedWeightsError(f"{path} is not a readable PyTorch state_dict ({exc})") from None
         state = state.get("model", state) if isinstance(state, dict) else state
     target = model.backbone if isinstance(model, GrayscaleAdapter) else model

@@ -271,7 +271,7 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
                 run.write_config(asdict(cfg))
         try:
             _train(cfg, run, resume is not None, ddp)
-        except BaseException as exc:
+        except BaseException as exc:  # a stop or a crash is recorded in status.json, then re-raised
             if is_storage_failure(exc) and not isinstance(exc, StorageError):
                 exc = storage_error(exc, "writing in", run.path)
             if ddp.is_main:
