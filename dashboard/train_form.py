@@ -26,15 +26,17 @@ def training_form(prefix: str) -> tuple[dict, int]:
     gpus = 1
     for group in GROUPS:
         with st.expander(group, expanded=group == GROUPS[0]):
-            for name, o in options().items():
-                if o.group != group or not o.in_form:
-                    continue
-                widget = CUSTOM.get(name, _generic)
-                chosen[name] = widget(name, o, defaults[name], f"{prefix}{name}")
+            columns = st.columns(3)
+            names = [name for name, o in options().items() if o.group == group and o.in_form]
+            for i, name in enumerate(names):
+                with columns[i % 3]:
+                    widget = CUSTOM.get(name, _generic)
+                    chosen[name] = widget(name, options()[name], defaults[name], f"{prefix}{name}")
             if group == "Evaluation and hardware":
                 gpu_count = torch.cuda.device_count()
-                gpus = st.number_input("GPUs (torchrun DDP)", 1, max(gpu_count, 1), 1, key=f"{prefix}gpus",
-                                       disabled=gpu_count < 2, help="more than one runs the job under torchrun")
+                gpus = columns[len(names) % 3].number_input(
+                    "GPUs (torchrun DDP)", 1, max(gpu_count, 1), 1, key=f"{prefix}gpus", disabled=gpu_count < 2,
+                    help="more than one runs the job under torchrun")
     return chosen, int(gpus)
 
 
