@@ -12,7 +12,7 @@ import pytest
 
 from dashboard.live_chart import history_figure
 from fer_core.inference.faces import Face, box_iou
-from fer_core.inference.live import BackgroundDetector, FpsMeter, LiveProcessor, LiveSettings, RateMeter
+from fer_core.inference.live import BackgroundDetector, LiveProcessor, LiveSettings, RateMeter
 from fer_core.inference.recognizer import FaceResult
 from fer_core.labels import EMOTIONS
 
@@ -285,12 +285,12 @@ def test_history_chart_stays_small_for_a_long_stream():
 
 
 def test_fps_meter():
-    meter = FpsMeter(window_s=2.0)
+    meter = RateMeter(window_s=2.0)
     for i in range(21):
-        meter.add(10 + i * 0.05, 0.01)  # 20 frames per second, 10 ms each
-    assert meter.fps(11.0) == pytest.approx(20.0)
-    assert meter.ms_per_frame() == pytest.approx(10.0)
-    assert meter.fps(20.0) == 0.0  # nothing recent: the stream stalled
+        meter.add(10 + i * 0.05, spent=0.01)  # 20 frames per second, 10 ms each
+    assert meter.rate(11.0) == pytest.approx(20.0)
+    assert meter.ms_per_event() == pytest.approx(10.0)
+    assert meter.rate(20.0) == 0.0  # nothing recent: the stream stalled
 
 
 def test_rate_meter_counts_queued_batches_of_frames():

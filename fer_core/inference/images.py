@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..data.fer2013 import IMAGE_SUFFIXES
 from ..errors import ImageError
 from ..paths import existing_file, os_reason, shown
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: a large phone photo is 12-48 MP; a 30000x30000 bomb is 900 MP
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 IMAGE_FORMATS = "JPEG, PNG, WebP, BMP, TIFF or a still GIF"  # what IMAGE_EXTENSIONS are, in words
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm")
 

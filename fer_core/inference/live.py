@@ -74,45 +74,28 @@ class LiveStatus:
                                  # newest is processed (the pass-through passes it on as it is)
 
 
-class FpsMeter:
-    """Frames per second and mean processing time over a sliding window of recent frames."""
-
-    def __init__(self, window_s: float = 2.0):
-        self.window_s = window_s
-        self._frames: deque[tuple[float, float]] = deque()  # (end time, seconds spent)
-
-    def add(self, end: float, spent: float) -> None:
-        self._frames.append((end, spent))
-        while self._frames and self._frames[0][0] < end - self.window_s:
-            self._frames.popleft()
-
-    def fps(self, now: float) -> float:
-        recent = [t for t, _ in self._frames if t >= now - self.window_s]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
-
-    def ms_per_frame(self) -> float:
-        return 1000 * sum(s for _, s in self._frames) / len(self._frames) if self._frames else 0.0
-
-
 class RateMeter:
-    """Events per second over a sliding window, where one event may count several frames (a queued batch)."""
+    """Frames per second over a sliding window. An event may count several frames (a queued batch) and carry the
+    seconds spent on it; the rate is measured up to `now`, so a stalled stream falls to 0."""
 
     def __init__(self, window_s: float = 2.0):
         self.window_s = window_s
-        self._events: deque[tuple[float, int]] = deque()  # (time, frames)
+        self._events: deque[tuple[float, int, float]] = deque()  # (time, frames, seconds spent)
 
-    def add(self, now: float, n: int) -> None:
-        self._events.append((now, n))
-        while self._events and self._events[0][0] < now - self.window_s:
+    def add(self, time_s: float, frames: int = 1, spent: float = 0.0) -> None:
+        self._events.append((time_s, frames, spent))
+        while self._events and self._events[0][0] < time_s - self.window_s:
             self._events.popleft()
 
-    def rate(self) -> float:
-        if len(self._events) < 2 or self._events[-1][0] <= self._events[0][0]:
+    def rate(self, now: float | None = None) -> float:
+        recent = [e for e in self._events if now is None or e[0] >= now - self.window_s]
+        if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
             return 0.0
-        frames = sum(n for _, n in self._events) - self._events[0][1]  # the first event marks the start
-        return frames / (self._events[-1][0] - self._events[0][0])
+        frames = sum(n for _, n, _ in recent) - recent[0][1]  # the first event marks the start
+        return frames / (recent[-1][0] - recent[0][0])
+
+    def ms_per_event(self) -> float:
+        return 1000 * sum(s for _, _, s in self._events) / len(self._events) if self._events else 0.0
 
 
 class BackgroundDetector:
@@ -214,7 +197,7 @@ class LiveProcessor:
             self._started_at: float | None = None
             self._last_history_at = -float("inf")
             self._history.clear()
-            self._fps = FpsMeter()
+            self._fps = RateMeter()
             self._received = RateMeter()
             self._batches = RateMeter()
             self._status = LiveStatus()
@@ -325,7 +308,7 @@ class LiveProcessor:
         now = time.monotonic()
         if self._started_at is None:
             self._started_at = start
-        self._fps.add(now, now - start)
+        self._fps.add(now, spent=now - start)
         if faces and now - self._last_history_at >= self.history_every_s:
             self._last_history_at = now
             t = round(now - self._started_at, 3)
@@ -333,7 +316,7 @@ class LiveProcessor:
                 self._history.append({"time_s": t, "face": f.track_id, "label": f.label, **f.probabilities})
         self._snapshot = annotated
         old = self._status
-        self._status = replace(old, faces=tuple(faces), fps=self._fps.fps(now), ms_per_frame=self._fps.ms_per_frame(),
+        self._status = replace(old, faces=tuple(faces), fps=self._fps.rate(now), ms_per_frame=self._fps.ms_per_event(),
                                frames=old.frames + 1, last_frame_at=now, last_face_at=now if faces else old.last_face_at)
 
     # -- what the page reads -----------------------------------------------------------------------
