@@ -12,6 +12,7 @@ from dataclasses import fields
 import streamlit as st
 import torch
 
+from fer_core.models.devices import available_devices
 from fer_core.models.registry import list_models
 from fer_core.training.config import GROUPS, Option, TrainConfig, options, value_type
 
@@ -93,8 +94,7 @@ def _exclude(name: str, o: Option, default, key: str) -> str | None:
 
 
 def _device(name: str, o: Option, default, key: str) -> str:
-    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    return st.selectbox(o.label, devices, key=key, help=o.help)
+    return st.selectbox(o.label, available_devices(), key=key, help=o.help)
 
 
 CUSTOM = {"arch": _architecture, "batch_size": _batch_size, "pretrained": _pretrained, "exclude": _exclude,

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import FERError
+from ..models.devices import uses_cuda
 from ..paths import BadNameError, UnsafePathError, check_name, runs_dir, shown, storage_error
 from ..training.config import TrainConfig
 from . import launcher
@@ -87,7 +88,7 @@ class Registry:
         if run_path(self.runs_dir, run_id).exists() or self.index.exists(run_id):
             raise taken
         config = TrainConfig(**{**asdict(config), "name": run_id, "out": str(self.runs_dir)})
-        slot = "cuda" if config.device.startswith("cuda") or (config.device == "auto" and _cuda_available()) else "cpu"
+        slot = "cuda" if uses_cuda(config.device) else "cpu"
         try:
             self.index.insert(id=run_id, arch=config.arch, state="queued", slot=slot, sweep=sweep, gpus=gpus,
                               created=now(), epochs=config.epochs, config=json.dumps(asdict(config)))
@@ -236,11 +237,6 @@ def _full_row(values: dict) -> dict:
     defaults = dict(sweep=None, gpus=1, resume=0, pid=None, started=None, ended=None, epochs=None, epochs_done=0,
                     best_val_accuracy=None, test_accuracy=None, test_accuracy_tta=None, error=None, folder_stamp=None)
     return {**defaults, **values}
-
-
-def _cuda_available() -> bool:
-    import torch
-    return torch.cuda.is_available()
 
 
 def _process_group(pid: int) -> int | None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 from ..evaluation import tta
+from ..models.devices import is_device_name
 from ..models.registry import list_models, supports_pretrained
 from ..paths import check_name, is_regular_file, shown
 from .augment import AugmentConfig
@@ -159,7 +160,7 @@ class TrainConfig:
             if problem:
                 raise ValueError(problem)
         rules = [
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
+            (is_device_name(self.device), "device must be auto, cpu or cuda"),
             (not self.teacher or is_regular_file(self.teacher), f"teacher model not found: {shown(self.teacher, 200)}"),
             (not self.teacher_views or self.teacher, "teacher views need --teacher"),
             (not self.teacher_mirror or self.teacher_views, "--teacher-mirror needs --teacher-views (the clean "

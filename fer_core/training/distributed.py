@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..models.devices import uses_cuda
+
 
 @dataclass
 class Distributed:
@@ -25,7 +27,7 @@ def init_distributed(device_name: str) -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Distributed()
-    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    use_cuda = device_name != "cpu" and uses_cuda("auto")  # a GPU job's ranks each take their local GPU
     dist.init_process_group("nccl" if use_cuda else "gloo")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if use_cuda:
