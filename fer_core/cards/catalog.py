@@ -18,7 +18,7 @@ from ..errors import CheckpointError
 from ..models.ensemble import member_paths
 from ..paths import UnsafePathError, is_regular_file, models_dir, path_inside, runs_dir
 from ..runs.folder import RunFolder
-from .model_cards import card_kind, load_cards
+from .model_cards import ENSEMBLE, REFERENCE, card_kind, load_cards
 from .predictions import CardPredictions, load_predictions
 
 
@@ -118,14 +118,14 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
     entries = []
     for card in load_cards(folder) if folder.is_dir() else []:
         kind = card_kind(card)
-        if kind == "ensemble":
+        if kind == ENSEMBLE:
             checkpoint = Path(card["card_path"])
             try:
                 member_paths(checkpoint)  # a malformed card, or members missing or outside models/: a note
                 note = ""
             except CheckpointError as exc:
                 note = str(exc)
-        elif kind == "reference":
+        elif kind == REFERENCE:
             checkpoint, note = None, "reference card: its figures and per-image predictions (checkpoint not shipped)"
         else:
             try:
@@ -140,12 +140,12 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
         curve = card.get("learning_curve") or []
         config = card.get("train_config") or {}
         entries.append(Entry(
-            key=f"card:{card['name']}", name=card["name"], kind="ensemble" if kind == "ensemble" else "model card",
+            key=f"card:{card['name']}", name=card["name"], kind="ensemble" if kind == ENSEMBLE else "model card",
             arch=card.get("arch", "?"), parameters=card.get("parameters"), balance=config.get("balance"),
             epochs=card.get("epochs_trained"), training_seconds=card.get("training_seconds"),
             device=card.get("hardware"), images_per_s=_mean_speed(curve), reports=card.get("metrics") or {},
             tta_views=card.get("tta_views"), learning_curve=curve,
-            checkpoint=checkpoint if kind != "reference" and not note else None, note=note,
+            checkpoint=checkpoint if kind != REFERENCE and not note else None, note=note,
             stored=None if card.get("damage") else stored))
     return entries
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +20,7 @@ from ..models.checkpoints import export_half
 from ..models.ensemble import ENSEMBLE_ARCH
 from ..paths import check_name, named_path, publish, write_text_atomic
 from ..paths import models_dir as default_models_dir
-from .model_cards import FORMAT as CARD_FORMAT
-from .model_cards import card_files
+from .model_cards import ENSEMBLE, card_files, new_card
 from .predictions import SPLITS, CardPredictions, predictions_path, save_predictions
 
 
@@ -124,26 +121,21 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
 
 def _ensemble_card(name: str, members: list[dict], entries: list[dict], metrics: dict, tta_views: int,
                    notes: str) -> dict:
-    return {
-        "format": CARD_FORMAT,
-        "kind": "ensemble",
-        "name": name,
-        "arch": ENSEMBLE_ARCH,
-        "members": entries,
-        "parameters": int(sum(m.get("parameters") or 0 for m in members)),
-        "checkpoint": None,
-        "train_config": {"arch": ENSEMBLE_ARCH, "members": [m["name"] for m in members]},
-        "epochs_trained": int(sum(m.get("epochs_trained") or 0 for m in members)),
-        "metrics": metrics,
-        "tta_views": tta_views,
-        "learning_curve": [],
-        "training_seconds": float(sum(m.get("training_seconds") or 0 for m in members)),
-        "hardware": " + ".join(sorted({str(m.get("hardware")) for m in members if m.get("hardware")})) or "-",
-        "host": f"{platform.machine()} {platform.system()}",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "notes": notes or ("average of the members' probabilities; metrics measured with the members' "
-                           "original checkpoints (shipped copies are float16)"),
-    }
+    return new_card(
+        ENSEMBLE, name, ENSEMBLE_ARCH,
+        notes or ("average of the members' probabilities; metrics measured with the members' "
+                  "original checkpoints (shipped copies are float16)"),
+        members=entries,
+        parameters=int(sum(m.get("parameters") or 0 for m in members)),
+        checkpoint=None,
+        train_config={"arch": ENSEMBLE_ARCH, "members": [m["name"] for m in members]},
+        epochs_trained=int(sum(m.get("epochs_trained") or 0 for m in members)),
+        metrics=metrics,
+        tta_views=tta_views,
+        learning_curve=[],
+        training_seconds=float(sum(m.get("training_seconds") or 0 for m in members)),
+        hardware=" + ".join(sorted({str(m.get("hardware")) for m in members if m.get("hardware")})) or "-",
+    )
 
 
 def _member_file_stem(name: object) -> str:

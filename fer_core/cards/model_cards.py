@@ -25,6 +25,7 @@ from ..data.leakage import leaked_test_mask
 from ..errors import FERError
 from ..evaluation.metrics import reports_from_predictions, split_predictions
 from ..models.checkpoints import export_half
+from ..models.ensemble import ENSEMBLE_ARCH
 from ..models.precision import precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
 from ..paths import is_regular_file, named_path, publish, remove_stale_staging, write_text_atomic
@@ -33,16 +34,23 @@ from ..runs.folder import RunFolder, evaluation_problem
 from .predictions import predictions_path, save_predictions
 
 FORMAT = "fer_core.model_card/1"
-KINDS = ("shipped", "reference", "ensemble")
+SHIPPED, REFERENCE, ENSEMBLE = KINDS = ("shipped", "reference", "ensemble")
 
 
 def card_kind(card: dict) -> str:
     """The card's kind; cards written before kinds existed are told apart by their fields."""
     if card.get("kind") in KINDS:
         return card["kind"]
-    if card.get("arch") == "ensemble":
-        return "ensemble"
-    return "reference" if "checkpoint" in card and card["checkpoint"] is None else "shipped"
+    if card.get("arch") == ENSEMBLE_ARCH:
+        return ENSEMBLE
+    return REFERENCE if "checkpoint" in card and card["checkpoint"] is None else SHIPPED
+
+
+def new_card(kind: str, name: str, arch: str, notes: str, **fields) -> dict:
+    """A card's common fields around the kind's own `fields`: the one place a card dict is begun."""
+    return {"format": FORMAT, "kind": kind, "name": name, "arch": arch, **fields,
+            "host": f"{platform.machine()} {platform.system()}",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notes": notes}
 
 
 def portable_config(config: dict) -> tuple[dict, str | None]:
@@ -69,28 +77,22 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
         raise FERError(f"{run.path} has damaged run files: {config_damage or eval_damage or curve_damage}")
     status, _ = run.status()
     train_config, dataset_name = portable_config(config)
-    return {
-        "format": FORMAT,
-        "kind": "shipped",
-        "name": name,
-        "arch": config["arch"],
-        "parameters": count_parameters(create_model(config["arch"], crop=config.get("crop"))),
-        "checkpoint": f"{name}.pt",             # None for a reference card shipped without its weights
-        "train_config": train_config,
-        "epochs_trained": len(curve),
-        "metrics": metrics or {split: evaluation[split] for split in ("val", "test")},
-        "tta_views": evaluation["tta_views"],
-        "learning_curve": curve,
-        "training_seconds": evaluation["training_seconds"],
-        "images_seen": round(sum(m["images_per_s"] * m["seconds"] for m in curve)),
-        "provenance": {**(status.get("provenance") or {}), "seed": config.get("seed"),
-                       "dataset": dataset_name or (status.get("provenance") or {}).get("dataset"),
-                       "precision": curve[-1].get("precision", "fp32") if curve else None},
-        "hardware": evaluation["device"],
-        "host": f"{platform.machine()} {platform.system()}",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "notes": notes,
-    }
+    return new_card(
+        SHIPPED, name, config["arch"], notes,
+        parameters= count_parameters(create_model(config["arch"], crop=config.get("crop"))),
+        checkpoint=f"{name}.pt",             # None for a reference card shipped without its weights
+        train_config=train_config,
+        epochs_trained=len(curve),
+        metrics=metrics or {split: evaluation[split] for split in ("val", "test")},
+        tta_views=evaluation["tta_views"],
+        learning_curve=curve,
+        training_seconds=evaluation["training_seconds"],
+        images_seen=round(sum(m["images_per_s"] * m["seconds"] for m in curve)),
+        provenance={**(status.get("provenance") or {}), "seed": config.get("seed"),
+                    "dataset": dataset_name or (status.get("provenance") or {}).get("dataset"),
+                    "precision": curve[-1].get("precision", "fp32") if curve else None},
+        hardware=evaluation["device"],
+    )
 
 
 def ensemble_member(checkpoint: str | Path) -> dict:
@@ -117,8 +119,8 @@ def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file
     card_path = Path(card_path)
     card = json.loads(card_path.read_text())
     if model_file is None:
-        model_file = card_path if card_kind(card) == "ensemble" else card_path.parent / card["checkpoint"]
-        card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == 'ensemble' else ''} in models/"
+        model_file = card_path if card_kind(card) == ENSEMBLE else card_path.parent / card["checkpoint"]
+        card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == ENSEMBLE else ''} in models/"
     model = load_model(model_file, device)
     probs = split_predictions(model, dataset.splits, card["tta_views"], device)
     labels = {split: dataset[split].labels for split in ("val", "test")}
@@ -163,7 +165,7 @@ def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None
         raise FERError(f"{models_dir / name}.pt is a shipped model: a card without weights would misdescribe it; "
                        f"choose another --name")
     card = make_card(run_dir, name, notes)
-    card.update(kind="reference", checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
+    card.update(kind=REFERENCE, checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
     run = RunFolder(run_dir)
     dataset = load_dataset(data or run.config()[0].get("data"))
     with publish(models_dir, card_files(name, weights=False), f"writing the card '{name}' to") as stage:
@@ -185,7 +187,7 @@ def load_cards(models_dir: str | Path | None = None) -> list[dict]:
             card["name"] = card.get("name") if isinstance(card.get("name"), str) else path.stem
             problem = evaluation_problem(card["metrics"]) if isinstance(card.get("metrics"), dict) else "no metrics"
             card["kind"] = card_kind(card)
-            if problem and card["kind"] != "ensemble":  # shown as damaged, not as a crash
+            if problem and card["kind"] != ENSEMBLE:  # shown as damaged, not as a crash
                 card["metrics"], card["damage"] = {}, f"{path.name}: {problem}"
             cards.append(card)
     return cards
