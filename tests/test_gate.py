@@ -595,3 +595,18 @@ def test_compare_lists_crafted_cards_as_notes_not_exceptions(tmp_path, monkeypat
     monkeypatch.setenv("FER_DATA", str(tmp_path / "nowhere.zip"))
     at = AppTest.from_file(str(REPO / "pages" / "compare.py"), default_timeout=120).run()
     assert not at.exception
+
+
+def test_the_lock_holder_is_found_where_the_lock_table_names_another_device(tmp_path, monkeypatch):
+    """btrfs subvolumes and some overlays: /proc/locks and stat disagree on the device, not on the inode."""
+    from fer_core.runs import folder
+    lock = folder.TrainerLock(tmp_path).acquire()
+    try:
+        assert folder.lock_holder(tmp_path) == os.getpid()
+        monkeypatch.setattr(folder.os, "major", lambda dev: 0xEE)  # stat's device no longer matches the table's
+        assert folder.lock_holder(tmp_path) == os.getpid()
+        (tmp_path / folder.LOCK_FILE).write_text("1")  # a lock file naming another process: not trusted
+        assert folder.lock_holder(tmp_path) is None
+    finally:
+        lock.release()
+    assert folder.lock_holder(tmp_path) is None

@@ -121,21 +121,26 @@ def lock_holder(run_dir: str | os.PathLike) -> int | None:
     """The PID of the process holding the run's trainer lock, or None when no process holds it.
 
     Read from the kernel's lock table (/proc/locks), so neither a PID in a registry row nor one written in
-    the lock file can make `runs cancel` signal a process that is not this run's trainer. Where the table
-    cannot be read, the PID the lock file names counts only while the lock is held and that process lives."""
+    the lock file can make `runs cancel` signal a process that is not this run's trainer. File systems whose
+    lock table names another device than stat does (btrfs subvolumes, some overlays) are matched by inode and
+    the PID the lock file names; without a table, that PID counts only while the lock is held and it lives."""
     path = Path(run_dir) / LOCK_FILE
+    named = trainer_pid(run_dir)
     try:
         st = path.stat()
         table = Path("/proc/locks").read_text()
     except OSError:
-        pid = trainer_pid(run_dir)
-        return pid if trainer_alive(run_dir) and pid_alive(pid) else None
-    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        return named if trainer_alive(run_dir) and pid_alive(named) else None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    same_inode = []
     for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 4242 00:2a:1234 0 EOF"; waiters have "->"
         fields = line.split()
-        if len(fields) >= 6 and "->" not in fields and fields[1] == "FLOCK" and fields[5] == inode:
+        if len(fields) < 6 or "->" in fields or fields[1] != "FLOCK" or not fields[5].endswith(f":{st.st_ino}"):
+            continue
+        if fields[5] == f"{device}:{st.st_ino}":
             return int(fields[4])
-    return None
+        same_inode.append(int(fields[4]))
+    return named if named in same_inode and trainer_alive(run_dir) else None
 
 
 def trainer_alive(run_dir: str | os.PathLike) -> bool:
