@@ -17,12 +17,26 @@ from fer_core.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-FER2013_ZIP = SHARED / "data" / "fer2013.zip"
+def find_fer2013() -> Path | None:
+    """The real dataset where users give it: $FER_DATA, then data/ in the project, then ../shared/data/."""
+    from fer_core.data.fer2013 import resolve_data_path
+    from fer_core.errors import DataError
+    for candidate in (os.environ.get("FER_DATA"), REPO / "data", SHARED / "data" / "fer2013.zip"):
+        if candidate:
+            try:
+                return resolve_data_path(candidate)
+            except DataError:
+                continue
+    return None
+
+
+FER2013 = find_fer2013()
 YUNET_ONNX = SHARED / "models" / "face_detection_yunet.onnx"
 KAGGLE_FOLDERS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # alphabetical, as Kaggle
 
 requires_fer2013 = pytest.mark.skipif(
-    not FER2013_ZIP.exists(), reason=f"FER2013 is not at {FER2013_ZIP} (integration tests need Kaggle's archive.zip)")
+    FER2013 is None, reason="FER2013 not found: set FER_DATA, put Kaggle's archive.zip in data/, or have "
+                            "../shared/data/fer2013.zip (integration tests need the real dataset)")
 
 
 @pytest.fixture(autouse=True)
@@ -117,10 +131,10 @@ def tiny_checkpoint(tmp_path):
 
 @pytest.fixture(scope="session")
 def real_dataset():
-    if not FER2013_ZIP.exists():
-        pytest.skip(f"FER2013 is not at {FER2013_ZIP}")
+    if FER2013 is None:
+        pytest.skip("FER2013 not found: set FER_DATA, put it in data/, or have ../shared/data/fer2013.zip")
     from fer_core.data.fer2013 import load_dataset
-    return load_dataset(FER2013_ZIP, cache_dir=Path(os.environ.get("FER_TEST_CACHE", "/tmp/fer-test-cache")))
+    return load_dataset(FER2013, cache_dir=Path(os.environ.get("FER_TEST_CACHE", "/tmp/fer-test-cache")))
 
 
 @pytest.fixture

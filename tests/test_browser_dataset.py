@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 
 from .browser_harness import assert_no_exception, requires_chromium, screenshot, wait_for_app
-from .conftest import FER2013_ZIP, requires_fer2013
+from .conftest import FER2013, requires_fer2013
 
 pytestmark = [pytest.mark.browser, requires_chromium]
 
 
 @requires_fer2013
 def test_home_and_dataset_show_the_real_counts(dashboard_url, browser_page):
-    url = dashboard_url(FER_DATA=FER2013_ZIP)
+    url = dashboard_url(FER_DATA=FER2013)
     page = browser_page()
     page.goto(url, timeout=60_000)
     page.get_by_text("FER2013 found").wait_for(timeout=90_000)

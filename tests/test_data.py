@@ -191,3 +191,20 @@ def test_without_drops_flagged_ids(make_kaggle_zip):
     drop = list(ds["train"].ids[:5]) + list(ds["test"].ids[:1])
     trimmed = ds.without(drop)
     assert len(trimmed["train"]) == 37 and len(trimmed["test"]) == 20 and len(trimmed["val"]) == 21
+
+
+def test_the_integration_tests_find_fer2013_where_users_put_it(tmp_path, monkeypatch, make_kaggle_zip):
+    """$FER_DATA first, then data/ in the project, then ../shared/data/ (what conftest.requires_fer2013 uses)."""
+    import shutil
+
+    import tests.conftest as conftest
+    monkeypatch.delenv("FER_DATA", raising=False)
+    monkeypatch.setattr(conftest, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(conftest, "SHARED", tmp_path / "shared")
+    assert conftest.find_fer2013() is None
+    archive = make_kaggle_zip()
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    shutil.copy(archive, tmp_path / "repo" / "data" / "archive.zip")
+    assert conftest.find_fer2013() == tmp_path / "repo" / "data" / "archive.zip"
+    monkeypatch.setenv("FER_DATA", str(archive))
+    assert conftest.find_fer2013() == archive

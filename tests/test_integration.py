@@ -7,7 +7,7 @@ from fer_core.labels import EMOTIONS
 from fer_core.models.precision import cpu_supports_bf16
 from fer_core.paths import PROJECT_ROOT
 
-from .conftest import FER2013_ZIP, requires_fer2013
+from .conftest import FER2013, requires_fer2013
 
 pytestmark = [pytest.mark.integration, requires_fer2013]
 
@@ -63,7 +63,7 @@ def test_model_card_matches_evaluate_on_the_shipped_weights(model, tta, capsys):
     bf16_card = card.get("metrics_precision", "fp32") == "bf16"
     if bf16_card and not cpu_supports_bf16():
         pytest.skip("the card was measured in bf16, which this CPU does not run natively")
-    args = ["evaluate", "--checkpoint", str(MODELS_DIR / model), "--data", str(FER2013_ZIP), "--split", "test",
+    args = ["evaluate", "--checkpoint", str(MODELS_DIR / model), "--data", str(FER2013), "--split", "test",
             "--json", "--device", "cpu", "--amp", "on" if bf16_card else "off"]
     if tta:
         args += ["--tta", "--tta-views", str(card["tta_views"])]
