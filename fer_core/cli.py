@@ -155,11 +155,11 @@ def cmd_ship(args) -> int:
 
 def cmd_results_table(args) -> int:
     from .cards.model_cards import load_cards
-    from .cards.results_table import results_table, update_readme
+    from .cards.results_table import results_table, update_tables
     from .paths import PROJECT_ROOT
     if args.write:
-        changed = update_readme(PROJECT_ROOT / "README.md")
-        print("README.md results table " + ("updated" if changed else "already up to date"))
+        changed = update_tables(PROJECT_ROOT)
+        print(f"updated {' and '.join(changed)}" if changed else "README.md and docs/results.md already up to date")
     else:
         print(results_table(load_cards()))
     return 0
@@ -380,8 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (runs_list, worker, *[runs_commands.choices[a] for a in ("cancel", "resume", "delete")]):
         sub.add_argument("--runs-dir", help="default $FER_RUNS_DIR, else runs/ in the project")
 
-    table = commands.add_parser("results-table", help="the README's results table, made from models/*.json")
-    table.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    table = commands.add_parser("results-table", help="the results table (docs/results.md) and the README's model zoo, "
+                                "made from models/*.json")
+    table.add_argument("--write", action="store_true", help="rewrite the tables in docs/results.md and README.md")
     table.set_defaults(func=cmd_results_table)
 
     bench = commands.add_parser("bench", help="speed benchmarks: decode, cache, training and evaluation images/s")

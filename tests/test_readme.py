@@ -1,14 +1,23 @@
-"""The README stays true: its results table is the one the model cards make."""
+"""The README stays true and short: its model zoo and docs/results.md's table are the ones the model cards make."""
 from fer_core.cards.model_cards import load_cards
-from fer_core.cards.results_table import results_table
+from fer_core.cards.results_table import results_table, zoo_table
 from fer_core.paths import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
 
 
-def test_readme_results_table_matches_the_model_cards():
+def test_the_results_tables_match_the_model_cards():
+    results = (PROJECT_ROOT / "docs" / "results.md").read_text()
+    assert results_table(load_cards(MODELS_DIR)) in results, "run `python -m fer_core results-table --write`"
     readme = (PROJECT_ROOT / "README.md").read_text()
-    assert results_table(load_cards(MODELS_DIR)) in readme, "run `python -m fer_core results-table --write`"
+    assert zoo_table(load_cards(MODELS_DIR)) in readme, "run `python -m fer_core results-table --write`"
+
+
+def test_the_readme_is_for_users_and_short():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    zoo = zoo_table(load_cards(MODELS_DIR)).splitlines()
+    assert "**default** (used by default)" in zoo[2], "the default model is the first row"
 
 
 def test_readme_gives_the_two_setup_commands_and_the_test_command():

@@ -1,4 +1,5 @@
-"""The README's results table, made from the model cards (`python -m fer_core results-table --write`)."""
+"""The tables made from the model cards (`python -m fer_core results-table --write`): the README's model zoo
+(the models to use) and docs/results.md's table of every card."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,9 @@ from ..runs.folder import evaluation_problem
 from .model_cards import headline, load_cards
 
 RESULTS_START, RESULTS_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+ZOO_START, ZOO_END = "<!-- model-zoo:start -->", "<!-- model-zoo:end -->"
+ZOO_ORDER = {"shipped": 0, "ensemble": 1}
+DEFAULT = "default"
 
 
 def _training_budget(card: dict) -> str:
@@ -60,14 +64,39 @@ ANCHORS = [
 ]
 
 
-def update_readme(readme: str | Path, models_dir: str | Path | None = None) -> bool:
-    """Rewrite the table between the README's markers; True when the file changed."""
-    readme = Path(readme)
-    text = readme.read_text()
-    if RESULTS_START not in text or RESULTS_END not in text:
-        raise FERError(f"{readme} has no {RESULTS_START} ... {RESULTS_END} markers")
-    head, rest = text.split(RESULTS_START, 1)
-    _, tail = rest.split(RESULTS_END, 1)
-    new = f"{head}{RESULTS_START}\n{results_table(load_cards(models_dir))}\n{RESULTS_END}{tail}"
-    write_text_atomic(readme, new)
+def zoo_table(cards: list[dict]) -> str:
+    """The models a user picks from: the shipped networks and ensembles (reference cards are in docs/results.md),
+    the default first, then by PrivateTest accuracy with TTA. Figures are the cards' own, chosen on PublicTest."""
+    rows = ["| model | what it is | PublicTest (TTA) | PrivateTest | PrivateTest (TTA) | trained on |",
+            "| --- | --- | ---: | ---: | ---: | --- |"]
+    usable = [c for c in cards if c["kind"] in ZOO_ORDER and not evaluation_problem(c.get("metrics") or {})]
+    for card in sorted(usable, key=lambda c: (c["name"] != DEFAULT, -headline(c)["test_accuracy_tta"])):
+        h = headline(card)
+        what = (f"ensemble of {len(card.get('members') or [])} networks" if card["kind"] == "ensemble"
+                else f"`{card['arch']}`, {card['parameters'] / 1e6:.1f}M parameters")
+        name = f"**{card['name']}** (used by default)" if card["name"] == DEFAULT else card["name"]
+        rows.append(f"| {name} | {what} | {100 * h['val_accuracy_tta']:.2f}% | {100 * h['test_accuracy']:.2f}% "
+                    f"| **{100 * h['test_accuracy_tta']:.2f}%** | {card['hardware']} |")
+    return "\n".join(rows)
+
+
+def _replace_between(path: Path, start: str, end: str, table: str) -> bool:
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise FERError(f"{path} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{table}\n{end}{tail}"
+    write_text_atomic(path, new)
     return new != text
+
+
+def update_tables(project: str | Path, models_dir: str | Path | None = None) -> list[str]:
+    """Rewrite the README's model zoo and docs/results.md's table; the names of the files that changed."""
+    project, cards = Path(project), load_cards(models_dir)
+    changed = []
+    for path, start, end, table in ((project / "README.md", ZOO_START, ZOO_END, zoo_table(cards)),
+                                    (project / "docs" / "results.md", RESULTS_START, RESULTS_END, results_table(cards))):
+        if _replace_between(path, start, end, table):
+            changed.append(str(path.relative_to(project)))
+    return changed
