@@ -19,20 +19,25 @@ class Progress:
     images_per_s: float | None
 
 
-def run_progress(run: Run, metrics: list[dict]) -> Progress:
-    """Share of epochs done, time since start, and ETA from the mean epoch time so far."""
+def run_progress(run: Run, metrics: list[dict], status: dict | None = None) -> Progress:
+    """Share of the training done (within the current epoch too, from status.json's `epoch_batches`), time since
+    start, and ETA from the epochs so far, or, during the first epoch, from its batches so far."""
     epochs = run.epochs or 1
-    fraction = min(len(metrics) / epochs, 1.0)
+    done = float(len(metrics))
+    seconds_per_epoch = sum(m["seconds"] for m in metrics) / len(metrics) if metrics else None
+    current = (status or {}).get("epoch_batches")
+    if run.state == "running" and isinstance(current, list) and len(current) == 4 and current[0] == len(metrics) + 1:
+        _, batches_done, batches, seconds = current
+        if batches and batches_done:
+            done += batches_done / batches
+            seconds_per_epoch = seconds_per_epoch or seconds * batches / batches_done
     elapsed = None
     if run.started:
         end = datetime.fromisoformat(run.ended) if run.ended else datetime.now(timezone.utc)
         elapsed = (end - datetime.fromisoformat(run.started)).total_seconds()
-    eta = None
-    if metrics and run.state == "running":
-        per_epoch = sum(m["seconds"] for m in metrics) / len(metrics)
-        eta = per_epoch * (epochs - len(metrics))
+    eta = seconds_per_epoch * max(epochs - done, 0.0) if seconds_per_epoch and run.state == "running" else None
     speed = metrics[-1]["images_per_s"] if metrics else None
-    return Progress(fraction, elapsed, eta, speed)
+    return Progress(min(done / epochs, 1.0), elapsed, eta, speed)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -13,6 +13,7 @@ from dashboard.train_form import training_form
 from fer_core.data.fer2013 import check_dataset
 from fer_core.errors import FERError
 from fer_core.paths import runs_dir
+from fer_core.runs.folder import RunFolder
 from fer_core.runs.registry import Registry
 from fer_core.training.config import TrainConfig, sweepable
 
@@ -98,15 +99,18 @@ def runs_panel(registry: Registry) -> None:
 
 def run_card(registry: Registry, run) -> None:
     metrics = run_metrics(run)
-    progress = run_progress(run, metrics)
+    status = RunFolder(run.run_dir).status()[0] if run.run_dir else {}
+    progress = run_progress(run, metrics, status)
+    evaluating = run.state == "running" and status.get("phase") == "evaluating"
     with st.container(border=True):
         head, actions = st.columns([4, 2])
         sweep = f" · sweep `{run.sweep}`" if run.sweep else ""
         head.markdown(f"**{run.id}** · `{run.arch}` · {STATE_BADGES.get(run.state, run.state)}{sweep}")
         head.progress(progress.fraction, text=(
             f"epoch {run.epochs_done}/{run.epochs} · elapsed {format_duration(progress.elapsed_s)}"
-            + (f" · ETA {format_duration(progress.eta_s)}" if progress.eta_s is not None else "")
-            + (f" · {progress.images_per_s:,.0f} images/s" if progress.images_per_s else "")))
+            + (" · training done: evaluating the best epoch on PublicTest and PrivateTest, with and without TTA…"
+               if evaluating else f" · ETA {format_duration(progress.eta_s)}" if progress.eta_s is not None else "")
+            + (f" · {progress.images_per_s:,.0f} images/s" if progress.images_per_s and not evaluating else "")))
         cols = head.columns(3)
         cols[0].metric("best val accuracy", "–" if run.best_val_accuracy is None else f"{100 * run.best_val_accuracy:.2f}%")
         cols[1].metric("test accuracy", "–" if run.test_accuracy is None else f"{100 * run.test_accuracy:.2f}%")

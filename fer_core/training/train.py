@@ -133,10 +133,14 @@ def epoch_order(labels: torch.Tensor, cfg: TrainConfig, generator: torch.Generat
     return order[:cfg.epoch_size] if cfg.epoch_size else order
 
 
+PROGRESS_EVERY_S = 5.0  # how often an epoch's progress reaches status.json
+
+
 def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels, cfg: TrainConfig, epoch: int,
                     loss_weights, device, stop: _StopFlag, batch_size: int, ddp: Distributed | None = None,
                     ema: torch.optim.swa_utils.AveragedModel | None = None,
-                    teacher: TeacherTargets | None = None) -> dict:
+                    teacher: TeacherTargets | None = None, on_progress=None) -> dict:
+    """One epoch; `on_progress(batches_done, batches, seconds)` is called every few seconds (the Train page's bar)."""
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
@@ -151,7 +155,7 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
     total_loss = torch.zeros((), device=device)
     total_correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    start = time.perf_counter()
+    start = last_report = time.perf_counter()
     bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
                file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30, disable=not ddp.is_main)
     for i in bar:
@@ -186,6 +190,9 @@ def train_one_epoch(model, optimizer, scheduler, step_per_batch, images, labels,
         if i % 20 == 0:
             bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{total_correct.item() / seen:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        if on_progress is not None and time.perf_counter() - last_report >= PROGRESS_EVERY_S:
+            last_report = time.perf_counter()
+            on_progress(i + 1, n_batches, last_report - start)
         if stop.stop and ddp.world == 1:  # under DDP, ranks stop together at the epoch's end
             break
     totals = torch.stack([total_loss.double(), total_correct.double(), torch.tensor(seen, dtype=torch.float64,
@@ -366,8 +373,11 @@ def _train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) -
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs + 1):
+        report = (lambda done, total, seconds, e=epoch: run.update_status(epoch_batches=[e, done, total, seconds])
+                  ) if ddp.is_main else None
         stats = train_one_epoch(step_model, optimizer, scheduler, step_per_batch, images, labels, cfg, epoch,
-                                loss_weights, device, stop, batch_size, ddp, ema=ema, teacher=teacher)
+                                loss_weights, device, stop, batch_size, ddp, ema=ema, teacher=teacher,
+                                on_progress=report)
         if not stats.pop("complete"):
             _cancelled(run, epoch - 1, f"during epoch {epoch}", ddp)
             return
@@ -417,8 +427,9 @@ def _train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) -
     if ddp.world > 1:
         dist.barrier()  # best.pt is complete before rank 0 reads it back
     if ddp.is_main:
+        run.update_status(phase="evaluating")  # the page says so instead of an ETA of zero
         final_eval(run, splits, cfg.tta_views, device, training_seconds=elapsed)
-        run.update_status(state="finished", epoch=epoch)
+        run.update_status(state="finished", epoch=epoch, phase=None)
 
 
 def final_eval(run: RunFolder, splits, views: int, device, training_seconds: float) -> dict:
