@@ -40,10 +40,10 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
 
 
 def _accuracy(card_path: Path) -> str:
-    """' (PrivateTest 64.7%, 65.8% with TTA)' from a model card, or '' when it has none."""
+    """' · 65.8% PrivateTest (TTA)' from a model card (short: the picker cuts long labels), or '' without one."""
     try:
         test = json.loads(card_path.read_text())["metrics"]["test"]
-        return f" (PrivateTest {test['plain']['accuracy']:.1%}, {test['tta']['accuracy']:.1%} with TTA)"
+        return f" · {test['tta']['accuracy']:.1%} PrivateTest (TTA)"
     except (OSError, ValueError, KeyError, TypeError):
         return ""
 

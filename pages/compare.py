@@ -67,7 +67,7 @@ def overview(entries: list[Entry]) -> None:
     if sweep != "all":
         shown = shown[shown["sweep"] == sweep]
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "parameters": st.column_config.NumberColumn(format="%d"),
+        "parameters": st.column_config.NumberColumn(format="compact"),
         "note": st.column_config.TextColumn(width="large")})
     st.download_button("Table as CSV", shown.to_csv(index=False).encode(), "fer-compare.csv", "text/csv",
                        key="compare_csv")
@@ -88,7 +88,9 @@ def pick(entries: list[Entry]) -> list[Entry]:
     if "compare_pick" in st.session_state:  # drop picks whose run or card is gone
         st.session_state["compare_pick"] = [k for k in st.session_state["compare_pick"] if k in by_key]
     else:
-        rated = sorted((e for e in entries if e.report("test", True)), key=lambda e: -e.accuracy("test", True))
+        # the default model first, then the best of the rest (by PrivateTest with TTA, as the table sorts)
+        rated = sorted((e for e in entries if e.report("test", True)),
+                       key=lambda e: (e.name != "default" or e.kind == "run", -e.accuracy("test", True)))
         st.session_state["compare_pick"] = [e.key for e in rated[:2]]
     keys = st.multiselect("Models to compare (up to 4)", list(by_key), key="compare_pick", max_selections=4,
                           format_func=lambda k: f"{by_key[k].name} · {by_key[k].kind} · {by_key[k].arch}")

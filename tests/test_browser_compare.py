@@ -77,7 +77,7 @@ def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, tmp_path):
            "FER_DATA": str(tmp_path / "no-data.zip")}
     with dashboard_server(env) as url, chromium_page(viewport=VIEWPORT) as page:
         open_compare(page, url, "Is the difference real?")
-        page.get_by_text("reference-small · model card · fer_vgg_small").wait_for(timeout=30_000)  # ready to compare
+        page.get_by_text("reference-small · shipped model · fer_vgg_small").wait_for(timeout=30_000)  # ready to compare
         body = page.inner_text("body")
         assert "vgg16" in body and "inception_v3" in body  # architectures still without a card are named
         assert len(re.findall(r"accuracy \d+\.\d\d% · macro-F1", body)) == 2  # the cards' metrics and matrices
@@ -101,7 +101,7 @@ def test_without_checkpoints_a_reference_cards_cell_shows_its_images_and_mcnemar
         open_compare(page, url, "Images in a cell")
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)
         body = page.inner_text("body")
-        assert "reference-elu · model card · elu_cnn" in body and "McNemar's exact test" in body
+        assert "reference-elu · reference card · elu_cnn" in body and "McNemar's exact test" in body
         plot_area = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first.bounding_box()
         x = plot_area["x"] + (predicted + 0.5) / len(EMOTIONS) * plot_area["width"]
         y = plot_area["y"] + (true + 0.5) / len(EMOTIONS) * plot_area["height"]

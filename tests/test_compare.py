@@ -19,7 +19,7 @@ def test_runs_and_cards_become_entries(compare_world):
     by_name = {e.name: e for e in entries}
     assert set(by_name) == {"small-a", "elu-b", "damaged-c", "reference-small", "reference-elu"}
     card = by_name["reference-small"]
-    assert card.kind == "model card" and card.checkpoint.name == "reference-small.pt"
+    assert card.kind == "shipped model" and card.checkpoint.name == "reference-small.pt"
     assert card.report("test", True)["tta_views"] == 2 and card.learning_curve
     run = by_name["elu-b"]
     assert run.kind == "run" and run.state == "finished" and run.arch == "elu_cnn" and run.epochs == 1
@@ -27,7 +27,7 @@ def test_runs_and_cards_become_entries(compare_world):
     rows = {r["name"]: r for r in summary_rows(entries)}
     assert rows["elu-b"]["test acc TTA %"] == pytest.approx(100 * run.accuracy("test", True), abs=0.01)
     assert "damaged" in rows["damaged-c"]["note"] and by_name["damaged-c"].checkpoint is None
-    assert rows["reference-small"]["kind"] == "model card"
+    assert rows["reference-small"]["kind"] == "shipped model"
     assert "fer_vgg_small" not in architectures_without_cards(entries)
     assert "vgg16" in architectures_without_cards(entries)
 

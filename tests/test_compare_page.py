@@ -187,3 +187,15 @@ def test_a_sweeps_runs_are_shown_together(monkeypatch, tmp_path):
     at.button(key="compare_sweep_pick").click().run()
     assert not at.exception and sorted(at.multiselect(key="compare_pick").value) == sorted(f"run:{i}" for i in ids)
     assert sum("No TTA evaluation" in i.value for i in at.info) == 2  # queued: nothing to show yet, said clearly
+
+
+def test_a_fresh_clone_opens_on_the_default_model_and_names_the_kinds(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_MODELS_DIR", str(REPO / "models"))
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "nowhere.zip"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert at.multiselect(key="compare_pick").value[0] == "card:default"
+    kinds = at.dataframe[0].value.set_index("name")["kind"]
+    assert kinds["default"] == "shipped model" and kinds["ref-fer_vgg"] == "reference card"
+    assert kinds["ensemble-4x-fer_vgg_small"] == "ensemble"

@@ -18,15 +18,19 @@ from ..errors import CheckpointError
 from ..models.ensemble import member_paths
 from ..paths import UnsafePathError, is_regular_file, models_dir, path_inside, runs_dir
 from ..runs.folder import RunFolder
-from .model_cards import ENSEMBLE, REFERENCE, card_kind, load_cards
+from .model_cards import ENSEMBLE, REFERENCE, SHIPPED, card_kind, load_cards
 from .predictions import CardPredictions, load_predictions
+
+
+# How Compare names each card kind: a shipped model has its weights in models/, a reference card only figures.
+CARD_KIND_LABELS = {SHIPPED: "shipped model", REFERENCE: "reference card", ENSEMBLE: "ensemble"}
 
 
 @dataclass
 class Entry:
     key: str                      # unique: "run:<id>" or "card:<name>"
     name: str
-    kind: str                     # "run", "model card" or "ensemble"
+    kind: str                     # "run", "shipped model", "reference card" or "ensemble" (CARD_KIND_LABELS)
     arch: str
     parameters: int | None = None
     balance: str | None = None
@@ -140,7 +144,7 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
         curve = card.get("learning_curve") or []
         config = card.get("train_config") or {}
         entries.append(Entry(
-            key=f"card:{card['name']}", name=card["name"], kind="ensemble" if kind == ENSEMBLE else "model card",
+            key=f"card:{card['name']}", name=card["name"], kind=CARD_KIND_LABELS[kind],
             arch=card.get("arch", "?"), parameters=card.get("parameters"), balance=config.get("balance"),
             epochs=card.get("epochs_trained"), training_seconds=card.get("training_seconds"),
             device=card.get("hardware"), images_per_s=_mean_speed(curve), reports=card.get("metrics") or {},
@@ -165,5 +169,5 @@ def all_entries(runs: str | os.PathLike | None = None, models: str | os.PathLike
 def architectures_without_cards(entries: list[Entry]) -> list[str]:
     """Registered architectures that have no reference model card yet."""
     from ..models.registry import list_models
-    carded = {e.arch for e in entries if e.kind == "model card"}
+    carded = {e.arch for e in entries if e.kind in (CARD_KIND_LABELS[SHIPPED], CARD_KIND_LABELS[REFERENCE])}
     return [a for a in list_models() if a not in carded]
