@@ -72,8 +72,10 @@ def zoo_table(cards: list[dict]) -> str:
     usable = [c for c in cards if c["kind"] in ZOO_ORDER and not evaluation_problem(c.get("metrics") or {})]
     for card in sorted(usable, key=lambda c: (c["name"] != DEFAULT, -headline(c)["test_accuracy_tta"])):
         h = headline(card)
+        config = card.get("train_config") or {}
         what = (f"ensemble of {len(card.get('members') or [])} networks" if card["kind"] == "ensemble"
-                else f"`{card['arch']}`, {card['parameters'] / 1e6:.1f}M parameters")
+                else f"`{card['arch']}`, {card['parameters'] / 1e6:.1f}M parameters, {card['epochs_trained']} epochs"
+                + (f", distilled from {Path(config['teacher']).stem}" if config.get("teacher") else ""))
         name = f"**{card['name']}** (used by default)" if card["name"] == DEFAULT else card["name"]
         rows.append(f"| {name} | {what} | {100 * h['val_accuracy_tta']:.2f}% | {100 * h['test_accuracy']:.2f}% "
                     f"| **{100 * h['test_accuracy_tta']:.2f}%** | {card['hardware']} |")
