@@ -274,6 +274,7 @@ def publish(root: str | os.PathLike, names: list[str], doing: str = "writing") -
     goes through `path_inside`; an existing entry of the same name is replaced."""
     root = Path(root)
     targets = [path_inside(root, name) for name in names]
+    remove_stale_staging(root)  # left by a process killed while publishing here before
     try:
         root.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
@@ -297,7 +298,7 @@ def publish(root: str | os.PathLike, names: list[str], doing: str = "writing") -
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def remove_stale_staging(root: str | os.PathLike, older_than_s: float = 6 * 3600) -> None:
+def remove_stale_staging(root: Path, older_than_s: float = 6 * 3600) -> None:
     """Remove staging folders left by a process killed while publishing (a live one is younger)."""
     for stage in Path(root).glob(".staging-*"):
         try:

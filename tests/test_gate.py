@@ -610,3 +610,16 @@ def test_the_lock_holder_is_found_where_the_lock_table_names_another_device(tmp_
     finally:
         lock.release()
     assert folder.lock_holder(tmp_path) is None
+
+
+def test_a_killed_publish_leaves_a_hidden_folder_that_the_next_publish_removes(tmp_path):
+    stale = tmp_path / ".staging-killed"
+    stale.mkdir()
+    (stale / "m.pt").write_text("half a model")
+    old = time.time() - 7 * 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".staging-running"  # another process publishing right now
+    fresh.mkdir()
+    with publish(tmp_path, ["card.json"]) as stage:
+        (stage / "card.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".staging-running", "card.json"]

@@ -28,7 +28,7 @@ from ..models.checkpoints import export_half
 from ..models.ensemble import ENSEMBLE_ARCH
 from ..models.precision import precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
-from ..paths import is_regular_file, named_path, publish, remove_stale_staging, write_text_atomic
+from ..paths import is_regular_file, named_path, publish, write_text_atomic
 from ..paths import models_dir as default_models_dir
 from ..runs.folder import RunFolder, evaluation_problem
 from .predictions import predictions_path, save_predictions
@@ -148,7 +148,6 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = Non
     card = make_card(run_dir, name, notes)  # fails early on an unfinished run
     run = RunFolder(run_dir)
     dataset = load_dataset(data or run.config()[0].get("data"))
-    remove_stale_staging(models_dir)
     with publish(models_dir, card_files(name, weights=True), f"shipping '{name}' to") as stage:
         export_half(run.best, stage / f"{name}.pt")
         write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
