@@ -56,7 +56,7 @@ def test_optimizers_and_schedulers(optimizer, scheduler, tmp_path, tiny_zip):
 
 
 def test_epoch_size_trains_on_a_fresh_subset_each_epoch(tmp_path, tiny_zip):
-    from fer_core.training.train import epoch_order
+    from fer_core.training.batches import epoch_order
     labels = torch.arange(7).repeat(20)
     cfg = TrainConfig(epoch_size=30)
     first, second = (epoch_order(labels, cfg, torch.Generator().manual_seed(s)) for s in (1, 2))
@@ -92,9 +92,9 @@ def test_early_stopping_ends_patience_epochs_after_the_last_gain(tmp_path, tiny_
     """Val accuracy 0.3, 0.5, then flat: with patience 2 the run ends after epoch 4, exactly."""
     scores = iter([0.3, 0.5, 0.5, 0.4, 0.9, 0.9])
 
-    def scripted_validate(model, split, device, prefix="val"):
+    def scripted_evaluate(model, split, device, prefix="val", views=1):
         return {f"{prefix}_loss": 1.0, f"{prefix}_accuracy": next(scores), f"{prefix}_macro_f1": 0.1}
-    monkeypatch.setattr(train_module, "validate", scripted_validate)
+    monkeypatch.setattr(train_module, "evaluate", scripted_evaluate)
     run = main(run_config(tmp_path, tiny_zip, arch="fer_vgg_small", epochs=30, patience=2))
     epochs = [json.loads(s)["epoch"] for s in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3, 4]
@@ -223,7 +223,7 @@ def test_metrics_report_is_consistent():
 
 
 def test_ema_decay_warms_up_and_integer_buffers_are_copied():
-    from fer_core.training.train import build_ema
+    from fer_core.training.optim import build_ema
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = build_ema(model, 0.99)
     ema.update_parameters(model)  # the first update copies

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import FERError
 from ..labels import EMOTIONS
+from ..models.checkpoints import load_checkpoint, save_checkpoint
 from ..paths import StorageError, UnsafePathError, named_path, shown, storage_error, write_text_atomic
 
 LOCK_FILE = "trainer.lock"
@@ -458,6 +459,18 @@ class RunFolder:
 
     def truncate_metrics(self, last_epoch: int, last_line: dict | None = None) -> None:
         truncate_metrics(self.metrics_file, last_epoch, last_line)
+
+    def record_epoch(self, line: dict, last: dict, best: dict | None = None) -> None:
+        """One finished epoch: best.pt when it improved, last.pt (the resume point), then its metrics line.
+        In that order, a resume never counts an epoch twice, and re-appends the line if a stop lost it."""
+        if best is not None:
+            save_checkpoint(self.best, best)
+        save_checkpoint(self.last, {**last, "metrics_line": line})
+        self.append_metrics(line)
+
+    def resume_point(self) -> dict | None:
+        """last.pt's training state, or None before the first epoch ended."""
+        return load_checkpoint(self.last) if self.last.exists() else None
 
     def write_evaluation(self, evaluation: dict) -> None:
         write_json(self.path / self.EVAL, evaluation)
