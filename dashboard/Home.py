@@ -1,17 +1,13 @@
 """Entry point: `streamlit run dashboard/Home.py`. One page per script in the top-level pages/ folder."""
-import os
 from pathlib import Path
 
 import streamlit as st
-import torch
 
 from dashboard.overview import render_home
+from dashboard.threads import leave_cores_for_the_browser
 
 ROOT = Path(__file__).resolve().parents[1]
-# The dashboard shares the machine with the browser showing it (and, on Live, with the video codecs): PyTorch's
-# spinning thread pool on every core starved them, and Live processed 16 frames/s instead of 21 on 2 cores
-# (README, Speed). Training jobs run in their own processes and keep every core.
-torch.set_num_threads(int(os.environ.get("FER_DASHBOARD_THREADS", max(1, (os.cpu_count() or 2) // 2))))
+leave_cores_for_the_browser()
 
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 PAGES = [

@@ -3,10 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core.cards.catalog import Entry
+from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry
+from fer_core.cards.model_cards import ENSEMBLE, REFERENCE, SHIPPED
 from fer_core.labels import EMOTIONS
 
 SPLIT_NAMES = {"val": "PublicTest (val)", "test": "PrivateTest (test)"}
+# A shipped model has its weights in models/; a reference card only its figures and per-image predictions.
+KIND_LABELS = {RUN: "run", SHIPPED: "shipped model", REFERENCE: "reference card", ENSEMBLE: "ensemble",
+               UNSAVED_ENSEMBLE: "ensemble (unsaved)"}
+
+
+def kind_label(entry: Entry) -> str:
+    return KIND_LABELS.get(entry.kind, entry.kind)
 
 
 def _best_val(entry: Entry) -> float | None:
@@ -23,7 +31,7 @@ def summary_rows(entries: list[Entry]) -> list[dict]:
     for e in entries:
         test_tta = e.report("test", True)
         rows.append({
-            "name": e.name, "kind": e.kind, "architecture": e.arch, "sweep": e.sweep or "",
+            "name": e.name, "kind": kind_label(e), "architecture": e.arch, "sweep": e.sweep or "",
             "state": e.state or "", "parameters": e.parameters, "balancing": e.balance or "",
             "epochs": e.epochs, "val acc %": pct(e.accuracy("val", False) if e.report("val", False) else _best_val(e)),
             "val acc TTA %": pct(e.accuracy("val", True)), "test acc %": pct(e.accuracy("test", False)),

@@ -8,7 +8,9 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.data.archive import verify_archive
-from fer_core.data.fer2013 import FER2013, check_trainable, load_dataset, resolve_data_path
+from fer_core.data.dataset import check_trainable, FER2013
+from fer_core.data.fer2013 import load_dataset
+from fer_core.data.sources import resolve_data_path
 from fer_core.errors import DataError
 from fer_core.paths import atomic_write, data_dir
 

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fer_core.data.audit import AuditResult, audit_dataset
-from fer_core.data.fer2013 import FER2013
+from fer_core.data.dataset import FER2013
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
 from fer_core.training.balance import class_weights
 

@@ -27,7 +27,8 @@ def _fraction(text: str) -> float:
 
 
 def cmd_data_report(args) -> int:
-    from .data.fer2013 import dataset_report, load_dataset
+    from .data.dataset import dataset_report
+    from .data.fer2013 import load_dataset
     report = dataset_report(load_dataset(args.data))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -83,51 +84,27 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data.fer2013 import load_dataset
-    from .data.leakage import clean_report, leaked_test_mask
-    from .evaluation.metrics import metrics_report, predict_images
+    from .inference.scoring import score_model
     from .models.devices import resolve_device
-    from .models.loading import load_model
-    from .models.precision import precision_name, use_bf16
-    if args.whole_image and not args.faces:
-        raise FERError("--whole-image goes with --faces DIR (FER2013's images are face crops already)")
-    device = resolve_device(args.device)
     args.checkpoint = args.checkpoint or str(default_checkpoint())
     if args.checkpoint == str(default_checkpoint()) and not default_checkpoint().exists():
         raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR`")
-    model = load_model(args.checkpoint, device)  # a checkpoint (.pt), a saved ensemble (.json) or an .onnx
     views = args.tta_views if args.tta else 1
-    if args.faces:  # labelled faces from outside FER2013
-        from .inference.face_folder import load_face_folder
-        from .inference.faces import FaceDetector
-        folder = load_face_folder(args.faces, None if args.whole_image else FaceDetector())
-        images, labels, scored_on = folder.crops, folder.labels, str(args.faces)
-    else:
-        dataset = load_dataset(args.data)
-        split = dataset[args.split]
-        images, labels, scored_on = split.images, split.labels, args.split
-    predicted = predict_images(model, images, views, 256, device, amp=args.amp).argmax(1)
-    report = metrics_report(labels, predicted)
-    report.update(tta=views > 1, tta_views=views)
-    if args.faces:
-        report.update(faces=str(args.faces), face_detection=not args.whole_image, skipped=folder.skipped,
-                      ignored_folders=folder.ignored_folders)
-    elif args.split == "test":  # the same figure without the test images that have a copy in Training
-        report["clean"] = clean_report(split.labels, predicted, leaked_test_mask(dataset))
-    onnx = str(args.checkpoint).endswith(".onnx")
-    report.update(checkpoint=str(args.checkpoint), split=None if args.faces else args.split,
-                  precision="onnxruntime fp32" if onnx else precision_name(use_bf16(device, args.amp)))
+    report = score_model(args.checkpoint, resolve_device(args.device), data=args.data, split=args.split,
+                         faces=args.faces, whole_image=args.whole_image, views=views, amp=args.amp)
+    scored_on = str(args.faces) if args.faces else args.split
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{args.checkpoint} on {scored_on} ({report['n']:,} images, TTA {'%d views' % views if views > 1 else 'off'}, "
           f"{report['precision']})")
-    if args.faces and (folder.skipped or folder.ignored_folders):
-        no_face = sum(s["reason"] == "no face found" for s in folder.skipped)
-        print(f"skipped {len(folder.skipped)} images ({no_face} without a face found, {len(folder.skipped) - no_face} "
+    skipped, ignored = report.get("skipped") or [], report.get("ignored_folders") or []
+    if skipped or ignored:
+        no_face = sum(s["reason"] == "no face found" for s in skipped)
+        print(f"skipped {len(skipped)} images ({no_face} without a face found, {len(skipped) - no_face} "
               f"unreadable; --json lists them)" + (f"; ignored subfolders that name no emotion: "
-                                                   f"{', '.join(folder.ignored_folders)}" if folder.ignored_folders else ""))
+                                                   f"{', '.join(ignored)}" if ignored else ""))
     print(f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   weighted-F1 {report['weighted_f1']:.4f}")
     if "clean" in report:
         print(f"clean PrivateTest: accuracy {report['clean']['accuracy']:.4f} on {report['clean']['n']:,} images "

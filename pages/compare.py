@@ -10,11 +10,11 @@ import streamlit as st
 
 from dashboard.background import run_in_background
 from dashboard.compare_charts import confusion_figure, learning_curves_figure, per_class_figure, tta_gain_figure
-from dashboard.compare_views import SPLIT_NAMES, cell_indices, reading, summary_rows
+from dashboard.compare_views import SPLIT_NAMES, cell_indices, kind_label, reading, summary_rows
 from dashboard.data_access import chosen_path, dataset_at, dataset_version
-from fer_core.cards.catalog import Entry, all_entries, architectures_without_cards
+from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry, all_entries, architectures_without_cards
 from fer_core.cards.ensembles import ensemble_metrics, save_ensemble
-from fer_core.data.fer2013 import resolve_data_path
+from fer_core.data.sources import resolve_data_path
 from fer_core.errors import FERError
 from fer_core.evaluation.metrics import metrics_report
 from fer_core.evaluation.prediction_cache import cached_predictions, prediction_cache_path, predictions
@@ -90,10 +90,10 @@ def pick(entries: list[Entry]) -> list[Entry]:
     else:
         # the default model first, then the best of the rest (by PrivateTest with TTA, as the table sorts)
         rated = sorted((e for e in entries if e.report("test", True)),
-                       key=lambda e: (e.name != "default" or e.kind == "run", -e.accuracy("test", True)))
+                       key=lambda e: (e.name != "default" or e.kind == RUN, -e.accuracy("test", True)))
         st.session_state["compare_pick"] = [e.key for e in rated[:2]]
     keys = st.multiselect("Models to compare (up to 4)", list(by_key), key="compare_pick", max_selections=4,
-                          format_func=lambda k: f"{by_key[k].name} · {by_key[k].kind} · {by_key[k].arch}")
+                          format_func=lambda k: f"{by_key[k].name} · {kind_label(by_key[k])} · {by_key[k].arch}")
     return [by_key[k] for k in keys]
 
 
@@ -106,10 +106,10 @@ def side_by_side(chosen: list[Entry], data_box) -> None:
                                 horizontal=True) == "row-normalised"
     reports = {}
     names = [e.name for e in chosen]
-    label = {e.key: e.name if names.count(e.name) == 1 else f"{e.name} ({e.kind})" for e in chosen}
+    label = {e.key: e.name if names.count(e.name) == 1 else f"{e.name} ({kind_label(e)})" for e in chosen}
     for col, entry in zip(two_per_row(len(chosen)), chosen):
         with col:
-            st.markdown(f"**{label[entry.key]}**  \n{entry.kind} · {entry.arch}")
+            st.markdown(f"**{label[entry.key]}**  \n{kind_label(entry)} · {entry.arch}")
             report = entry.report(split, tta) or evaluated_now(entry, split, tta, data_box)
             if report is None:
                 continue
@@ -400,7 +400,7 @@ def evaluate_ensemble(members: list[Entry], dataset_path: str | None, views: int
     metrics, averaged = outcome
     name = "ensemble of " + " + ".join(m.name for m in members)
     st.session_state["ensemble_entry"] = Entry(
-        key="session:ensemble", name=name, kind="ensemble (unsaved)", arch="ensemble",
+        key="session:ensemble", name=name, kind=UNSAVED_ENSEMBLE, arch="ensemble",
         parameters=sum(m.parameters or 0 for m in members), reports=metrics, tta_views=views,
         note="not saved: save it below to use it on Predict", stored=averaged)
     st.session_state["ensemble_members"] = [

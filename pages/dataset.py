@@ -17,7 +17,7 @@ from dashboard.dataset_views import (
     sample_strip,
     thumbnails,
 )
-from fer_core.data.fer2013 import dataset_report
+from fer_core.data.dataset import dataset_report
 from fer_core.labels import EMOTIONS
 
 st.title("Dataset")

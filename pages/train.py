@@ -10,7 +10,7 @@ from dashboard.data_access import chosen_path
 from dashboard.links import page_link
 from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress
 from dashboard.train_form import training_form
-from fer_core.data.fer2013 import check_dataset
+from fer_core.data.sources import check_dataset
 from fer_core.errors import FERError
 from fer_core.paths import runs_dir
 from fer_core.runs.folder import RunFolder

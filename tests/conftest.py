@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 def find_fer2013() -> Path | None:
     """The real dataset where users give it: $FER_DATA, then data/ in the project, then ../shared/data/."""
-    from fer_core.data.fer2013 import resolve_data_path
+    from fer_core.data.sources import resolve_data_path
     from fer_core.errors import DataError
     for candidate in (os.environ.get("FER_DATA"), REPO / "data", SHARED / "data" / "fer2013.zip"):
         if candidate:

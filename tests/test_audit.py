@@ -2,7 +2,7 @@
 import numpy as np
 
 from fer_core.data.audit import audit_dataset
-from fer_core.data.fer2013 import FER2013, Split
+from fer_core.data.dataset import FER2013, Split
 
 
 def distinct_faces(n: int, seed: int = 0) -> np.ndarray:

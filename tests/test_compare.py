@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard.compare_views import cell_indices, most_confused_pair, reading, summary_rows
+from dashboard.compare_views import cell_indices, kind_label, most_confused_pair, reading, summary_rows
 from fer_core.cards.catalog import all_entries, architectures_without_cards, card_entries, run_entries
 from fer_core.cards.ensembles import ensemble_metrics
 from fer_core.errors import CheckpointError
@@ -19,10 +19,10 @@ def test_runs_and_cards_become_entries(compare_world):
     by_name = {e.name: e for e in entries}
     assert set(by_name) == {"small-a", "elu-b", "damaged-c", "reference-small", "reference-elu"}
     card = by_name["reference-small"]
-    assert card.kind == "shipped model" and card.checkpoint.name == "reference-small.pt"
+    assert kind_label(card) == "shipped model" and card.checkpoint.name == "reference-small.pt"
     assert card.report("test", True)["tta_views"] == 2 and card.learning_curve
     run = by_name["elu-b"]
-    assert run.kind == "run" and run.state == "finished" and run.arch == "elu_cnn" and run.epochs == 1
+    assert kind_label(run) == "run" and run.state == "finished" and run.arch == "elu_cnn" and run.epochs == 1
     assert run.parameters and run.training_seconds and run.images_per_s and run.device
     rows = {r["name"]: r for r in summary_rows(entries)}
     assert rows["elu-b"]["test acc TTA %"] == pytest.approx(100 * run.accuracy("test", True), abs=0.01)

@@ -1,11 +1,13 @@
-"""fer_core.data.fer2013 on tiny synthetic datasets in the three formats users have."""
+"""fer_core.data (sources, readers, cache) on tiny synthetic datasets in the three formats users have."""
 import zipfile
 
 import numpy as np
 import pytest
 
 from fer_core.data import fer2013 as data_module
-from fer_core.data.fer2013 import dataset_report, load_dataset, resolve_data_path
+from fer_core.data.dataset import dataset_report
+from fer_core.data.fer2013 import load_dataset
+from fer_core.data.sources import resolve_data_path
 from fer_core.errors import DataError
 from fer_core.labels import EMOTIONS
 
@@ -67,7 +69,7 @@ def test_csv_without_usage_column_is_split_deterministically(tmp_path):
 def test_second_load_comes_from_the_cache(make_kaggle_zip, monkeypatch):
     source = make_kaggle_zip()
     first = load_dataset(source)
-    monkeypatch.setattr(data_module, "_read_image_tree", lambda *a: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(data_module, "read_image_tree", lambda *a: pytest.fail("decoded again despite the cache"))
     second = load_dataset(source)
     assert np.array_equal(first["train"].images, second["train"].images)
     assert list(first["test"].ids) == list(second["test"].ids)

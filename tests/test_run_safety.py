@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fer_core.cli import main as cli
-from fer_core.data.fer2013 import check_dataset, resolve_data_path
+from fer_core.data.sources import check_dataset, resolve_data_path
 from fer_core.errors import DataError, FERError
 from fer_core.paths import BadNameError, UnsafePathError
 from fer_core.runs.folder import RunBusyError, TrainerLock, log_tail, run_path
@@ -209,7 +209,7 @@ def _finished_run(runs: Path, name: str) -> Path:
 ])
 def test_a_run_file_missing_fields_marks_that_run_damaged_and_the_rest_still_shows(tmp_path, monkeypatch, damage,
                                                                                    capsys):
-    from dashboard.compare_views import summary_rows
+    from dashboard.compare_views import kind_label, summary_rows
     from fer_core.cards.catalog import all_entries
     runs = tmp_path / "runs"
     for file, text in damage.items():
@@ -221,7 +221,7 @@ def test_a_run_file_missing_fields_marks_that_run_damaged_and_the_rest_still_sho
     (row,) = json.loads(capsys.readouterr().out)
     assert row["id"] == "damaged" and row["error"].startswith("damaged run files: ")
     entries = all_entries(runs, REPO / "models")
-    assert {"default", "ref-fer_vgg"} <= {e.name for e in entries if e.kind in ("shipped model", "reference card")}
+    assert {"default", "ref-fer_vgg"} <= {e.name for e in entries if kind_label(e) in ("shipped model", "reference card")}
     summary_rows(entries)  # the Compare table is built from every entry
     if "eval.json" in damage or "metrics.jsonl" in damage:
         assert "damaged: " in next(e for e in entries if e.name == "damaged").note

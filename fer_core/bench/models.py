@@ -245,7 +245,7 @@ def run_benchmarks(args) -> None:
 
 
 def _default_data_exists() -> bool:
-    from ..data.fer2013 import resolve_data_path
+    from ..data.sources import resolve_data_path
     from ..errors import DataError
     try:
         resolve_data_path(None)

@@ -21,16 +21,14 @@ from ..runs.folder import RunFolder
 from .model_cards import ENSEMBLE, REFERENCE, SHIPPED, card_kind, load_cards
 from .predictions import CardPredictions, load_predictions
 
-
-# How Compare names each card kind: a shipped model has its weights in models/, a reference card only figures.
-CARD_KIND_LABELS = {SHIPPED: "shipped model", REFERENCE: "reference card", ENSEMBLE: "ensemble"}
+RUN, UNSAVED_ENSEMBLE = "run", "unsaved ensemble"  # the entry kinds beside the card kinds
 
 
 @dataclass
 class Entry:
     key: str                      # unique: "run:<id>" or "card:<name>"
     name: str
-    kind: str                     # "run", "shipped model", "reference card" or "ensemble" (CARD_KIND_LABELS)
+    kind: str                     # RUN, a card kind (SHIPPED, REFERENCE, ENSEMBLE) or UNSAVED_ENSEMBLE
     arch: str
     parameters: int | None = None
     balance: str | None = None
@@ -106,7 +104,7 @@ def run_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
         if not evaluation and not eval_damage:
             notes.append(f"not evaluated yet ({RunFolder.EVAL} is written when training finishes)")
         entries.append(Entry(
-            key=f"run:{run.id}", name=run.id, kind="run", arch=run.arch, parameters=status.get("parameters"),
+            key=f"run:{run.id}", name=run.id, kind=RUN, arch=run.arch, parameters=status.get("parameters"),
             balance=config.get("balance"), epochs=len(curve), state=run.state, sweep=run.sweep,
             training_seconds=evaluation.get("training_seconds") or (sum(m.get("seconds", 0) for m in curve) or None),
             device=evaluation.get("device") or status.get("device"), images_per_s=_mean_speed(curve),
@@ -144,7 +142,7 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
         curve = card.get("learning_curve") or []
         config = card.get("train_config") or {}
         entries.append(Entry(
-            key=f"card:{card['name']}", name=card["name"], kind=CARD_KIND_LABELS[kind],
+            key=f"card:{card['name']}", name=card["name"], kind=kind,
             arch=card.get("arch", "?"), parameters=card.get("parameters"), balance=config.get("balance"),
             epochs=card.get("epochs_trained"), training_seconds=card.get("training_seconds"),
             device=card.get("hardware"), images_per_s=_mean_speed(curve), reports=card.get("metrics") or {},
@@ -169,5 +167,5 @@ def all_entries(runs: str | os.PathLike | None = None, models: str | os.PathLike
 def architectures_without_cards(entries: list[Entry]) -> list[str]:
     """Registered architectures that have no reference model card yet."""
     from ..models.registry import list_models
-    carded = {e.arch for e in entries if e.kind in (CARD_KIND_LABELS[SHIPPED], CARD_KIND_LABELS[REFERENCE])}
+    carded = {e.arch for e in entries if e.kind in (SHIPPED, REFERENCE)}
     return [a for a in list_models() if a not in carded]

@@ -24,7 +24,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..labels import EMOTIONS
-from .fer2013 import FER2013, SPLITS, Split
+from .dataset import FER2013, Split, SPLITS
 
 BLANK_STD = 3.0          # grey levels; real faces are far above, blank frames are near 0
 NEAR_BITS = 4            # dHash Hamming distance of a near-duplicate candidate

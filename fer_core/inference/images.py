@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..data.fer2013 import IMAGE_SUFFIXES
+from ..data.sources import IMAGE_SUFFIXES
 from ..errors import ImageError
 from ..paths import existing_file, os_reason, shown
 

@@ -22,7 +22,11 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..data.fer2013 import check_trainable, load_dataset, resolve_data_path
+from ..data.dataset import check_trainable
+
+from ..data.fer2013 import load_dataset
+
+from ..data.sources import resolve_data_path
 from ..data.leakage import leaked_test_mask
 from ..errors import FERError
 from ..evaluation.metrics import evaluate_splits, metrics_report, predict_images
@@ -175,7 +179,7 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
                 run.write_config(asdict(cfg))
         try:
             train(cfg, run, resume is not None, ddp)
-        except BaseException as exc:
+        except BaseException as exc:  # a stop or a crash: recorded in status.json, then re-raised
             if is_storage_failure(exc) and not isinstance(exc, StorageError):
                 exc = storage_error(exc, "writing in", run.path)
             if ddp.is_main:

@@ -1,0 +1,43 @@
+"""Scoring a model on labelled faces: a FER2013 split, or a folder of faces from elsewhere (face_folder.py).
+What `python -m fer_core evaluate` reports, as a dict (its `--json`)."""
+from __future__ import annotations
+
+import os
+
+from ..data.fer2013 import load_dataset
+from ..data.leakage import clean_report, leaked_test_mask
+from ..errors import FERError
+from ..evaluation.metrics import metrics_report, predict_images
+from ..models.loading import load_model
+from ..models.precision import precision_name, use_bf16
+from .face_folder import load_face_folder
+from .faces import FaceDetector
+
+
+def score_model(checkpoint: str | os.PathLike, device, *, data: str | None = None, split: str = "test",
+                faces: str | os.PathLike | None = None, whole_image: bool = False, views: int = 1,
+                amp: bool = True) -> dict:
+    """Accuracy, F1, per-class figures and the confusion matrix of `checkpoint` (a .pt, a saved ensemble or an
+    .onnx) on FER2013's `split` of `data`, or on the labelled face folder `faces` (each image's largest face,
+    or the `whole_image`). On PrivateTest, `clean` repeats the figures without the images copied in Training."""
+    if whole_image and not faces:
+        raise FERError("--whole-image goes with --faces DIR (FER2013's images are face crops already)")
+    model = load_model(checkpoint, device)
+    if faces:
+        folder = load_face_folder(faces, None if whole_image else FaceDetector())
+        images, labels = folder.crops, folder.labels
+    else:
+        dataset = load_dataset(data)
+        images, labels = dataset[split].images, dataset[split].labels
+    predicted = predict_images(model, images, views, 256, device, amp=amp).argmax(1)
+    report = metrics_report(labels, predicted)
+    report.update(tta=views > 1, tta_views=views)
+    if faces:
+        report.update(faces=str(faces), face_detection=not whole_image, skipped=folder.skipped,
+                      ignored_folders=folder.ignored_folders)
+    elif split == "test":  # the same figure without the test images that have a copy in Training
+        report["clean"] = clean_report(labels, predicted, leaked_test_mask(dataset))
+    onnx = str(checkpoint).endswith(".onnx")
+    report.update(checkpoint=str(checkpoint), split=None if faces else split,
+                  precision="onnxruntime fp32" if onnx else precision_name(use_bf16(device, amp)))
+    return report
