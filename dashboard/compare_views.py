@@ -4,17 +4,31 @@ from __future__ import annotations
 import numpy as np
 
 from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry
-from fer_core.cards.model_cards import ENSEMBLE, REFERENCE, SHIPPED
+from fer_core.cards.model_cards import ENSEMBLE, EXPERIMENT, REFERENCE, SHIPPED
 from fer_core.labels import EMOTIONS
 
 SPLIT_NAMES = {"val": "PublicTest (val)", "test": "PrivateTest (test)"}
 # A shipped model has its weights in models/; a reference card only its figures and per-image predictions.
-KIND_LABELS = {RUN: "run", SHIPPED: "shipped model", REFERENCE: "reference card", ENSEMBLE: "ensemble",
-               UNSAVED_ENSEMBLE: "ensemble (unsaved)"}
+KIND_LABELS = {SHIPPED: "shipped model", ENSEMBLE: "ensemble", UNSAVED_ENSEMBLE: "ensemble (unsaved)", RUN: "run",
+               REFERENCE: "reference card", EXPERIMENT: "experiment"}  # in the order Compare groups them
+DEFAULT_NAME = "default"
 
 
 def kind_label(entry: Entry) -> str:
     return KIND_LABELS.get(entry.kind, entry.kind)
+
+
+def grouped(entries: list[Entry], experiments: bool = False) -> list[Entry]:
+    """Entries grouped by kind (shipped models first, the default at the top), best PrivateTest (TTA) first within
+    a kind; experiments only when asked for."""
+    order = list(KIND_LABELS)
+    kept = [e for e in entries if experiments or e.kind != EXPERIMENT]
+
+    def key(e: Entry):
+        accuracy = e.accuracy("test", True) if e.report("test", True) else None
+        return (order.index(e.kind) if e.kind in order else len(order),
+                not (e.kind == SHIPPED and e.name == DEFAULT_NAME), -(accuracy or 0.0), e.name)
+    return sorted(kept, key=key)
 
 
 def _best_val(entry: Entry) -> float | None:

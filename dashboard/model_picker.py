@@ -1,5 +1,5 @@
-"""The models a page can predict with: the shipped default, other shipped models, ensembles, exported ONNX
-models, finished runs.
+"""The models a page can predict with: the shipped default, other shipped models and ensembles, then ("more
+models") exported ONNX models and finished runs.
 
 `model_choices()` is the one place that lists them, saved ensembles (models/<name>.json) included.
 """
@@ -15,9 +15,10 @@ from fer_core.runs.folder import RunFolder
 from fer_core.runs.registry import Registry
 
 
-def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None
+def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None, more: bool = True
                   ) -> list[tuple[str, Path]]:
-    """(label shown to the user, checkpoint path) pairs, the default model first when it exists."""
+    """(label shown to the user, checkpoint path) pairs, the default model first when it exists; the shipped
+    models and ensembles only, unless `more` (ONNX files and finished runs too)."""
     # $FER_MODELS_DIR and $FER_RUNS_DIR, else models/ and runs/ in the project
     models_dir, runs_dir = Path(models_dir or default_models_dir()), Path(runs_dir or default_runs_dir())
     choices: list[tuple[str, Path]] = []
@@ -30,6 +31,8 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
     from fer_core.models.ensemble import list_ensembles
     for name, card in list_ensembles(models_dir):
         choices.append((f"Ensemble: {name}{_accuracy(card)}", card))
+    if not more:
+        return choices
     for path in sorted(models_dir.glob("*.onnx")):  # `python -m fer_core export ... --onnx models/NAME.onnx`
         choices.append((f"ONNX model: {path.name}", path))
     for run in sorted(Registry(runs_dir).list(), key=lambda r: r.id) if runs_dir.is_dir() else []:

@@ -10,9 +10,10 @@ import streamlit as st
 
 from dashboard.background import run_in_background
 from dashboard.compare_charts import confusion_figure, learning_curves_figure, per_class_figure, tta_gain_figure
-from dashboard.compare_views import SPLIT_NAMES, cell_indices, kind_label, reading, summary_rows
+from dashboard.compare_views import DEFAULT_NAME, SPLIT_NAMES, cell_indices, grouped, kind_label, reading, summary_rows
 from dashboard.data_access import chosen_path, dataset_at, dataset_version
 from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry, all_entries, architectures_without_cards
+from fer_core.cards.model_cards import EXPERIMENT
 from fer_core.cards.ensembles import ensemble_metrics, save_ensemble
 from fer_core.data.sources import resolve_data_path
 from fer_core.errors import FERError
@@ -50,7 +51,11 @@ def overview(entries: list[Entry]) -> None:
     if not entries:
         st.warning("No runs and no model cards yet: train a model on the Train page, or ship one into models/.")
         return
-    table = pd.DataFrame(summary_rows(entries))
+    experiments = sum(e.kind == EXPERIMENT for e in entries)
+    with_experiments = st.toggle(f"Show the {experiments} experiments (ablations and recipes that lost)", value=False,
+                                 key="compare_experiments", disabled=not experiments)
+    table = pd.DataFrame(summary_rows(grouped(entries, experiments=with_experiments)))
+    table["name"] = [f"{n} ★" if i == 0 and n == DEFAULT_NAME else n for i, n in enumerate(table["name"])]
     search_col, arch_col, kind_col, sweep_col = st.columns([2, 2, 2, 2])
     text = search_col.text_input("Filter by name", key="compare_search", placeholder="part of a name")
     archs = arch_col.multiselect("Architecture", sorted(table["architecture"].unique()), key="compare_arch")

@@ -50,13 +50,14 @@ def load_recognizer(path: str) -> EmotionRecognizer:
 
 
 def controls() -> tuple[str, LiveSettings] | None:
-    choices = model_choices()
+    choices = model_choices(more=st.session_state.get("live_more_models", False)) or model_choices()
     if not choices:
         st.warning("No model to run: ship a default model (`python -m fer_core ship runs/RUN`) or finish a run.")
         return None
     labels = [label for label, _ in choices]
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     label = c1.selectbox("Model", labels)
+    c1.toggle("More models: your finished runs and exported ONNX files", key="live_more_models")
     tta = c2.toggle("TTA", value=False, help="test-time augmentation: each face scored in several views and "
                                                "averaged; slower, so off by default")
     views = c2.number_input("TTA views", 2, MAX_VIEWS, 2, disabled=not tta)

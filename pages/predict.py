@@ -35,9 +35,11 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
     """The settings row; returns the recognizer (None when no model can be loaded) and predict options."""
     model_col, tta_col, face_col = st.columns(3)
     with model_col:
-        choices = model_choices()
+        more = st.session_state.get("more_models", False)
+        choices = model_choices(more=more) or model_choices()  # no shipped model: offer the runs at once
         labels = [label for label, _ in choices] + [OTHER_CHECKPOINT]
         choice = st.selectbox("Model", labels, key="model")
+        st.toggle("More models: your finished runs and exported ONNX files", key="more_models")
         if choice == OTHER_CHECKPOINT:
             path = st.text_input("Checkpoint path", key="checkpoint_path",
                                  placeholder="runs/<run>/best.pt, models/<name>.pt or an exported .onnx").strip()

@@ -28,11 +28,11 @@ def check_data(path: str | None) -> None:
     check_dataset(path)
 
 
-def new_run_tab(registry: Registry) -> None:
+def new_run_tab(registry: Registry, no_data: str) -> None:
     with st.form("new_run"):
         fields, gpus = training_form("new_")
         name = st.text_input("Run name (optional)")
-        submitted = st.form_submit_button("Start training", type="primary")
+        submitted = st.form_submit_button("Start training", type="primary", disabled=bool(no_data), help=no_data or None)
     if submitted:
         fields["data"] = fields["data"] or chosen_path()  # the dataset chosen on Home, when the form names none
         try:
@@ -44,7 +44,7 @@ def new_run_tab(registry: Registry) -> None:
             st.success(f"Queued **{run_id}**. It appears below and updates by itself.")
 
 
-def sweep_tab(registry: Registry) -> None:
+def sweep_tab(registry: Registry, no_data: str) -> None:
     st.caption("Queue one job per combination of the values of one or two options; Compare shows the sweep together.")
     with st.form("sweep"):
         fields, gpus = training_form("sweep_")
@@ -54,7 +54,7 @@ def sweep_tab(registry: Registry) -> None:
         option2 = c2.selectbox("and (optional)", ["—", *sweepable()], index=0)
         values2 = c2.text_input("Values", "", key="values2")
         sweep_name = st.text_input("Sweep name (optional)")
-        submitted = st.form_submit_button("Queue sweep", type="primary")
+        submitted = st.form_submit_button("Queue sweep", type="primary", disabled=bool(no_data), help=no_data or None)
     if submitted:
         try:
             grid = {option1: parse_values(option1, values1)}
@@ -158,15 +158,16 @@ st.title("Train")
 st.caption("Each job runs as its own process, one at a time per device (set FER_JOBS_PER_DEVICE for more). "
            "Closing or refreshing this page does not stop it.")
 registry = get_registry(str(runs_dir()))
+no_data = ""  # why no job can start: no usable dataset
 try:
     check_dataset(chosen_path())
 except FERError as exc:
-    st.warning(f"No usable dataset yet, so a job started now would fail: {exc} Add it on **Home** (upload or "
-               f"path), or give its path in the form below.")
+    no_data = f"No usable dataset yet: {exc}"
+    st.warning(f"{no_data} Add it on **Home** (upload or path); Start is enabled once it is found.")
 new_tab, sweep = st.tabs(["New run", "Hyperparameter sweep"])
 with new_tab:
-    new_run_tab(registry)
+    new_run_tab(registry, no_data)
 with sweep:
-    sweep_tab(registry)
+    sweep_tab(registry, no_data)
 st.subheader("Runs")
 runs_panel(registry)

@@ -43,9 +43,28 @@ def test_a_reference_card_is_of_kind_reference(compare_world):
 
 
 @pytest.mark.parametrize("card, kind", [({"arch": "ensemble"}, "ensemble"), ({"checkpoint": None}, "reference"),
-                                        ({"checkpoint": "x.pt"}, "shipped"), ({"kind": "reference"}, "reference")])
+                                        ({"checkpoint": "x.pt"}, "shipped"), ({"kind": "reference"}, "reference"),
+                                        ({"kind": "experiment", "checkpoint": None}, "experiment")])
 def test_cards_written_before_kinds_get_theirs_from_their_fields(card, kind):
     assert card_kind(card) == kind
+
+
+def test_a_renamed_model_still_loads_by_its_old_name(tmp_path, tiny_checkpoint):
+    import shutil
+
+    from fer_core.errors import CheckpointError
+    from fer_core.models.loading import file_identity, load_model
+    from fer_core.paths import PROJECT_ROOT
+    shutil.copy(tiny_checkpoint, tmp_path / "new-name.pt")
+    (tmp_path / "new-name.json").write_text(json.dumps({"name": "new-name", "formerly": ["old-name"]}))
+    (tmp_path / "foreign.json").write_text("[1, 2]")  # any other .json is passed over
+    assert file_identity(tmp_path / "old-name.pt") == file_identity(tmp_path / "new-name.pt")
+    load_model(tmp_path / "old-name.pt")
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "never-was.pt")
+    shipped = PROJECT_ROOT / "models"  # the names the shipped models had before the model zoo
+    assert load_model(shipped / "e80-fer_vgg_small.pt") is not None
+    assert len(load_model(shipped / "ensemble-4x-fer_vgg_small.json").members) == 4
 
 
 def test_float16_storage_keeps_every_prediction_even_near_ties():

@@ -45,7 +45,7 @@ def test_table_lists_runs_and_cards_with_a_csv_download(page):
     assert [b.label for b in page.get("download_button")] == ["Table as CSV"]
     assert any("No reference model card yet for" in i.value and "vgg16" in i.value for i in page.info)
     page.multiselect(key="compare_arch").select("elu_cnn").run()
-    assert list(page.dataframe[0].value["name"]) == ["reference-elu", "elu-b"]  # the card, then the run
+    assert list(page.dataframe[0].value["name"]) == ["elu-b", "reference-elu"]  # grouped: runs before reference cards
 
 
 def test_two_runs_side_by_side_and_the_images_of_a_chosen_cell(page):
@@ -105,7 +105,7 @@ def test_a_fresh_clone_shows_the_shipped_model_cards(compare_world, monkeypatch,
     monkeypatch.delenv("FER_DATA", raising=False)
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception and not at.error
-    assert list(at.dataframe[0].value["name"]) == ["reference-elu", "reference-small"]
+    assert list(at.dataframe[0].value["name"]) == ["reference-small", "reference-elu"]  # shipped, then reference
     assert not (tmp_path / "runs-not-made").exists()
     charts = [c.key for c in at.get("plotly_chart")]
     assert {"cm:card:reference-small", "cm:card:reference-elu", "curves"} <= set(charts)  # cards alone: matrices, curves
@@ -197,5 +197,10 @@ def test_a_fresh_clone_opens_on_the_default_model_and_names_the_kinds(tmp_path, 
     assert not at.exception
     assert at.multiselect(key="compare_pick").value[0] == "card:default"
     kinds = at.dataframe[0].value.set_index("name")["kind"]
-    assert kinds["default"] == "shipped model" and kinds["ref-fer_vgg"] == "reference card"
-    assert kinds["ensemble-4x-fer_vgg_small"] == "ensemble"
+    assert kinds.index[0] == "default ★" and kinds["default ★"] == "shipped model"
+    assert kinds["ref-fer_vgg"] == "reference card" and kinds["ensemble-4"] == "ensemble"
+    assert "experiment" not in set(kinds), "experiments are collapsed until asked for"
+    assert list(dict.fromkeys(kinds))[:3] == ["shipped model", "ensemble", "reference card"], "grouped by kind"
+    at.toggle(key="compare_experiments").set_value(True).run()
+    kinds = at.dataframe[0].value.set_index("name")["kind"]
+    assert kinds["mstudent4x-fer_vgg_small"] == "experiment" and kinds.iloc[-1] == "experiment"

@@ -1,6 +1,6 @@
 """The README stays true and short: its model zoo and docs/results.md's table are the ones the model cards make."""
 from fer_core.cards.model_cards import load_cards
-from fer_core.cards.results_table import results_table, zoo_table
+from fer_core.cards.results_table import options_table, recipes, results_table, zoo_table
 from fer_core.paths import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -11,6 +11,9 @@ def test_the_results_tables_match_the_model_cards():
     assert results_table(load_cards(MODELS_DIR)) in results, "run `python -m fer_core results-table --write`"
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert zoo_table(load_cards(MODELS_DIR)) in readme, "run `python -m fer_core results-table --write`"
+    training = (PROJECT_ROOT / "docs" / "training.md").read_text()
+    assert recipes(load_cards(MODELS_DIR)) in training and options_table() in training, \
+        "run `python -m fer_core results-table --write`"
 
 
 def test_the_readme_is_for_users_and_short():
@@ -45,7 +48,7 @@ def test_every_shipped_model_card_is_complete_and_says_where_it_was_trained():
 
 def test_the_class_balancing_study_has_all_four_methods_on_one_architecture():
     from fer_core.training.balance import BALANCE_METHODS
-    study = {c["train_config"]["balance"]: c for c in load_cards(MODELS_DIR) if c["name"].startswith("balance-")}
+    study = {c["train_config"]["balance"]: c for c in load_cards(MODELS_DIR) if "balancing" in c.get("studies", [])}
     assert set(study) == set(BALANCE_METHODS)
     from dataclasses import asdict
 

@@ -111,6 +111,8 @@ def test_a_missing_dataset_is_said_when_the_page_opens(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_DATA", str(tmp_path / "nowhere.zip"))
     at = open_page()
     assert any("No usable dataset yet" in w.value and "does not exist" in w.value for w in at.warning)
+    start = next(b for b in at.button if b.label == "Start training")
+    assert start.disabled and "does not exist" in start.help, "Start is disabled, with the reason"
 
 
 def test_every_option_has_a_cli_flag_and_a_form_widget_with_the_same_bounds(isolated):

@@ -18,7 +18,7 @@ from ..errors import CheckpointError
 from ..models.ensemble import member_paths
 from ..paths import UnsafePathError, is_regular_file, models_dir, path_inside, runs_dir
 from ..runs.folder import RunFolder
-from .model_cards import ENSEMBLE, REFERENCE, SHIPPED, card_kind, load_cards
+from .model_cards import ENSEMBLE, EXPERIMENT, REFERENCE, SHIPPED, card_kind, load_cards
 from .predictions import CardPredictions, load_predictions
 
 RUN, UNSAVED_ENSEMBLE = "run", "unsaved ensemble"  # the entry kinds beside the card kinds
@@ -28,7 +28,7 @@ RUN, UNSAVED_ENSEMBLE = "run", "unsaved ensemble"  # the entry kinds beside the 
 class Entry:
     key: str                      # unique: "run:<id>" or "card:<name>"
     name: str
-    kind: str                     # RUN, a card kind (SHIPPED, REFERENCE, ENSEMBLE) or UNSAVED_ENSEMBLE
+    kind: str                     # RUN, a card kind (model_cards.KINDS) or UNSAVED_ENSEMBLE
     arch: str
     parameters: int | None = None
     balance: str | None = None
@@ -127,8 +127,8 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
                 note = ""
             except CheckpointError as exc:
                 note = str(exc)
-        elif kind == REFERENCE:
-            checkpoint, note = None, "reference card: its figures and per-image predictions (checkpoint not shipped)"
+        elif kind in (REFERENCE, EXPERIMENT):
+            checkpoint, note = None, f"{kind} card: its figures and per-image predictions (checkpoint not shipped)"
         else:
             try:
                 checkpoint = path_inside(folder, str(card.get("checkpoint") or f"{card['name']}.pt"), "checkpoint")
@@ -147,7 +147,7 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
             epochs=card.get("epochs_trained"), training_seconds=card.get("training_seconds"),
             device=card.get("hardware"), images_per_s=_mean_speed(curve), reports=card.get("metrics") or {},
             tta_views=card.get("tta_views"), learning_curve=curve,
-            checkpoint=checkpoint if kind != REFERENCE and not note else None, note=note,
+            checkpoint=checkpoint if kind in (SHIPPED, ENSEMBLE) and not note else None, note=note,
             stored=None if card.get("damage") else stored))
     return entries
 

@@ -34,7 +34,9 @@ from ..runs.folder import RunFolder, evaluation_problem
 from .predictions import predictions_path, save_predictions
 
 FORMAT = "fer_core.model_card/1"
-SHIPPED, REFERENCE, ENSEMBLE = KINDS = ("shipped", "reference", "ensemble")
+# shipped: weights in models/, meant for use; reference: a study's card (architectures at equal budget, class
+# balancing); experiment: an ablation or a recipe that lost (card only); ensemble: a saved ensemble.
+SHIPPED, REFERENCE, EXPERIMENT, ENSEMBLE = KINDS = ("shipped", "reference", "experiment", "ensemble")
 
 
 def card_kind(card: dict) -> str:

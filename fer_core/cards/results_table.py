@@ -11,6 +11,8 @@ from .model_cards import headline, load_cards
 
 RESULTS_START, RESULTS_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 ZOO_START, ZOO_END = "<!-- model-zoo:start -->", "<!-- model-zoo:end -->"
+RECIPES_START, RECIPES_END = "<!-- recipes:start -->", "<!-- recipes:end -->"
+OPTIONS_START, OPTIONS_END = "<!-- train-options:start -->", "<!-- train-options:end -->"
 ZOO_ORDER = {"shipped": 0, "ensemble": 1}
 DEFAULT = "default"
 
@@ -64,11 +66,23 @@ ANCHORS = [
 ]
 
 
+def _size_mb(card: dict) -> str:
+    """What the model's files weigh (the checkpoint, or an ensemble's members), '—' where unknown."""
+    folder = Path(card.get("card_path") or ".").parent
+    files = [m["checkpoint"] for m in card.get("members") or []] or [card.get("checkpoint")]
+    try:
+        return f"{sum((folder / f).stat().st_size for f in files) / 2 ** 20:.1f} MB"
+    except (OSError, TypeError):
+        return "—"
+
+
 def zoo_table(cards: list[dict]) -> str:
     """The models a user picks from: the shipped networks and ensembles (reference cards are in docs/results.md),
-    the default first, then by PrivateTest accuracy with TTA. Figures are the cards' own, chosen on PublicTest."""
-    rows = ["| model | what it is | PublicTest (TTA) | PrivateTest | PrivateTest (TTA) | trained on |",
-            "| --- | --- | ---: | ---: | ---: | --- |"]
+    the default first, then by PrivateTest accuracy with TTA, then the published anchors. Figures are the cards'
+    own; the models were chosen on PublicTest."""
+    rows = ["| model | what it is | PrivateTest | PrivateTest (TTA) | clean PrivateTest (TTA) | PublicTest (TTA) "
+            "| size |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     usable = [c for c in cards if c["kind"] in ZOO_ORDER and not evaluation_problem(c.get("metrics") or {})]
     for card in sorted(usable, key=lambda c: (c["name"] != DEFAULT, -headline(c)["test_accuracy_tta"])):
         h = headline(card)
@@ -77,8 +91,80 @@ def zoo_table(cards: list[dict]) -> str:
                 else f"`{card['arch']}`, {card['parameters'] / 1e6:.1f}M parameters, {card['epochs_trained']} epochs"
                 + (f", distilled from {Path(config['teacher']).stem}" if config.get("teacher") else ""))
         name = f"**{card['name']}** (used by default)" if card["name"] == DEFAULT else card["name"]
-        rows.append(f"| {name} | {what} | {100 * h['val_accuracy_tta']:.2f}% | {100 * h['test_accuracy']:.2f}% "
-                    f"| **{100 * h['test_accuracy_tta']:.2f}%** | {card['hardware']} |")
+        clean = card["metrics"]["test"]["tta"].get("clean")
+        clean_cell = f"{100 * clean['accuracy']:.2f}%" if clean else "—"
+        rows.append(f"| {name} | {what} | {100 * h['test_accuracy']:.2f}% | **{100 * h['test_accuracy_tta']:.2f}%** "
+                    f"| {clean_cell} | {100 * h['val_accuracy_tta']:.2f}% "
+                    f"| {_size_mb(card)} |")
+    for name, arch, private_test, source in ANCHORS:
+        rows.append(f"| *anchor:* {name} | {arch}; {source} | | {private_test} | | | |")
+    return "\n".join(rows)
+
+
+# what a recipe does not need to say: where the data, the runs and the device are, and the run's own name
+_NOT_RECIPE = {"name", "out", "data", "device"}
+
+
+def recipe(card: dict) -> str:
+    """The command that trains a card's model again: `python -m fer_core train` with the options whose value
+    differs from today's default (a teacher is named by its file in models/)."""
+    from dataclasses import asdict
+
+    from ..training.config import TrainConfig, config_to_args
+    defaults = asdict(TrainConfig())
+    config = {k: v for k, v in (card.get("train_config") or {}).items() if k in defaults and k not in _NOT_RECIPE}
+    if config.get("teacher"):
+        config["teacher"] = f"models/{Path(config['teacher']).name}"
+    changed = {k: v for k, v in config.items() if v != defaults[k]}
+    args = [a for a in config_to_args(TrainConfig(**{**changed, "data": None}))]
+    keep, i = [], 0
+    while i < len(args):  # only the changed options' flags (config_to_args writes every one)
+        name = args[i][2:].replace("-", "_")
+        takes_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+        if name in changed:
+            keep += args[i:i + 2] if takes_value else args[i:i + 1]
+        i += 2 if takes_value else 1
+    return "python -m fer_core train " + " ".join(keep)
+
+
+def recipes(cards: list[dict]) -> str:
+    """docs/training.md's list: how each shipped model and ensemble was made, as commands."""
+    lines = []
+    usable = [c for c in cards if c["kind"] in ZOO_ORDER]
+    for card in sorted(usable, key=lambda c: (c["name"] != DEFAULT, -headline(c)["test_accuracy_tta"])):
+        lines.append(f"### {card['name']}\n")
+        if card["kind"] == "ensemble":
+            sources = " ".join(m.get("source") or m["checkpoint"] for m in card.get("members") or [])
+            lines.append(f"The average of {len(card.get('members') or [])} networks' probabilities, each trained as "
+                         f"the card's notes say:\n\n```bash\npython -m fer_core ensemble {sources} "
+                         f"--name {card['name']}\n```\n")
+        else:
+            lines.append(f"```bash\n{recipe(card)}\npython -m fer_core ship runs/RUN --name {card['name']}\n```\n")
+        lines.append(f"{card.get('notes', '')}\n")
+    return "\n".join(lines).rstrip()
+
+
+def _what(label: str, help_text: str) -> str:
+    """An option's description: its help where it says more than its form label."""
+    if len(help_text) <= len(label):
+        return label
+    return help_text[0].upper() + help_text[1:]
+
+
+def options_table() -> str:
+    """docs/training.md's table of every `train` option, made from TrainConfig's fields."""
+    from dataclasses import fields
+
+    from ..training.config import TrainConfig, options
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    rows = ["| option | values | default | what it does |", "| --- | --- | --- | --- |"]
+    for name, o in options().items():
+        allowed = o.allowed()
+        values = (", ".join(map(str, allowed)) if allowed else "switch" if o.switch
+                  else o.bounds_text() if o.low is not None else o.metavar or "")
+        default = defaults[name]
+        rows.append(f"| `--{name.replace('_', '-')}` | {values} | {'' if default is None else default} "
+                    f"| {_what(o.label, o.help)} |")
     return "\n".join(rows)
 
 
@@ -94,11 +180,14 @@ def _replace_between(path: Path, start: str, end: str, table: str) -> bool:
 
 
 def update_tables(project: str | Path, models_dir: str | Path | None = None) -> list[str]:
-    """Rewrite the README's model zoo and docs/results.md's table; the names of the files that changed."""
+    """Rewrite the README's model zoo, docs/results.md's table and docs/training.md's recipes and options; the
+    names of the files that changed."""
     project, cards = Path(project), load_cards(models_dir)
     changed = []
     for path, start, end, table in ((project / "README.md", ZOO_START, ZOO_END, zoo_table(cards)),
-                                    (project / "docs" / "results.md", RESULTS_START, RESULTS_END, results_table(cards))):
-        if _replace_between(path, start, end, table):
+                                    (project / "docs" / "results.md", RESULTS_START, RESULTS_END, results_table(cards)),
+                                    (project / "docs" / "training.md", RECIPES_START, RECIPES_END, recipes(cards)),
+                                    (project / "docs" / "training.md", OPTIONS_START, OPTIONS_END, options_table())):
+        if _replace_between(path, start, end, table) and str(path.relative_to(project)) not in changed:
             changed.append(str(path.relative_to(project)))
     return changed
