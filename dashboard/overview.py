@@ -88,7 +88,8 @@ def device_panel() -> None:
             props = torch.cuda.get_device_properties(i)
             st.write(f"GPU {i}: **{props.name}**, {props.total_memory / 2**30:.0f} GiB")
     else:
-        st.write(f"**CPU** only ({torch.get_num_threads()} threads): training works but is slow; "
+        threads = torch.get_num_threads()
+        st.write(f"**CPU** only ({threads} thread{'s' if threads != 1 else ''}): training works but is slow; "
                  "a GPU is used automatically when PyTorch sees one.")
 
 

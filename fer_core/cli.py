@@ -429,9 +429,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The parser of the (sub)command that the leading `words` name: `train`, `data audit`, `bench live`..."""
+    for word in words:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers or word not in subparsers[0].choices:
+            break
+        parser = subparsers[0].choices[word]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # a typo: point to the help of the command it was given to, not the top-level one
+        command_parser(parser, [w for w in argv if not w.startswith("-")]).error(
+            f"unrecognized arguments: {' '.join(extras)}")
     try:
         return args.func(args)
     except FERError as exc:

@@ -89,10 +89,14 @@ if st.toggle("Run the data-health audit", value=st.session_state.get("audit_on",
     d2.download_button("Download all findings (JSON)", json.dumps(audit.to_dict(), indent=1), "fer2013-audit.json")
     groups = sorted(audit.exact_groups + audit.near_groups, key=lambda g: (not g.label_conflict, not g.cross_split))
     for group in groups[:12]:
-        tag = " · **labels differ**" if group.label_conflict else ""
-        st.markdown(f"{', '.join(f'`{i}`' for i in group.ids[:4])}{' …' if len(group.ids) > 4 else ''}{tag}")
-        st.image(thumbnails(dataset, group.ids[:6]),
-                 caption=[f"{s}: {lb}" for s, lb in zip(group.splits[:6], group.labels[:6])], width=96)
+        # one image of each label first, so the thumbnails show the disagreement
+        first = list({label: i for i, label in reversed(list(enumerate(group.labels)))}.values())
+        order = (first + [i for i in range(len(group.ids)) if i not in first])[:6]
+        ids = [group.ids[i] for i in order]
+        tag = f" · **labels differ: {', '.join(sorted(set(group.labels)))}**" if group.label_conflict else ""
+        st.markdown(f"{len(group.ids)} images: {', '.join(f'`{i}`' for i in ids[:4])}"
+                    f"{' …' if len(group.ids) > 4 else ''}{tag}")
+        st.image(thumbnails(dataset, ids), caption=[f"{group.splits[i]}: {group.labels[i]}" for i in order], width=96)
     if audit.blank_ids:
         st.markdown("**Blank or near-constant images**")
         st.image(thumbnails(dataset, audit.blank_ids[:12]), caption=audit.blank_ids[:12], width=96)

@@ -2,7 +2,6 @@
 marked runnable run, as written, on a tiny synthetic dataset."""
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core.cli import build_parser
+from fer_core.cli import build_parser, command_parser
 
 from .sample_files import face_photo_640x480, jpeg_bytes, write_face_video
 
@@ -34,17 +33,6 @@ def command_lines(text: str) -> list[tuple[bool, str]]:
     return found
 
 
-def parser_for(words: list[str]) -> argparse.ArgumentParser:
-    """The parser of the (sub)command the leading words name: `data audit`, `bench live`, `train`..."""
-    parser = build_parser()
-    for word in words:
-        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subparsers or word not in subparsers[0].choices:
-            break
-        parser = subparsers[0].choices[word]
-    return parser
-
-
 DOCUMENTED = [(path.name, line) for path in DOCS for _, line in command_lines(path.read_text())]
 
 
@@ -54,7 +42,7 @@ def test_the_docs_document_commands():
 
 def unknown_flags(line: str) -> tuple[list[str], str]:
     """The flags of a documented command line that its (sub)command does not have, and that command's name."""
-    parser = parser_for([w for w in line.split()[3:] if re.fullmatch(r"[a-z][a-z-]*", w)])
+    parser = command_parser(build_parser(), [w for w in line.split()[3:] if re.fullmatch(r"[a-z][a-z-]*", w)])
     known = {s for action in parser._actions for s in action.option_strings}
     return [f for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line) if f not in known], parser.prog
 

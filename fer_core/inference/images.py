@@ -77,7 +77,7 @@ def _read_bytes(source: ImageSource, name: str | None) -> tuple[bytes, str]:
         return bytes(source), name or "the image"
     if isinstance(source, (str, os.PathLike)):
         name = name or shown(Path(source).name)
-        path = existing_file(source, name, 512 * 2**20, ImageError)  # no photo is larger: it would only cost memory
+        path = existing_file(source, "image", 512 * 2**20, ImageError)  # no photo is larger: it would only cost memory
         try:
             return path.read_bytes(), name
         except OSError as exc:

@@ -29,7 +29,7 @@ class VideoInfo:
 def open_video(path: str | os.PathLike, name: str | None = None) -> tuple[cv2.VideoCapture, VideoInfo]:
     """An opened capture positioned at frame 0, or ImageError: missing, empty, unreadable, no frames."""
     name = name or shown(Path(path).name)
-    path = existing_file(path, name, error=ImageError)
+    path = existing_file(path, "video", error=ImageError)
     if path.stat().st_size == 0:
         raise ImageError(f"{name} is empty (0 bytes)")
     cap = cv2.VideoCapture(str(path))
