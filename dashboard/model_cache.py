@@ -6,16 +6,22 @@ import os
 
 import streamlit as st
 
+from fer_core.evaluation.tta import DEFAULT_VIEWS
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.models.loading import file_identity
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def _load(path: str, identity: str, onnxruntime_threads: int | None) -> EmotionRecognizer:
-    return EmotionRecognizer.load(path, onnxruntime_threads=onnxruntime_threads)
+@st.cache_resource(show_spinner="Loading the model (the first time on this machine, timing its engines)…",
+                   max_entries=4)
+def _load(path: str, identity: str, onnxruntime_threads: int | None, engine: str | None, batch: int,
+          threads: int | None) -> EmotionRecognizer:
+    return EmotionRecognizer.load(path, onnxruntime_threads=onnxruntime_threads, engine=engine, batch=batch,
+                                  threads=threads)
 
 
-def recognizer(path: str | os.PathLike, onnxruntime_threads: int | None = None) -> EmotionRecognizer:
+def recognizer(path: str | os.PathLike, onnxruntime_threads: int | None = None, engine: str | None = None,
+               batch: int = DEFAULT_VIEWS, threads: int | None = None) -> EmotionRecognizer:
     """The model at `path`, loaded once per version of its files; raises FERError (CheckpointError) when it
-    cannot be read. `onnxruntime_threads`: run it with ONNX Runtime on that many threads (what Live does)."""
-    return _load(str(path), file_identity(path), onnxruntime_threads)
+    cannot be read. `engine`, `batch` and `threads` as in EmotionRecognizer.load (Live: batch 1 on 1 thread);
+    `onnxruntime_threads`: ONNX Runtime on that many threads."""
+    return _load(str(path), file_identity(path), onnxruntime_threads, engine, batch, threads)

@@ -25,12 +25,13 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
     default = models_dir / default_checkpoint().name
     if default.is_file():
         choices.append((f"Default model{_accuracy(default.with_suffix('.json'))}", default))
-    for path in sorted(models_dir.glob("*.pt")):
-        if path != default:
-            choices.append((f"Shipped model: {path.stem}{_accuracy(path.with_suffix('.json'))}", path))
+    shipped = [(f"Shipped model: {path.stem}", path.with_suffix(".json"), path)
+               for path in sorted(models_dir.glob("*.pt")) if path != default]
     from fer_core.models.ensemble import list_ensembles
-    for name, card in list_ensembles(models_dir):
-        choices.append((f"Ensemble: {name}{_accuracy(card)}", card))
+    ensembles = [(f"Ensemble: {name}", card, card) for name, card in list_ensembles(models_dir)]
+    for group in (shipped, ensembles):  # best PrivateTest (TTA) first, as Compare lists them
+        for label, card, path in sorted(group, key=lambda item: -_test_accuracy(item[1])):
+            choices.append((f"{label}{_accuracy(card)}", path))
     if not more:
         return choices
     for path in sorted(models_dir.glob("*.onnx")):  # `python -m fer_core export ... --onnx models/NAME.onnx`
@@ -42,11 +43,16 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
     return choices
 
 
+def _test_accuracy(card_path: Path) -> float:
+    """PrivateTest accuracy with TTA from a model card; 0 without one."""
+    try:
+        return float(json.loads(card_path.read_text())["metrics"]["test"]["tta"]["accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def _accuracy(card_path: Path) -> str:
     """' · 65.8% PrivateTest (TTA)' from a model card (short: the picker cuts long labels), or '' without one."""
-    try:
-        test = json.loads(card_path.read_text())["metrics"]["test"]
-        return f" · {test['tta']['accuracy']:.1%} PrivateTest (TTA)"
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+    accuracy = _test_accuracy(card_path)
+    return f" · {accuracy:.1%} PrivateTest (TTA)" if accuracy else ""
 

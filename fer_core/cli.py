@@ -92,13 +92,14 @@ def cmd_evaluate(args) -> int:
                        f"`python -m fer_core ship RUN_DIR`")
     views = args.tta_views if args.tta else 1
     report = score_model(args.checkpoint, resolve_device(args.device), data=args.data, split=args.split,
-                         faces=args.faces, whole_image=args.whole_image, views=views, amp=args.amp)
+                         faces=args.faces, whole_image=args.whole_image, views=views, amp=args.amp,
+                         engine=args.engine)
     scored_on = str(args.faces) if args.faces else args.split
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{args.checkpoint} on {scored_on} ({report['n']:,} images, TTA {'%d views' % views if views > 1 else 'off'}, "
-          f"{report['precision']})")
+          f"{report['engine']})")
     skipped, ignored = report.get("skipped") or [], report.get("ignored_folders") or []
     if skipped or ignored:
         no_face = sum(s["reason"] == "no face found" for s in skipped)
@@ -213,6 +214,8 @@ def cmd_bench(args) -> int:
         from .bench.live_browser import run
     elif args.what == "predict":
         from .bench.predict import run
+    elif args.what == "evaluate":
+        from .bench.evaluate import run
     else:
         from .bench.models import run_benchmarks as run
     run(args)
@@ -220,12 +223,14 @@ def cmd_bench(args) -> int:
 
 
 def cmd_export(args) -> int:
-    """Export a checkpoint or saved ensemble to ONNX, then check the export against PyTorch."""
+    """Export a checkpoint or saved ensemble to ONNX (or int8), then check the export against PyTorch."""
     import numpy as np
 
     from .data.fer2013 import load_dataset
-    from .evaluation.export_check import verify_export
+    from .evaluation.export_check import check_int8, verify_export
     from .models.loading import export_onnx
+    if args.int8:
+        return _export_int8(args, check_int8)
     path = export_onnx(args.checkpoint, args.onnx)
     print(f"exported {args.checkpoint} to {path} ({path.stat().st_size / 2 ** 20:.1f} MB)")
     try:
@@ -242,6 +247,27 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _export_int8(args, check_int8) -> int:
+    """int8: calibrated on training faces, then checked on all of PrivateTest; a failed check leaves no file."""
+    from .data.fer2013 import load_dataset
+    from .models.loading import cached_export
+    from .models.quantize import calibration_faces, quantize_onnx
+    dataset = load_dataset(args.data)  # calibration and the check need the real faces
+    if not str(args.onnx).endswith(".onnx"):
+        raise FERError(f"{args.onnx}: the output file should end in .onnx")
+    path = quantize_onnx(cached_export(args.checkpoint), args.onnx, calibration_faces(args.data))
+    check = check_int8(args.checkpoint, path, dataset["test"])
+    for mode, c in check["modes"].items():
+        print(f"{mode}: top-1 agreement with PyTorch fp32 {c['top1_agreement']:.2%}, accuracy {c['accuracy']:.2%} "
+              f"against {c['reference_accuracy']:.2%} ({c['n']:,} PrivateTest faces)")
+    if not check["passed"]:
+        path.unlink(missing_ok=True)
+        print(f"error: the int8 model misses its targets ({check['problem']}): not written", file=sys.stderr)
+        return 1
+    print(f"exported {args.checkpoint} as int8 to {path} ({path.stat().st_size / 2 ** 20:.1f} MB)")
+    return 0
+
+
 def cmd_predict(args) -> int:
     """Emotions per face in each file; a file's failure is reported in its entry, the others go on."""
     from .inference.images import is_video_name
@@ -249,7 +275,8 @@ def cmd_predict(args) -> int:
     if args.every_n < 1:
         print("error: --every-n must be at least 1", file=sys.stderr)
         return 2
-    rec = EmotionRecognizer.load(args.checkpoint, yunet_model=args.yunet)
+    rec = EmotionRecognizer.load(args.checkpoint, yunet_model=args.yunet, engine=args.engine,
+                                 batch=args.tta_views if args.tta else 1)
     options = dict(tta=args.tta, views=args.tta_views, detect=not args.no_detect)
     entries = []
     for file in args.files:
@@ -289,8 +316,13 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
+ENGINE_HELP = ("what runs the network: torch, onnxruntime, int8, or auto (default, or $FER_ENGINE): the fastest "
+               "on this machine that agrees with PyTorch fp32, measured once per model")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .evaluation.tta import DEFAULT_VIEWS, views_arg
+    from .inference.engines import ENGINE_CHOICES
     from .models.registry import list_models
     from .training.config import get_args_parser, on_off
     parser = OneLineErrors(prog="python -m fer_core", description="Facial emotion recognition on FER2013")
@@ -327,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--amp", type=on_off, default=True, metavar="on|off",
                           help="bf16 where the device runs it natively and it is faster (default on); off: fp32")
+    evaluate.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help=ENGINE_HELP)
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -379,10 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
     bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")
     bench.set_defaults(func=cmd_bench, what="models")
-    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict}",
-                                 help="instead of the models' figures: the Live page's frame rate, or one photo end to end")
+    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict,evaluate}",
+                                 help="instead of the models' figures: the Live page's frame rate, one photo end to end, "
+                                      "or evaluation's speed per engine")
     bench_live = kinds.add_parser("live", help="the Live page's frame processing on a 640x480 clip")
     bench_live.add_argument("--model", default=None, help="checkpoint (default: models/default.pt)")
+    bench_live.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help=ENGINE_HELP)
     bench_live.add_argument("--clip", default=None, help="a video file instead of the generated astronaut clip")
     bench_live.add_argument("--seconds", type=float, default=5.0, help="measuring time per setting")
     bench_live.add_argument("--detect-every", type=int, nargs="+", default=[1, 3, 5])
@@ -394,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_browser.add_argument("--server-env", nargs="*", metavar="KEY=VALUE", help="environment of the dashboard server "
                                "(experiments, e.g. OMP_NUM_THREADS=1)")
     bench_browser.add_argument("--no-ceiling", action="store_true", help="skip the pass-through run")
+    bench_evaluate = kinds.add_parser("evaluate", help="evaluate --tta's speed with each engine (PyTorch fp32 and "
+                                      "bf16, ONNX Runtime fp32 and int8) on PrivateTest, in one run")
+    bench_evaluate.add_argument("--checkpoint", help="default: models/default.pt")
+    bench_evaluate.add_argument("--views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
+    bench_evaluate.add_argument("--limit", type=int, help="only the first N PrivateTest faces (default all 3,589)")
+    bench_evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
     bench_predict = kinds.add_parser("predict", help="one photo end to end: decode, detection, classification")
     bench_predict.add_argument("--checkpoint", help="default: models/default.pt, else an untrained fer_vgg_small")
     bench_predict.add_argument("--repeats", type=int, default=30)
@@ -408,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--no-detect", action="store_true", help="each image is one face (pre-cropped faces)")
     predict.add_argument("--yunet", help="YuNet ONNX file for face detection (default $FER_YUNET_MODEL, else Haar)")
     predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
+    predict.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help=ENGINE_HELP)
     predict.add_argument("--json", action="store_true", help="a JSON list: per file, file and faces (or frames) or error")
     predict.set_defaults(func=cmd_predict)
 
@@ -416,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     export.add_argument("--data", help="dataset for the check (default $FER_DATA, then data/)")
     export.add_argument("--check-images", type=int, default=256, help="PrivateTest images compared (default 256)")
+    export.add_argument("--int8", action="store_true",
+                        help="quantize to int8 (ONNX Runtime, static QDQ, calibrated on 300 training faces); checked "
+                             "on all of PrivateTest, plain and with TTA: refused below 99%% top-1 agreement with "
+                             "PyTorch fp32 or more than 0.5 points of accuracy lost")
     export.set_defaults(func=cmd_export)
 
     ensemble = commands.add_parser("ensemble", help="evaluate checkpoints' averaged probabilities; --name saves it")

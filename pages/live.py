@@ -44,9 +44,9 @@ def ice_servers() -> list:
 
 
 def load_recognizer(path: str) -> EmotionRecognizer:
-    # ONNX Runtime on one thread of its own: twice PyTorch's speed for one face, and it leaves the second core
-    # to the browser and the video codecs (in Chromium with a 30 fps camera: README, Speed)
-    return model_cache.recognizer(path, onnxruntime_threads=1)
+    # one face at a time on one thread: the engine that is fastest so (measured on first use; ONNX Runtime on
+    # the CPUs measured so far) leaves the second core to the browser and the video codecs (docs/speed.md)
+    return model_cache.recognizer(path, batch=1, threads=1)
 
 
 def controls() -> tuple[str, LiveSettings] | None:
@@ -57,7 +57,7 @@ def controls() -> tuple[str, LiveSettings] | None:
     labels = [label for label, _ in choices]
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     label = c1.selectbox("Model", labels)
-    c1.toggle("More models: your finished runs and exported ONNX files", key="live_more_models")
+    c1.toggle("More models (runs, ONNX)", key="live_more_models")
     tta = c2.toggle("TTA", value=False, help="test-time augmentation: each face scored in several views and "
                                                "averaged; slower, so off by default")
     views = c2.number_input("TTA views", 2, MAX_VIEWS, 2, disabled=not tta)
@@ -148,6 +148,7 @@ except FERError as exc:
     st.error(f"Cannot load {path}: {exc}")
     st.stop()
 processor = session_processor(recognizer, settings)
+st.caption(f"The network is run by {recognizer.engine or 'PyTorch'}.")
 
 try:
     import av

@@ -39,7 +39,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
         choices = model_choices(more=more) or model_choices()  # no shipped model: offer the runs at once
         labels = [label for label, _ in choices] + [OTHER_CHECKPOINT]
         choice = st.selectbox("Model", labels, key="model")
-        st.toggle("More models: your finished runs and exported ONNX files", key="more_models")
+        st.toggle("More models (runs, ONNX)", key="more_models", help="your finished runs and exported ONNX files")
         if choice == OTHER_CHECKPOINT:
             path = st.text_input("Checkpoint path", key="checkpoint_path",
                                  placeholder="runs/<run>/best.pt, models/<name>.pt or an exported .onnx").strip()
@@ -67,14 +67,16 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
     except FERError as exc:
         st.error(str(exc))
         return None, options
-    model_col.caption(f"Using {path}")
+    model_col.caption(f"Using {path} · run by {model.engine}")
     detector = model.detector
     if not whole:
         try:
             detector = load_detector(yunet.strip())
         except FERError as exc:
             st.warning(f"{exc}. Using the Haar cascade instead.")
-    return EmotionRecognizer(model.model, detector, source=model.source), options
+    rec = EmotionRecognizer(model.model, detector, source=model.source)
+    rec.engine = model.engine
+    return rec, options
 
 
 def classify(rec: EmotionRecognizer, rgb, options: dict) -> list[FaceResult]:

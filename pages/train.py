@@ -160,7 +160,8 @@ st.caption("Each job runs as its own process, one at a time per device (set FER_
 registry = get_registry(str(runs_dir()))
 no_data = ""  # why no job can start: no usable dataset
 try:
-    check_dataset(chosen_path())
+    st.caption(f"Dataset: `{check_dataset(chosen_path())}` (chosen on Home; the form's Dataset field can name "
+               f"another)")
 except FERError as exc:
     no_data = f"No usable dataset yet: {exc}"
     st.warning(f"{no_data} Add it on **Home** (upload or path); Start is enabled once it is found.")

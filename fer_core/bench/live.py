@@ -42,11 +42,11 @@ def run(args) -> None:
     from ..inference.recognizer import EmotionRecognizer
     if args.threads:
         torch.set_num_threads(args.threads)
-    recognizer = EmotionRecognizer.load(args.model)
+    recognizer = EmotionRecognizer.load(args.model, engine=args.engine, batch=1, threads=1)  # as the Live page
     frames = load_clip(args.clip) if args.clip else astronaut_clip()
     print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads, OpenCV {cv2.__version__}")
-    print(f"model: {recognizer.source}; detector: {recognizer.detector.backend}; "
+    print(f"model: {recognizer.source}, run by {recognizer.engine}; detector: {recognizer.detector.backend}; "
           f"clip: {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}"
           f"{' from ' + args.clip if args.clip else ' (astronaut, moving)'}")
     print(f"{'detect every':>12} {'TTA views':>9} {'frames/s':>9} {'ms/frame':>9} {'faces':>5}")

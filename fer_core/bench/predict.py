@@ -13,6 +13,7 @@ import os
 
 import torch
 
+from ..errors import FERError
 from ..evaluation.tta import DEFAULT_VIEWS
 from ..inference.faces import FaceDetector, whole_image_face
 from ..inference.images import read_image
@@ -25,12 +26,18 @@ BUDGET_MS = 50.0
 
 
 def _recognizers(checkpoint: str | None, yunet: str | None) -> tuple[dict[str, EmotionRecognizer], str]:
-    """The same model run by PyTorch and by ONNX Runtime (on as many threads as PyTorch has), by name."""
+    """The same model run by each engine (ONNX Runtime on as many threads as PyTorch has), by name; PyTorch first."""
     threads = torch.get_num_threads()
     if checkpoint or default_checkpoint().is_file():
-        torch_rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet)
-        ort_rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet, onnxruntime_threads=threads)
-        return {"PyTorch": torch_rec, "ONNX Runtime": ort_rec}, torch_rec.source
+        recs = {}
+        for engine in ("torch", "onnxruntime", "int8"):
+            try:
+                rec = EmotionRecognizer.load(checkpoint, yunet_model=yunet, engine=engine, threads=threads)
+            except FERError as exc:  # int8 needs the dataset to calibrate on
+                print(f"{engine}: not timed ({exc})")
+                continue
+            recs[{"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "int8": "ONNX Runtime int8"}[engine]] = rec
+        return recs, recs["PyTorch"].source
     from ..models.registry import create_model  # timing depends on the architecture only, not on trained weights
     return ({"PyTorch": EmotionRecognizer(create_model("fer_vgg_small"), FaceDetector(yunet))},
             "an untrained fer_vgg_small (no models/default.pt yet; ONNX Runtime not timed)")
@@ -51,14 +58,14 @@ def bench_predict(checkpoint: str | None = None, repeats: int = 30, yunet: str |
         print("warning: no face found, classification timed on the whole image")
     figures = {"decode": median_ms(lambda: read_image(jpeg), repeats),
                "detect": median_ms(lambda: rec.detector.detect(rgb), repeats)}
-    print(f"{'':30}{'decode':>9}{'detect':>9}{'classify':>10}{'sum':>8}{'end to end':>12}")
+    print(f"{'':36}{'decode':>9}{'detect':>9}{'classify':>10}{'sum':>8}{'end to end':>12}")
     for backend, r in recs.items():
         for name, views in (("TTA off", 1), (f"TTA {DEFAULT_VIEWS} views", DEFAULT_VIEWS)):
             classify = median_ms(lambda v=views, r=r: r.classify(rgb, faces, v), repeats)
             total = median_ms(lambda v=views, r=r: r.predict(jpeg, tta=v > 1, views=max(v, 1)), repeats)
             figures[f"{backend}, {name}"] = {"classify": classify, "end_to_end": total}
             parts = figures["decode"] + figures["detect"] + classify
-            print(f"{backend + ', ' + name:30}{figures['decode']:9.1f}{figures['detect']:9.1f}{classify:10.1f}"
+            print(f"{backend + ', ' + name:36}{figures['decode']:9.1f}{figures['detect']:9.1f}{classify:10.1f}"
                   f"{parts:8.1f}{total:12.1f}")
     tta_total = figures[f"PyTorch, TTA {DEFAULT_VIEWS} views"]["end_to_end"]
     live_ms = figures["detect"] + figures["PyTorch, TTA off"]["classify"]

@@ -59,23 +59,32 @@ class EmotionRecognizer:
         self.detector = detector or FaceDetector()
         self.device = torch.device(device)
         self.source = source  # the checkpoint path, for display
+        self.engine = ""  # what runs the network, for display ("ONNX Runtime int8"), set by load()
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-             yunet_model: str | os.PathLike | None = None, onnxruntime_threads: int | None = None) -> "EmotionRecognizer":
-        """The shipped default model (models/default.pt), the checkpoint at `path`, or a saved ensemble (.json).
+             yunet_model: str | os.PathLike | None = None, engine: str | None = None, batch: int = DEFAULT_VIEWS,
+             threads: int | None = None, onnxruntime_threads: int | None = None) -> "EmotionRecognizer":
+        """The shipped default model (models/default.pt), the checkpoint at `path`, a saved ensemble (.json) or
+        an ONNX export.
 
-        `onnxruntime_threads`: run the network with ONNX Runtime on that many threads of its own (what Live
-        does), exported once and cached; None: PyTorch (or ONNX Runtime for an .onnx file)."""
+        `engine`: torch, onnxruntime, int8 or auto (the default, or $FER_ENGINE): the fastest engine on this
+        machine for batches of `batch` faces (10: one face with 10-view TTA; Live uses 1), measured once
+        (inference/engines.py). `threads`: ONNX Runtime's own threads (Live runs on 1, leaving the rest to the
+        browser). `onnxruntime_threads` is the older spelling of engine="onnxruntime", threads=N."""
+        from .engines import engine_model, engine_name
         if path is None:
             path = default_checkpoint()
             if not Path(path).is_file():
                 raise CheckpointError(
                     f"the default model is missing ({path}). Train one and ship it: `python -m fer_core train` "
                     "then `python -m fer_core ship runs/<run>`; or pass a checkpoint: load('runs/<run>/best.pt')")
-        from ..models.loading import load_model, load_onnxruntime
-        model = load_onnxruntime(path, onnxruntime_threads) if onnxruntime_threads else load_model(path, device)
-        return cls(model, FaceDetector(yunet_model), device, str(path))
+        if onnxruntime_threads:
+            engine, threads = "onnxruntime", onnxruntime_threads
+        model = engine_model(path, engine, batch, device, threads)
+        recognizer = cls(model, FaceDetector(yunet_model), device, str(path))
+        recognizer.engine = engine_name(model, device)
+        return recognizer
 
     def predict(self, image: ImageSource, tta: bool = True, views: int = DEFAULT_VIEWS, detect: bool = True,
                 color_order: str = "RGB") -> list[FaceResult]:

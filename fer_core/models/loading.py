@@ -73,29 +73,37 @@ def export_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike) -> P
     return export_module(load_model(model_path, "cpu"), out_path)
 
 
+def model_digest(path: str | os.PathLike) -> str:
+    """A name for the model's bytes (a saved ensemble's members included): what its cached exports are named by."""
+    digest = hashlib.sha256()
+    for file in model_files(path):  # streamed: a model file is never read into memory just to name its export
+        with open(file, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()[:24]
+
+
+def cached_export(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The ONNX export of the checkpoint or saved ensemble at `path`, made once into the cache and reused."""
+    onnx_path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{model_digest(path)}.onnx"
+    if not onnx_path.is_file():
+        with atomic_write(onnx_path, suffix=".tmp.onnx") as tmp:  # the exporter wants the suffix
+            export_onnx(path, tmp)
+    return onnx_path
+
+
 def load_onnxruntime(path: str | os.PathLike, threads: int = 1,
                      cache_dir: str | os.PathLike | None = None) -> nn.Module:
     """The model at `path` run by ONNX Runtime with its own `threads` (PyTorch's thread pool is left alone).
 
     Checkpoints and saved ensembles are exported once to the cache (named by the files' bytes) and reused.
-    ONNX Runtime is about twice as fast as PyTorch for one face (`bench`), and one thread keeps the live
-    video's frame callback from competing with the browser and the video codecs for the 2 cores. When the
-    export fails the PyTorch model is returned, so a model never becomes unusable here."""
-    path = Path(path)
+    One thread keeps the live video's frame callback from competing with the browser and the video codecs
+    for the 2 cores. When the export fails the PyTorch model is returned, so a model never becomes unusable
+    here (models.engines, which chooses between them, raises instead)."""
+    path = renamed_model(path)
     if path.suffix == ".onnx":
         return OnnxModel(path, threads)
     try:
-        files = model_files(path)
-        digest = hashlib.sha256()
-        for file in files:  # streamed: a model file is never read into memory just to name its export
-            with open(file, "rb") as fh:
-                digest.update(hashlib.file_digest(fh, "sha256").digest())
-        digest = digest.hexdigest()[:24]
-        onnx_path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{digest}.onnx"
-        if not onnx_path.is_file():
-            with atomic_write(onnx_path, suffix=".tmp.onnx") as tmp:  # the exporter wants the suffix
-                export_onnx(path, tmp)
-        return OnnxModel(onnx_path, threads)
+        return OnnxModel(cached_export(path, cache_dir), threads)
     except Exception as exc:  # noqa: BLE001 - onnx/onnxscript missing or an export failure: PyTorch still works
         log.warning("ONNX Runtime path unavailable for %s (%s); using PyTorch", path, exc)
         return load_model(path)

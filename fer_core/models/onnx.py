@@ -76,6 +76,8 @@ class OnnxModel(nn.Module):
         if list(outputs[0].shape)[1:] != [len(EMOTIONS)]:
             raise CheckpointError(f"{self.path} does not output {len(EMOTIONS)} emotion probabilities")
         self.input_name = inputs[0].name
+        # "int8" for a quantized graph (models/quantize.py writes it), else fp32
+        self.precision = self.session.get_modelmeta().custom_metadata_map.get("precision", "fp32")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         faces = np.ascontiguousarray(x.detach().float().cpu().numpy())

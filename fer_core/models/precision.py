@@ -8,23 +8,38 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from pathlib import Path
 
 import torch
 
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN's ISA levels that include bf16 instructions: ONEDNN_MAX_CPU_ISA=AVX2 (or AVX512_CORE) turns them off
+_ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10", "ALL", "DEFAULT")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags from /proc/cpuinfo ([] where unknown)."""
+    try:
+        line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
+    except OSError:
+        return []
+    return line.partition(":")[2].split()
 
 
 @functools.cache
 def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 instructions (read from /proc/cpuinfo; False where unknown)."""
+    """True when this CPU has native bf16 instructions and PyTorch may use them: read from /proc/cpuinfo, and
+    honouring a restriction to older instructions (ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2), which is
+    how a machine with bf16 shows what CPUs without it do. False where unknown."""
     if not torch.backends.mkldnn.is_available():
         return False
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
+    if torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2", "ZVECTOR", "VSX"):
         return False
-    return any(flag in flags.split() for flag in _CPU_BF16_FLAGS)
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if isa and not isa.startswith(_ONEDNN_BF16_ISAS):
+        return False
+    return any(flag in cpu_flags() for flag in _CPU_BF16_FLAGS)
 
 
 def bf16_supported(device: torch.device) -> bool:
