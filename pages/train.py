@@ -6,7 +6,7 @@ so a refresh, a second tab or a restart of the dashboard neither stops nor dupli
 import streamlit as st
 
 from dashboard.compare_charts import learning_curves_figure
-from dashboard.data_access import chosen_path
+from dashboard.data_access import chosen_path, current_dataset
 from dashboard.links import page_link
 from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress
 from dashboard.train_form import training_form
@@ -32,7 +32,15 @@ def new_run_tab(registry: Registry, no_data: str) -> None:
     with st.form("new_run"):
         fields, gpus = training_form("new_")
         name = st.text_input("Run name (optional)")
-        submitted = st.form_submit_button("Start training", type="primary", disabled=bool(no_data), help=no_data or None)
+        start_col, estimate_col = st.columns([1, 3])
+        with start_col:
+            submitted = st.form_submit_button("Start training", type="primary", disabled=bool(no_data),
+                                              help=no_data or None)
+        with estimate_col:
+            estimate = st.form_submit_button("Estimate the time on this machine",
+                                             help="times a few training steps of this configuration here (about 5 s)")
+    if estimate:
+        show_estimate(fields)
     if submitted:
         fields["data"] = fields["data"] or chosen_path()  # the dataset chosen on Home, when the form names none
         try:
@@ -42,6 +50,26 @@ def new_run_tab(registry: Registry, no_data: str) -> None:
             st.error(f"Not started: {exc}")
         else:
             st.success(f"Queued **{run_id}**. It appears below and updates by itself.")
+
+
+def show_estimate(fields: dict) -> None:
+    """The chosen budget's training time here, from a probe of its training step (not a table from another CPU)."""
+    from fer_core.training.probe import expected_training
+    try:
+        config = TrainConfig(**{**fields, "data": fields.get("data") or chosen_path()})
+        config.validate()
+        dataset, _ = current_dataset()
+        with st.spinner("Timing a few training steps…"):
+            kw = {"train_images": len(dataset["train"])} if dataset is not None else {}
+            e = expected_training(config, **kw)
+    except (ValueError, FERError) as exc:
+        st.error(f"Cannot estimate: {exc}")
+        return
+    st.info(f"About **{e['training_s'] / 60:.0f} min** of training for {config.epochs} epochs "
+            f"({e['epoch_s'] / 60:.1f} min each): {config.arch} trains at {e['images_per_s']:.0f} images/s here "
+            f"({e['device']}, {e['precision']}, batch {e['batch_size']}), measured just now. PublicTest's evaluation "
+            f"after each epoch{', the teacher’s labelling' if config.teacher else ''} and the final evaluation "
+            f"come on top.")
 
 
 def sweep_tab(registry: Registry, no_data: str) -> None:

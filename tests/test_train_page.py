@@ -40,6 +40,18 @@ def test_empty_registry_says_how_to_start(isolated):
         assert option in labels, option
 
 
+def test_the_form_estimates_the_chosen_budget_from_a_probe_on_this_machine(isolated, monkeypatch):
+    import fer_core.training.probe as probe
+    monkeypatch.setattr(probe, "train_images_per_s", lambda *a, **k: (100.0, 3, None))  # a probe, without the wait
+    at = open_page()
+    fill_tiny_run(at)
+    at.number_input(key="new_epochs").set_value(30)
+    next(b for b in at.button if b.label == "Estimate the time on this machine").click().run()
+    assert not at.exception and not Registry(isolated).list(), "estimating starts nothing"
+    (estimate,) = [i.value for i in at.info if "of training for 30 epochs" in i.value]
+    assert "100 images/s here" in estimate and "About **0 min**" in estimate  # 42 tiny images x 30 / 100 per s
+
+
 def test_start_from_the_form_runs_a_job_that_the_page_then_shows_finished(isolated):
     at = open_page()
     fill_tiny_run(at)

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data.fer2013 import load_dataset
 from ..evaluation.metrics import predict_images
 from ..evaluation.tta import DEFAULT_VIEWS
 from ..models.devices import resolve_device
-from ..models.precision import autocast, bf16_supported, memory_format, precision_name
-from ..models.registry import count_parameters, create_model, normalize_images
+from ..models.precision import autocast, bf16_supported, precision_name
+from ..models.registry import count_parameters, create_model
 from ..runs.folder import RunFolder
-from ..training.augment import AugmentConfig, augment_batch
+from ..training.probe import train_images_per_s
 from .timing import timed
 
 
@@ -78,34 +77,6 @@ def peak_tflops(device: torch.device) -> tuple[float, str]:
 def _precisions(device: torch.device) -> list[bool]:
     """The precisions to compare on `device`: fp32, and bf16 where the device runs it natively."""
     return [False, True] if bf16_supported(device) else [False]
-
-
-def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds: float, bf16: bool
-                       ) -> tuple[float, int, torch.nn.Module]:
-    """Training images/s of one architecture: the step `train` runs (augmentation, forward, backward, SGD)."""
-    torch.manual_seed(0)
-    model = create_model(arch).to(device).train().to(memory_format=memory_format(device, bf16))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    images = torch.randint(0, 256, (batch_size * 4, 1, 48, 48), dtype=torch.uint8, device=device)
-    labels = torch.randint(0, 7, (batch_size * 4,), device=device)
-    aug = AugmentConfig(erase=0.25)
-    step_no = [0]
-
-    def step():
-        i = step_no[0] % 4
-        step_no[0] += 1
-        x = augment_batch(normalize_images(images[i * batch_size:(i + 1) * batch_size]), aug)
-        x = x.contiguous(memory_format=memory_format(device, bf16))
-        with autocast(device, bf16):
-            loss = F.cross_entropy(model(x).float(), labels[i * batch_size:(i + 1) * batch_size])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    per_step, runs = timed(step, seconds)
-    return batch_size / per_step, runs, model
 
 
 def bench_train(arch: str, device: torch.device, batch_size: int, seconds: float, peak=None) -> None:
