@@ -240,7 +240,7 @@ def test_pages_open_with_a_damaged_run(tmp_path, monkeypatch, make_kaggle_zip, p
     shown = " ".join(str(getattr(el, "value", "")) for el in at.main)
     if page == "pages/compare.py":
         assert "No runs and no model cards yet" not in shown
-        assert {"damaged", "bad-curve", "default"} <= set(at.dataframe[0].value["name"])
+        assert {"damaged", "bad-curve", "default ★"} <= set(at.dataframe[0].value["name"])  # ★: the default
     if page == "pages/train.py":  # each damaged run by name, with what is wrong, and the other still there
         headings = " ".join(m.value for m in at.markdown)
         assert "**damaged**" in headings and "**bad-curve**" in headings
