@@ -73,3 +73,20 @@ def tta_gain_figure(gains: dict[str, dict[str, float]]) -> go.Figure:
     fig.update_layout(barmode="group", height=300, yaxis_title="accuracy points (TTA - plain)",
                       margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+def reliability_figure(curves: dict[str, list[dict]]) -> go.Figure:
+    """Reliability diagram: accuracy against mean confidence per confidence bin, one line per model (and per
+    model once calibrated); on the diagonal, a confidence means what it says."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                               line=dict(color="#999", dash="dot")))
+    for i, (name, rows) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(
+            x=[r["confidence"] for r in rows], y=[r["accuracy"] for r in rows], mode="lines+markers", name=name,
+            marker=dict(size=[max(5, min(18, r["count"] ** 0.5 / 2)) for r in rows]),
+            line=dict(color=PALETTE[(i // 2) % len(PALETTE)], dash="dash" if name.endswith("(raw)") else "solid"),
+            customdata=[r["count"] for r in rows],
+            hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} images<extra>" + name + "</extra>"))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="confidence (mean in the bin)",
+                      yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1])
+    return fig

@@ -131,6 +131,28 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """Temperature scaling for every card with stored predictions: fitted on PublicTest, ECE before and after."""
+    from .cards.model_cards import load_cards
+    from .cards.predictions import calibration_of, load_predictions, predictions_path
+    from .paths import models_dir
+    print(f"{'model':32}{'mode':>6}{'T':>8}{'ECE PublicTest':>22}{'ECE PrivateTest':>22}")
+    for card in load_cards(args.models_dir or models_dir()):
+        path = predictions_path(card["card_path"])
+        if not path.is_file() or card.get("damage"):
+            continue
+        stored = load_predictions(path)
+        calibration = calibration_of(stored.probs, stored.labels)
+        for mode, c in calibration.items():
+            print(f"{card['name']:32}{mode:>6}{c['temperature']:8.3f}"
+                  f"{100 * c['val_ece']:11.2f}% -> {100 * c['val_ece_calibrated']:5.2f}%"
+                  f"{100 * c['test_ece']:11.2f}% -> {100 * c['test_ece_calibrated']:5.2f}%")
+        if args.write:
+            raw = json.loads(open(card["card_path"]).read())
+            write_text_atomic(card["card_path"], json.dumps({**raw, "calibration": calibration}, indent=2) + "\n")
+    return 0
+
+
 def cmd_results_table(args) -> int:
     from .cards.model_cards import load_cards
     from .cards.results_table import results_table, update_tables
@@ -276,7 +298,9 @@ def cmd_predict(args) -> int:
         print("error: --every-n must be at least 1", file=sys.stderr)
         return 2
     rec = EmotionRecognizer.load(args.checkpoint, yunet_model=args.yunet, engine=args.engine,
-                                 batch=args.tta_views if args.tta else 1)
+                                 batch=args.tta_views if args.tta else 1, calibrated=not args.uncalibrated)
+    if not args.json:
+        print(f"{rec.source}, run by {rec.engine}; confidences {rec.calibration}", file=sys.stderr)
     options = dict(tta=args.tta, views=args.tta_views, detect=not args.no_detect)
     entries = []
     for file in args.files:
@@ -390,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (runs_list, worker, *[runs_commands.choices[a] for a in ("cancel", "resume", "delete")]):
         sub.add_argument("--runs-dir", help="default $FER_RUNS_DIR, else runs/ in the project")
 
+    calibrate = commands.add_parser("calibrate", help="fit each model card's temperature on PublicTest (from its "
+                                    "stored predictions) and report the expected calibration error before and after")
+    calibrate.add_argument("--write", action="store_true", help="store the temperatures in the cards")
+    calibrate.add_argument("--models-dir", help="default $FER_MODELS_DIR, else models/ in the project")
+    calibrate.set_defaults(func=cmd_calibrate)
+
     table = commands.add_parser("results-table", help="the results table (docs/results.md) and the README's model zoo, "
                                 "made from models/*.json")
     table.add_argument("--write", action="store_true", help="rewrite the tables in docs/results.md and README.md")
@@ -450,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--yunet", help="YuNet ONNX file for face detection (default $FER_YUNET_MODEL, else Haar)")
     predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
     predict.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help=ENGINE_HELP)
+    predict.add_argument("--uncalibrated", action="store_true",
+                         help="raw softmax confidences (default: temperature-scaled with the model card's temperature)")
     predict.add_argument("--json", action="store_true", help="a JSON list: per file, file and faces (or frames) or error")
     predict.set_defaults(func=cmd_predict)
 

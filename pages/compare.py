@@ -9,11 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.background import run_in_background
-from dashboard.compare_charts import confusion_figure, learning_curves_figure, per_class_figure, tta_gain_figure
+from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure, reliability_figure,
+                                      tta_gain_figure)
 from dashboard.compare_views import DEFAULT_NAME, SPLIT_NAMES, cell_indices, grouped, kind_label, reading, summary_rows
 from dashboard.data_access import chosen_path, dataset_at, dataset_version
 from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry, all_entries, architectures_without_cards
 from fer_core.cards.model_cards import EXPERIMENT
+from fer_core.evaluation.calibration import calibrate, reliability, scaled
 from fer_core.cards.ensembles import ensemble_metrics, save_ensemble
 from fer_core.data.sources import resolve_data_path
 from fer_core.errors import FERError
@@ -136,6 +138,7 @@ def side_by_side(chosen: list[Entry], data_box) -> None:
         st.markdown("\n".join(f"- {line}" for line in reading(reports)))
         st.markdown("#### Per-class precision, recall and F1")
         st.plotly_chart(per_class_figure(reports), width="stretch", key="per_class")
+    calibration(chosen, split, tta, label)
     curves = {label[e.key]: e.learning_curve for e in chosen if e.learning_curve}
     if curves:
         st.markdown("#### Learning curves")
@@ -174,6 +177,28 @@ def significance(chosen: list[Entry], split: str, tta: bool, label: dict) -> Non
     result = mcnemar(probs[0][0].argmax(1) == labels, probs[1][0].argmax(1) == labels)
     text = result.in_words(label[a.key], label[b.key])
     (st.success if result.significant else st.info)(f"{SPLIT_NAMES[split]}{', TTA' if tta else ''}: {text}")
+
+
+def calibration(chosen: list[Entry], split: str, tta: bool, label: dict) -> None:
+    """How far each model's confidence is from its accuracy (ECE, reliability diagram), raw and after temperature
+    scaling fitted on PublicTest: from stored or cached per-image predictions, no network run."""
+    curves, lines = {}, []
+    for entry in chosen:
+        val, shown = _known_predictions(entry, "val", tta), _known_predictions(entry, split, tta)
+        if val is None or shown is None:
+            continue
+        c = calibrate(*val, *shown)
+        after = scaled(shown[0], c["temperature"])
+        curves[f"{label[entry.key]} (raw)"] = reliability(*shown)
+        curves[f"{label[entry.key]} (calibrated)"] = reliability(after, shown[1])
+        lines.append(f"- **{label[entry.key]}**: ECE {100 * c['test_ece']:.1f}% raw, "
+                     f"{100 * c['test_ece_calibrated']:.1f}% with temperature {c['temperature']:.2f} (fitted on "
+                     f"PublicTest; accuracy unchanged: temperature scaling never changes the top class)")
+    if not curves:
+        return
+    st.markdown(f"#### Calibration on {SPLIT_NAMES[split]}{' with TTA' if tta else ''}")
+    st.markdown("\n".join(lines))
+    st.plotly_chart(reliability_figure(curves), width="stretch", key="reliability")
 
 
 def _known_predictions(entry: Entry, split: str, tta: bool) -> tuple[np.ndarray, np.ndarray] | None:

@@ -148,7 +148,7 @@ except FERError as exc:
     st.error(f"Cannot load {path}: {exc}")
     st.stop()
 processor = session_processor(recognizer, settings)
-st.caption(f"The network is run by {recognizer.engine or 'PyTorch'}.")
+st.caption(f"The network is run by {recognizer.engine or 'PyTorch'}; confidences {recognizer.calibration}.")
 
 try:
     import av

@@ -67,7 +67,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
     except FERError as exc:
         st.error(str(exc))
         return None, options
-    model_col.caption(f"Using {path} · run by {model.engine}")
+    model_col.caption(f"Using {path} · run by {model.engine} · confidences {model.calibration}")
     detector = model.detector
     if not whole:
         try:
@@ -75,7 +75,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
         except FERError as exc:
             st.warning(f"{exc}. Using the Haar cascade instead.")
     rec = EmotionRecognizer(model.model, detector, source=model.source)
-    rec.engine = model.engine
+    rec.engine, rec.temperatures, rec.calibration = model.engine, model.temperatures, model.calibration
     return rec, options
 
 

@@ -1,6 +1,6 @@
 """The README stays true and short: its model zoo and docs/results.md's table are the ones the model cards make."""
 from fer_core.cards.model_cards import load_cards
-from fer_core.cards.results_table import options_table, recipes, results_table, zoo_table
+from fer_core.cards.results_table import calibration_table, options_table, recipes, results_table, zoo_table
 from fer_core.paths import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -9,6 +9,7 @@ MODELS_DIR = PROJECT_ROOT / "models"
 def test_the_results_tables_match_the_model_cards():
     results = (PROJECT_ROOT / "docs" / "results.md").read_text()
     assert results_table(load_cards(MODELS_DIR)) in results, "run `python -m fer_core results-table --write`"
+    assert calibration_table(load_cards(MODELS_DIR)) in results, "run `python -m fer_core results-table --write`"
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert zoo_table(load_cards(MODELS_DIR)) in readme, "run `python -m fer_core results-table --write`"
     training = (PROJECT_ROOT / "docs" / "training.md").read_text()

@@ -21,7 +21,7 @@ from ..models.ensemble import ENSEMBLE_ARCH
 from ..paths import check_name, named_path, publish, write_text_atomic
 from ..paths import models_dir as default_models_dir
 from .model_cards import ENSEMBLE, card_files, new_card
-from .predictions import SPLITS, CardPredictions, predictions_path, save_predictions
+from .predictions import SPLITS, CardPredictions, calibration_of, predictions_path, save_predictions
 
 
 def average_probabilities(member_probs: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
@@ -113,6 +113,7 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
         if predictions is not None:
             card["predictions"] = save_predictions(predictions_path(path), predictions.probs, predictions.labels,
                                                    predictions.leaked).name
+            card["calibration"] = calibration_of(predictions.probs, predictions.labels)
         write_text_atomic(path, json.dumps(card, indent=2) + "\n")
         if finish is not None:
             finish(path)

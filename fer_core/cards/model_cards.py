@@ -31,7 +31,7 @@ from ..models.registry import count_parameters, create_model
 from ..paths import is_regular_file, named_path, publish, write_text_atomic
 from ..paths import models_dir as default_models_dir
 from ..runs.folder import RunFolder, evaluation_problem
-from .predictions import predictions_path, save_predictions
+from .predictions import calibration_of, predictions_path, save_predictions
 
 FORMAT = "fer_core.model_card/1"
 # shipped: weights in models/, meant for use; reference: a study's card (architectures at equal budget, class
@@ -130,6 +130,7 @@ def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file
     card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
     card["metrics_precision"] = precision_name(use_bf16(torch.device(device)))  # what evaluate uses here
     card["predictions"] = save_predictions(predictions_path(card_path), probs, labels, leaked).name
+    card["calibration"] = calibration_of(probs, labels)
     write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
     return card
 

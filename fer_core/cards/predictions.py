@@ -80,3 +80,11 @@ def load_predictions(path: str | os.PathLike) -> CardPredictions | None:
     if leaked is not None and leaked.shape != labels["test"].shape:
         leaked = None
     return CardPredictions(probs, labels, leaked)
+
+
+def calibration_of(probs: dict[tuple[str, str], np.ndarray], labels: dict[str, np.ndarray]) -> dict:
+    """A card's `calibration`: per mode (plain, tta), the temperature fitted on PublicTest and the ECE before and
+    after on PublicTest and PrivateTest (evaluation/calibration.py)."""
+    from ..evaluation.calibration import calibrate
+    return {mode: calibrate(probs[("val", mode)], labels["val"], probs[("test", mode)], labels["test"])
+            for mode in MODES}

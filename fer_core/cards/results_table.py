@@ -13,6 +13,7 @@ RESULTS_START, RESULTS_END = "<!-- results-table:start -->", "<!-- results-table
 ZOO_START, ZOO_END = "<!-- model-zoo:start -->", "<!-- model-zoo:end -->"
 RECIPES_START, RECIPES_END = "<!-- recipes:start -->", "<!-- recipes:end -->"
 OPTIONS_START, OPTIONS_END = "<!-- train-options:start -->", "<!-- train-options:end -->"
+CALIBRATION_START, CALIBRATION_END = "<!-- calibration-table:start -->", "<!-- calibration-table:end -->"
 ZOO_ORDER = {"shipped": 0, "ensemble": 1}
 DEFAULT = "default"
 
@@ -168,6 +169,21 @@ def options_table() -> str:
     return "\n".join(rows)
 
 
+def calibration_table(cards: list[dict]) -> str:
+    """docs/results.md's calibration table: each shipped model's and ensemble's temperature (fitted on
+    PublicTest) and PrivateTest's expected calibration error before and after, plain and with TTA."""
+    rows = ["| model | temperature | PrivateTest ECE raw → calibrated | temperature (TTA) "
+            "| PrivateTest ECE (TTA) raw → calibrated |", "| --- | ---: | ---: | ---: | ---: |"]
+    usable = [c for c in cards if c["kind"] in ZOO_ORDER and isinstance(c.get("calibration"), dict)]
+    for card in sorted(usable, key=lambda c: (c["name"] != DEFAULT, -headline(c)["test_accuracy_tta"])):
+        cells = []
+        for mode in ("plain", "tta"):
+            c = card["calibration"][mode]
+            cells += [f"{c['temperature']:.2f}", f"{100 * c['test_ece']:.2f}% → {100 * c['test_ece_calibrated']:.2f}%"]
+        rows.append(f"| {card['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def _replace_between(path: Path, start: str, end: str, table: str) -> bool:
     text = path.read_text()
     if start not in text or end not in text:
@@ -186,6 +202,8 @@ def update_tables(project: str | Path, models_dir: str | Path | None = None) -> 
     changed = []
     for path, start, end, table in ((project / "README.md", ZOO_START, ZOO_END, zoo_table(cards)),
                                     (project / "docs" / "results.md", RESULTS_START, RESULTS_END, results_table(cards)),
+                                    (project / "docs" / "results.md", CALIBRATION_START, CALIBRATION_END,
+                                     calibration_table(cards)),
                                     (project / "docs" / "training.md", RECIPES_START, RECIPES_END, recipes(cards)),
                                     (project / "docs" / "training.md", OPTIONS_START, OPTIONS_END, options_table())):
         if _replace_between(path, start, end, table) and str(path.relative_to(project)) not in changed:

@@ -60,7 +60,7 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
         loss.backward()
         return loss
     optimizer.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def calibrate(val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndarray,

@@ -8,6 +8,7 @@ All faces of an image go through the network in one batch, with all TTA views of
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..evaluation.calibration import scaled
 from ..evaluation.metrics import predict_images
 from ..evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from ..labels import EMOTIONS
@@ -60,18 +62,23 @@ class EmotionRecognizer:
         self.device = torch.device(device)
         self.source = source  # the checkpoint path, for display
         self.engine = ""  # what runs the network, for display ("ONNX Runtime int8"), set by load()
+        self.temperatures: dict[str, float] = {}  # {"plain": T, "tta": T} from the model's card; {}: uncalibrated
+        self.calibration = "uncalibrated"  # what the confidences are, in words, for display
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
              yunet_model: str | os.PathLike | None = None, engine: str | None = None, batch: int = DEFAULT_VIEWS,
-             threads: int | None = None, onnxruntime_threads: int | None = None) -> "EmotionRecognizer":
+             threads: int | None = None, onnxruntime_threads: int | None = None,
+             calibrated: bool = True) -> "EmotionRecognizer":
         """The shipped default model (models/default.pt), the checkpoint at `path`, a saved ensemble (.json) or
         an ONNX export.
 
         `engine`: torch, onnxruntime, int8 or auto (the default, or $FER_ENGINE): the fastest engine on this
         machine for batches of `batch` faces (10: one face with 10-view TTA; Live uses 1), measured once
         (inference/engines.py). `threads`: ONNX Runtime's own threads (Live runs on 1, leaving the rest to the
-        browser). `onnxruntime_threads` is the older spelling of engine="onnxruntime", threads=N."""
+        browser). `onnxruntime_threads` is the older spelling of engine="onnxruntime", threads=N.
+        `calibrated`: confidences temperature-scaled with the card's temperature, fitted on PublicTest (a model
+        without one, or calibrated=False, gives the raw softmax; `calibration` says which)."""
         from .engines import engine_model, engine_name
         if path is None:
             path = default_checkpoint()
@@ -84,7 +91,26 @@ class EmotionRecognizer:
         model = engine_model(path, engine, batch, device, threads)
         recognizer = cls(model, FaceDetector(yunet_model), device, str(path))
         recognizer.engine = engine_name(model, device)
+        if calibrated:
+            recognizer.use_card_temperatures(path)
         return recognizer
+
+    def use_card_temperatures(self, path: str | os.PathLike) -> None:
+        """Take the temperatures from the model card beside `path` (models/<name>.json, or the ensemble card)."""
+        from ..models.loading import renamed_model
+        card_path = renamed_model(path).with_suffix(".json")
+        try:
+            card = json.loads(card_path.read_text()) if card_path.stat().st_size < 8 * 2 ** 20 else {}
+            temperatures = {mode: float(card["calibration"][mode]["temperature"]) for mode in ("plain", "tta")}
+        except (OSError, ValueError, KeyError, TypeError):
+            self.temperatures, self.calibration = {}, "uncalibrated (the model has no card with a temperature)"
+            return
+        if not all(0.05 <= t <= 20 for t in temperatures.values()):
+            self.temperatures, self.calibration = {}, "uncalibrated (its card's temperature is out of range)"
+            return
+        self.temperatures = temperatures
+        self.calibration = (f"calibrated on PublicTest (temperature {temperatures['plain']:.2f}, "
+                            f"{temperatures['tta']:.2f} with TTA)")
 
     def predict(self, image: ImageSource, tta: bool = True, views: int = DEFAULT_VIEWS, detect: bool = True,
                 color_order: str = "RGB") -> list[FaceResult]:
@@ -108,6 +134,8 @@ class EmotionRecognizer:
         crops = np.stack([crop_face(gray, f.box) for f in faces])
         probs = predict_images(self.model, crops, views, batch_size=max(256, views * len(faces)),
                                device=self.device)
+        if self.temperatures:
+            probs = scaled(probs, self.temperatures["tta" if views > 1 else "plain"])
         results = []
         for face, p in zip(faces, probs):
             p = p / p.sum()
