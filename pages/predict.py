@@ -74,9 +74,7 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
             detector = load_detector(yunet.strip())
         except FERError as exc:
             st.warning(f"{exc}. Using the Haar cascade instead.")
-    rec = EmotionRecognizer(model.model, detector, source=model.source)
-    rec.engine, rec.temperatures, rec.calibration = model.engine, model.temperatures, model.calibration
-    return rec, options
+    return model.with_detector(detector), options
 
 
 def classify(rec: EmotionRecognizer, rgb, options: dict) -> list[FaceResult]:

@@ -5,7 +5,6 @@ module builds the card (`models/<name>.json`, kind "ensemble") and copies the me
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -18,9 +17,9 @@ from ..evaluation.metrics import metrics_report, reports_from_predictions
 from ..evaluation.prediction_cache import predictions
 from ..models.checkpoints import export_half
 from ..models.ensemble import ENSEMBLE_ARCH
-from ..paths import check_name, named_path, publish, write_text_atomic
+from ..paths import check_name, named_path, publish
 from ..paths import models_dir as default_models_dir
-from .model_cards import ENSEMBLE, card_files, new_card
+from .model_cards import ENSEMBLE, card_files, new_card, write_card
 from .predictions import SPLITS, CardPredictions, calibration_of, predictions_path, save_predictions
 
 
@@ -114,7 +113,7 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
             card["predictions"] = save_predictions(predictions_path(path), predictions.probs, predictions.labels,
                                                    predictions.leaked).name
             card["calibration"] = calibration_of(predictions.probs, predictions.labels)
-        write_text_atomic(path, json.dumps(card, indent=2) + "\n")
+        write_card(path, card)
         if finish is not None:
             finish(path)
     return models_dir / f"{name}.json"

@@ -55,6 +55,18 @@ def new_card(kind: str, name: str, arch: str, notes: str, **fields) -> dict:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notes": notes}
 
 
+def write_card(path: str | Path, card: dict) -> None:
+    """A card as it is kept: indented JSON, written atomically through the gate."""
+    write_text_atomic(path, json.dumps(card, indent=2) + "\n")
+
+
+def update_card(path: str | Path, **fields) -> dict:
+    """Set `fields` in the card at `path` (as stored, not as load_cards annotates it); returns the card."""
+    card = {**json.loads(Path(path).read_text()), **fields}
+    write_card(path, card)
+    return card
+
+
 def portable_config(config: dict) -> tuple[dict, str | None]:
     """A run's config without the author's paths (dataset, runs folder, teacher), and the dataset's file name.
 
@@ -131,7 +143,7 @@ def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file
     card["metrics_precision"] = precision_name(use_bf16(torch.device(device)))  # what evaluate uses here
     card["predictions"] = save_predictions(predictions_path(card_path), probs, labels, leaked).name
     card["calibration"] = calibration_of(probs, labels)
-    write_text_atomic(card_path, json.dumps(card, indent=2) + "\n")
+    write_card(card_path, card)
     return card
 
 
@@ -153,7 +165,7 @@ def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = Non
     dataset = load_dataset(data or run.config()[0].get("data"))
     with publish(models_dir, card_files(name, weights=True), f"shipping '{name}' to") as stage:
         export_half(run.best, stage / f"{name}.pt")
-        write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
+        write_card(stage / f"{name}.json", card)
         measure_card(stage / f"{name}.json", dataset)
     return models_dir / f"{name}.json"
 
@@ -171,7 +183,7 @@ def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None
     run = RunFolder(run_dir)
     dataset = load_dataset(data or run.config()[0].get("data"))
     with publish(models_dir, card_files(name, weights=False), f"writing the card '{name}' to") as stage:
-        write_text_atomic(stage / f"{name}.json", json.dumps(card, indent=2) + "\n")
+        write_card(stage / f"{name}.json", card)
         measure_card(stage / f"{name}.json", dataset, model_file=run.best)
     return models_dir / f"{name}.json"
 

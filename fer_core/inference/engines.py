@@ -31,6 +31,7 @@ from ..models.loading import cached_export, file_identity, load_model, model_dig
 from ..models.onnx import OnnxModel
 from ..models.precision import autocast, cpu_flags, precision_name, use_bf16
 from ..models.quantize import calibration_faces, quantize_onnx
+from ..models.registry import normalize_images
 from ..paths import default_cache_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def measure_engines(path: str | os.PathLike, batch: int, device: str | torch.dev
     device = torch.device(device)
     faces = _probe_faces()
     reference = predict_images(load_model(path, device), faces, 1, PROBE_FACES, device, amp=False).argmax(1)
-    x = (torch.from_numpy(faces[np.arange(batch) % len(faces)]).float() / 127.5 - 1)[:, None]
+    x = normalize_images(torch.from_numpy(faces[np.arange(batch) % len(faces)])).unsqueeze(1)
     results = {}
     for engine in ENGINES:
         try:
@@ -169,6 +170,7 @@ def engine_model(path: str | os.PathLike, engine: str | None = None, batch: int 
                  device: str | torch.device = "cpu", threads: int | None = None) -> nn.Module:
     """The model at `path` run by `engine` (None: $FER_ENGINE, else auto), or by the engine `auto` chooses for
     batches of `batch` faces."""
-    if check_engine(engine or default_engine()) == AUTO:
-        return load_engine(path, choose_engine(path, batch, device, threads), device, threads)
-    return load_engine(path, engine or default_engine(), device, threads)
+    engine = check_engine(engine or default_engine())
+    if engine == AUTO:
+        engine = choose_engine(path, batch, device, threads)
+    return load_engine(path, engine, device, threads)

@@ -8,6 +8,7 @@ All faces of an image go through the network in one batch, with all TTA views of
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -94,6 +95,12 @@ class EmotionRecognizer:
         if calibrated:
             recognizer.use_card_temperatures(path)
         return recognizer
+
+    def with_detector(self, detector: FaceDetector) -> "EmotionRecognizer":
+        """The same loaded network (engine and calibration included) with another face detector."""
+        other = copy.copy(self)
+        other.detector = detector
+        return other
 
     def use_card_temperatures(self, path: str | os.PathLike) -> None:
         """Take the temperatures from the model card beside `path` (models/<name>.json, or the ensemble card)."""

@@ -14,10 +14,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import FERError
 from ..paths import atomic_write
 from .onnx import INPUT_NAME
+from .registry import normalize_images
 
 CALIBRATION_FACES = 300
 PRECISION_KEY = "precision"  # the metadata entry OnnxModel reads
@@ -38,7 +40,7 @@ class _Faces:
     """ONNX Runtime's CalibrationDataReader over normalised faces, in batches."""
 
     def __init__(self, faces: np.ndarray, batch: int = 50):
-        x = (faces.astype(np.float32) / 127.5 - 1.0)[:, None]  # as models.registry.normalize_images
+        x = normalize_images(torch.from_numpy(faces)).unsqueeze(1).numpy()
         self.batches = iter([x[i:i + batch] for i in range(0, len(x), batch)])
 
     def get_next(self) -> dict | None:

@@ -266,13 +266,14 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     return p
 
 
-def config_to_args(cfg: TrainConfig) -> list[str]:
-    """The `fer_core train` arguments that reproduce `cfg` (the inverse of config_from_args)."""
+def config_to_args(cfg: TrainConfig, names: set[str] | None = None) -> list[str]:
+    """The `fer_core train` arguments that reproduce `cfg` (the inverse of config_from_args); only the options
+    in `names` when given."""
     switches = {a.dest for a in get_args_parser()._actions if a.nargs == 0 and a.const is True}  # store_true flags
     args = []
     for f in fields(TrainConfig):
         value = getattr(cfg, f.name)
-        if value is None:
+        if value is None or (names is not None and f.name not in names):
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.name in switches:
