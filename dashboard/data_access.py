@@ -54,11 +54,17 @@ def current_dataset() -> tuple[FER2013 | None, str | None]:
         return None, str(exc)
 
 
+def missing_dataset_reason(problem: str) -> str:
+    """The reason after a "No dataset" heading, without repeating it ("No dataset. dataset not found: ...")."""
+    return problem.removeprefix("dataset not found: ")
+
+
 def require_dataset() -> FER2013:
     """The dataset, or a clear message and the end of this page's script."""
     dataset, problem = current_dataset()
     if dataset is None:
-        st.warning(f"**No dataset.** {problem}\n\nOpen **Home** to upload Kaggle's `archive.zip` or give a path.")
+        st.warning(f"**No dataset.** {missing_dataset_reason(problem)}\n\n"
+                   "Open **Home** to upload Kaggle's `archive.zip` or give a path.")
         st.stop()
     return dataset
 

@@ -24,14 +24,14 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
     choices: list[tuple[str, Path]] = []
     default = models_dir / default_checkpoint().name
     if default.is_file():
-        choices.append((f"Default model{_accuracy(default.with_suffix('.json'))}", default))
-    shipped = [(f"Shipped model: {path.stem}", path.with_suffix(".json"), path)
+        choices.append((f"Default model{_figures_label(_card_figures(default.with_suffix('.json')))}", default))
+    shipped = [(f"Shipped model: {path.stem}", _card_figures(path.with_suffix(".json")), path)
                for path in sorted(models_dir.glob("*.pt")) if path != default]
     from fer_core.models.ensemble import list_ensembles
-    ensembles = [(f"Ensemble: {name}", card, card) for name, card in list_ensembles(models_dir)]
+    ensembles = [(f"Ensemble: {name}", _card_figures(card), card) for name, card in list_ensembles(models_dir)]
     for group in (shipped, ensembles):  # best PrivateTest (TTA) first, as Compare lists them
-        for label, card, path in sorted(group, key=lambda item: -_test_accuracy(item[1])):
-            choices.append((f"{label}{_accuracy(card)}", path))
+        for label, figures, path in sorted(group, key=lambda item: -item[1][0]):
+            choices.append((f"{label}{_figures_label(figures)}", path))
     if not more:
         return choices
     for path in sorted(models_dir.glob("*.onnx")):  # `python -m fer_core export ... --onnx models/NAME.onnx`
@@ -43,16 +43,27 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
     return choices
 
 
-def _test_accuracy(card_path: Path) -> float:
-    """PrivateTest accuracy with TTA from a model card; 0 without one."""
+def _card_figures(card_path: Path) -> tuple[float, float | None]:
+    """(PrivateTest accuracy with TTA, ms per face measured by `bench zoo` or None) from a model card; (0, None)
+    without one."""
     try:
-        return float(json.loads(card_path.read_text())["metrics"]["test"]["tta"]["accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return 0.0, None
+    try:
+        accuracy = float(card["metrics"]["test"]["tta"]["accuracy"])
+    except (KeyError, TypeError, ValueError):
+        accuracy = 0.0
+    try:
+        ms = float(card["speed"]["ms_per_face"])
+    except (KeyError, TypeError, ValueError):
+        ms = None
+    return accuracy, ms
 
 
-def _accuracy(card_path: Path) -> str:
-    """' · 65.8% PrivateTest (TTA)' from a model card (short: the picker cuts long labels), or '' without one."""
-    accuracy = _test_accuracy(card_path)
-    return f" · {accuracy:.1%} PrivateTest (TTA)" if accuracy else ""
-
+def _figures_label(figures: tuple[float, float | None]) -> str:
+    """' · 65.8% PrivateTest (TTA) · 1.2 ms' (short: the picker cuts long labels), or '' without a card."""
+    accuracy, ms = figures
+    if not accuracy:
+        return ""
+    return f" · {accuracy:.1%} PrivateTest (TTA)" + (f" · {ms:.1f} ms" if ms is not None else "")

@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from dashboard.data_access import SESSION_KEY, chosen_path, current_dataset, save_upload, upload_target
+from dashboard.data_access import (SESSION_KEY, chosen_path, current_dataset, missing_dataset_reason, save_upload,
+                                   upload_target)
 from dashboard.links import page_link
 from fer_core.cards.model_cards import headline, load_cards
 from fer_core.errors import FERError
@@ -39,7 +40,7 @@ def dataset_panel() -> None:
             st.warning(f"{len(dataset.problems)} images or rows were skipped or resized; see the Dataset page.")
         page_link("dataset", "Explore the dataset and its health", "🗂️")
     else:
-        st.error(f"**No dataset yet.** {problem}")
+        st.error(f"**No dataset yet.** {missing_dataset_reason(problem)}")
     with st.expander("Get FER2013" if dataset is None else "Use another copy of FER2013", expanded=dataset is None):
         st.markdown("Download `archive.zip` from [Kaggle's FER2013](https://www.kaggle.com/datasets/msambare/fer2013), "
                     f"then upload it here (it is kept as `{upload_target()}`), give its path, or start the "

@@ -133,7 +133,7 @@ def cmd_ship(args) -> int:
 
 def cmd_calibrate(args) -> int:
     """Temperature scaling for every card with stored predictions: fitted on PublicTest, ECE before and after."""
-    from .cards.model_cards import load_cards
+    from .cards.model_cards import load_cards, update_card
     from .cards.predictions import calibration_of, load_predictions, predictions_path
     from .paths import models_dir
     print(f"{'model':32}{'mode':>6}{'T':>8}{'ECE PublicTest':>22}{'ECE PrivateTest':>22}")
@@ -148,8 +148,7 @@ def cmd_calibrate(args) -> int:
                   f"{100 * c['val_ece']:11.2f}% -> {100 * c['val_ece_calibrated']:5.2f}%"
                   f"{100 * c['test_ece']:11.2f}% -> {100 * c['test_ece_calibrated']:5.2f}%")
         if args.write:
-            raw = json.loads(open(card["card_path"]).read())
-            write_text_atomic(card["card_path"], json.dumps({**raw, "calibration": calibration}, indent=2) + "\n")
+            update_card(card["card_path"], calibration=calibration)
     return 0
 
 
@@ -238,6 +237,8 @@ def cmd_bench(args) -> int:
         from .bench.predict import run
     elif args.what == "evaluate":
         from .bench.evaluate import run
+    elif args.what == "zoo":
+        from .bench.zoo import run
     else:
         from .bench.models import run_benchmarks as run
     run(args)
@@ -442,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
     bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")
     bench.set_defaults(func=cmd_bench, what="models")
-    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict,evaluate}",
+    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict,evaluate,zoo}",
                                  help="instead of the models' figures: the Live page's frame rate, one photo end to end, "
                                       "or evaluation's speed per engine")
     bench_live = kinds.add_parser("live", help="the Live page's frame processing on a 640x480 clip")
@@ -465,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_evaluate.add_argument("--views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
     bench_evaluate.add_argument("--limit", type=int, help="only the first N PrivateTest faces (default all 3,589)")
     bench_evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    bench_zoo = kinds.add_parser("zoo", help="ms per face of each shipped model and ensemble (one thread, TTA off "
+                                 "and on, the engine auto picks); --write stores them in the cards")
+    bench_zoo.add_argument("--write", action="store_true", help="store the figures in the model cards")
+    bench_zoo.add_argument("--models-dir", help="default $FER_MODELS_DIR, else models/ in the project")
     bench_predict = kinds.add_parser("predict", help="one photo end to end: decode, detection, classification")
     bench_predict.add_argument("--checkpoint", help="default: models/default.pt, else an untrained fer_vgg_small")
     bench_predict.add_argument("--repeats", type=int, default=30)

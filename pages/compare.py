@@ -32,6 +32,11 @@ CELL_IMAGES = 24  # images shown per model in the cell explorer
 
 
 
+# what fits the page's width; "All columns" shows the rest
+COMPACT_COLUMNS = ("name", "kind", "architecture", "parameters", "val acc TTA %", "test acc %", "test acc TTA %",
+                   "test macro-F1 (TTA)", "note")
+
+
 def load_entries() -> list[Entry]:
     try:
         entries = all_entries()
@@ -73,9 +78,11 @@ def overview(entries: list[Entry]) -> None:
         shown = shown[shown["kind"].isin(kinds)]
     if sweep != "all":
         shown = shown[shown["sweep"] == sweep]
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "parameters": st.column_config.NumberColumn(format="compact"),
-        "note": st.column_config.TextColumn(width="large")})
+    every_column = st.toggle("All columns", key="compare_all_columns",
+                             help="balancing, epochs, sweep, state, per-class recalls, training time, device, speed")
+    st.dataframe(shown, hide_index=True, width="stretch", column_order=None if every_column else COMPACT_COLUMNS,
+                 column_config={"parameters": st.column_config.NumberColumn(format="compact"),
+                                "note": st.column_config.TextColumn(width="large")})
     st.download_button("Table as CSV", shown.to_csv(index=False).encode(), "fer-compare.csv", "text/csv",
                        key="compare_csv")
     if sweep != "all":

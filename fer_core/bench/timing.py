@@ -48,5 +48,5 @@ def machine_line() -> str:
     return (f"{model}, {os.cpu_count()} cores, native {native}; PyTorch uses {torch.backends.cpu.get_cpu_capability()}"
             f" ({'bf16' if cpu_supports_bf16() else 'fp32 only'})"
             f"{f', restricted by {restricted} (ONNX Runtime ignores that)' if restricted else ''}"
-            f"; {torch.get_num_threads()} threads; torch {torch.__version__}, "
+            f"; {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}; torch {torch.__version__}, "
             f"onnxruntime {onnxruntime.__version__}")

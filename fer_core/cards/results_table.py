@@ -82,8 +82,8 @@ def zoo_table(cards: list[dict]) -> str:
     the default first, then by PrivateTest accuracy with TTA, then the published anchors. Figures are the cards'
     own; the models were chosen on PublicTest."""
     rows = ["| model | what it is | PrivateTest | PrivateTest (TTA) | clean PrivateTest (TTA) | PublicTest (TTA) "
-            "| size |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+            "| CK+48 (TTA) | ms per face (TTA off / on) | size |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     usable = [c for c in cards if c["kind"] in ZOO_ORDER and not evaluation_problem(c.get("metrics") or {})]
     for card in sorted(usable, key=lambda c: (c["name"] != DEFAULT, -headline(c)["test_accuracy_tta"])):
         h = headline(card)
@@ -95,11 +95,28 @@ def zoo_table(cards: list[dict]) -> str:
         clean = card["metrics"]["test"]["tta"].get("clean")
         clean_cell = f"{100 * clean['accuracy']:.2f}%" if clean else "—"
         rows.append(f"| {name} | {what} | {100 * h['test_accuracy']:.2f}% | **{100 * h['test_accuracy_tta']:.2f}%** "
-                    f"| {clean_cell} | {100 * h['val_accuracy_tta']:.2f}% "
+                    f"| {clean_cell} | {100 * h['val_accuracy_tta']:.2f}% | {_ck48(card)} | {_speed(card)} "
                     f"| {_size_mb(card)} |")
     for name, arch, private_test, source in ANCHORS:
-        rows.append(f"| *anchor:* {name} | {arch}; {source} | | {private_test} | | | |")
+        rows.append(f"| *anchor:* {name} | {arch}; {source} | | {private_test} | | | | | |")
+    measured = {(c["speed"]["machine"], c["speed"]["measured"]) for c in usable if isinstance(c.get("speed"), dict)}
+    for machine, day in sorted(measured):
+        rows.append(f"\nms per face: one face on one thread, the engine `auto` picks, TTA with 10 views "
+                    f"(`python -m fer_core bench zoo --write`, {day}): {machine}.")
     return "\n".join(rows)
+
+
+def _ck48(card: dict) -> str:
+    """CK+48 accuracy with TTA where `evaluate --faces` measured it (docs/results.md, Beyond FER2013)."""
+    try:
+        return f"{100 * card['beyond_fer2013']['CK+48']['accuracy_tta']:.1f}%"
+    except (KeyError, TypeError):
+        return "—"
+
+
+def _speed(card: dict) -> str:
+    speed = card.get("speed")
+    return f"{speed['ms_per_face']:.1f} / {speed['ms_per_face_tta']:.1f}" if isinstance(speed, dict) else "—"
 
 
 # what a recipe does not need to say: where the data, the runs and the device are, and the run's own name
@@ -117,14 +134,7 @@ def recipe(card: dict) -> str:
     if config.get("teacher"):
         config["teacher"] = f"models/{Path(config['teacher']).name}"
     changed = {k: v for k, v in config.items() if v != defaults[k]}
-    args = [a for a in config_to_args(TrainConfig(**{**changed, "data": None}))]
-    keep, i = [], 0
-    while i < len(args):  # only the changed options' flags (config_to_args writes every one)
-        name = args[i][2:].replace("-", "_")
-        takes_value = i + 1 < len(args) and not args[i + 1].startswith("--")
-        if name in changed:
-            keep += args[i:i + 2] if takes_value else args[i:i + 1]
-        i += 2 if takes_value else 1
+    keep = config_to_args(TrainConfig(**changed), names=set(changed))
     return "python -m fer_core train " + " ".join(keep)
 
 
