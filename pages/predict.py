@@ -33,7 +33,7 @@ def load_detector(yunet_model: str) -> FaceDetector:
 
 def settings() -> tuple[EmotionRecognizer | None, dict]:
     """The settings row; returns the recognizer (None when no model can be loaded) and predict options."""
-    model_col, tta_col, face_col = st.columns(3)
+    model_col, tta_col, face_col = st.columns([2, 1, 1])  # the model labels carry accuracy and speed
     with model_col:
         more = st.session_state.get("more_models", False)
         choices = model_choices(more=more) or model_choices()  # no shipped model: offer the runs at once
