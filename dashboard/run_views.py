@@ -17,11 +17,13 @@ class Progress:
     elapsed_s: float | None
     eta_s: float | None
     images_per_s: float | None
+    evaluation: float | None = None  # share of the final evaluation done, while the run is in that phase
 
 
 def run_progress(run: Run, metrics: list[dict], status: dict | None = None) -> Progress:
     """Share of the training done (within the current epoch too, from status.json's `epoch_batches`), time since
-    start, and ETA from the epochs so far, or, during the first epoch, from its batches so far."""
+    start, and ETA from the epochs so far, or, during the first epoch, from its batches so far; after the last
+    epoch, the share of the final evaluation done (status.json's `evaluation_views`)."""
     epochs = run.epochs or 1
     done = float(len(metrics))
     seconds_per_epoch = sum(m["seconds"] for m in metrics) / len(metrics) if metrics else None
@@ -37,7 +39,12 @@ def run_progress(run: Run, metrics: list[dict], status: dict | None = None) -> P
         elapsed = (end - datetime.fromisoformat(run.started)).total_seconds()
     eta = seconds_per_epoch * max(epochs - done, 0.0) if seconds_per_epoch and run.state == "running" else None
     speed = metrics[-1]["images_per_s"] if metrics else None
-    return Progress(min(done / epochs, 1.0), elapsed, eta, speed)
+    evaluation = None
+    if run.state == "running" and (status or {}).get("phase") == "evaluating":
+        views = status.get("evaluation_views")
+        valid = isinstance(views, list) and len(views) == 2 and views[1]
+        evaluation = min(views[0] / views[1], 1.0) if valid else 0.0
+    return Progress(min(done / epochs, 1.0), elapsed, eta, speed, evaluation)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -129,14 +129,15 @@ def run_card(registry: Registry, run) -> None:
     metrics = run_metrics(run)
     status = RunFolder(run.run_dir).status()[0] if run.run_dir else {}
     progress = run_progress(run, metrics, status)
-    evaluating = run.state == "running" and status.get("phase") == "evaluating"
+    evaluating = progress.evaluation is not None
     with st.container(border=True):
         head, actions = st.columns([4, 2])
         sweep = f" · sweep `{run.sweep}`" if run.sweep else ""
         head.markdown(f"**{run.id}** · `{run.arch}` · {STATE_BADGES.get(run.state, run.state)}{sweep}")
-        head.progress(progress.fraction, text=(
+        head.progress(progress.evaluation if evaluating else progress.fraction, text=(
             f"epoch {run.epochs_done}/{run.epochs} · elapsed {format_duration(progress.elapsed_s)}"
-            + (" · training done: evaluating the best epoch on PublicTest and PrivateTest, with and without TTA…"
+            + (f" · training done: evaluating the best epoch on PublicTest and PrivateTest, with and without TTA:"
+               f" {100 * progress.evaluation:.0f}%"
                if evaluating else f" · ETA {format_duration(progress.eta_s)}" if progress.eta_s is not None else "")
             + (f" · {progress.images_per_s:,.0f} images/s" if progress.images_per_s and not evaluating else "")))
         cols = head.columns(3)

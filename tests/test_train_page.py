@@ -173,19 +173,63 @@ def test_progress_moves_within_an_epoch():
 def test_training_reports_its_batches_and_its_final_evaluation(tmp_path, make_kaggle_zip, monkeypatch):
     import json
 
+    from fer_core.data.fer2013 import load_dataset
+    from fer_core.runs.folder import RunFolder
     from fer_core.training import train as train_module
     from fer_core.training.config import TrainConfig
     monkeypatch.setattr(train_module, "PROGRESS_EVERY_S", 0.0)
-    phases = []
-    real_eval = train_module.final_eval
+    data = make_kaggle_zip()
+    phases, evaluation_views = [], []
+    real_eval, real_update = train_module.final_eval, RunFolder.update_status
 
     def watching(run, *args, **kw):
         phases.append(run.status()[0].get("phase"))
         return real_eval(run, *args, **kw)
+
+    def recording(self, **fields):
+        if "evaluation_views" in fields:
+            evaluation_views.append(fields["evaluation_views"])
+        real_update(self, **fields)
     monkeypatch.setattr(train_module, "final_eval", watching)
-    run_dir = train_module.main(TrainConfig(data=str(make_kaggle_zip()), out=str(tmp_path), epochs=1, batch_size=16,
+    monkeypatch.setattr(RunFolder, "update_status", recording)
+    run_dir = train_module.main(TrainConfig(data=str(data), out=str(tmp_path), epochs=1, batch_size=16,
                                             tta_views=2, device="cpu"))
     status = json.loads((run_dir / "status.json").read_text())
     epoch, done, total, seconds = status["epoch_batches"]
     assert (epoch, done) == (1, total) and seconds > 0
     assert phases == ["evaluating"] and status["state"] == "finished" and status.get("phase") is None
+    # the evaluation's own progress: face views over val and test, plain (1 view) and TTA (2 views), up to all of them
+    splits = load_dataset(data, cache_dir=tmp_path / "cache").splits
+    all_views = 3 * (len(splits["val"].images) + len(splits["test"].images))
+    done_views = [d for d, _ in evaluation_views]
+    assert done_views == sorted(done_views) and len(done_views) > 2
+    assert evaluation_views[-1] == [all_views, all_views]
+
+
+def test_progress_during_the_final_evaluation():
+    from dashboard.run_views import run_progress
+    metrics = [{"seconds": 60.0, "images_per_s": 400.0}] * 4
+    evaluating = run_progress(_running(4), metrics, {"phase": "evaluating", "evaluation_views": [300, 1200]})
+    assert evaluating.fraction == 1.0 and evaluating.evaluation == pytest.approx(0.25)
+    assert run_progress(_running(4), metrics, {"phase": "evaluating"}).evaluation == 0.0  # not reported yet
+    assert run_progress(_running(4), metrics, {}).evaluation is None
+
+
+def test_the_page_shows_the_final_evaluation_moving(isolated):
+    """After the last epoch the bar shows the evaluation's own progress instead of standing full."""
+    import json
+    import os
+
+    from fer_core.runs.folder import RunFolder
+    from fer_core.training.config import TrainConfig
+    registry = Registry(isolated)
+    run_id = registry.submit(TrainConfig(arch="fer_vgg_small", epochs=2), start_worker=False)
+    registry.started(run_id, os.getpid())
+    folder = RunFolder.named(isolated, run_id)
+    folder.path.mkdir(parents=True)
+    folder.write_config(json.loads(registry.get(run_id).config))
+    folder.update_status(state="running", epoch=2, phase="evaluating", evaluation_views=[300, 1200])
+    with folder.lock():  # the trainer's lock: the job is alive
+        at = open_page()
+    (bar,) = [e.proto for e in at.get("progress") if "evaluating the best epoch" in e.proto.text]
+    assert "25%" in bar.text and bar.value == 25

@@ -53,10 +53,19 @@ def predict_images(model: torch.nn.Module, images: np.ndarray, views: int = 1, b
     return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
-def split_predictions(model, splits, views: int, device="cpu") -> dict[tuple[str, str], np.ndarray]:
-    """{(split, "plain"/"tta"): (N, 7) probabilities} on val and test: what cards' predictions files hold."""
-    return {(name, mode): predict_images(model, splits[name].images, v, 256, device)
-            for name in ("val", "test") for mode, v in (("plain", 1), ("tta", views))}
+def split_predictions(model, splits, views: int, device="cpu", progress=None) -> dict[tuple[str, str], np.ndarray]:
+    """{(split, "plain"/"tta"): (N, 7) probabilities} on val and test: what cards' predictions files hold.
+
+    `progress(done, total)` counts face views (a TTA pass weighs `views` times a plain one) over all four passes."""
+    passes = [(name, mode, v) for name in ("val", "test") for mode, v in (("plain", 1), ("tta", views))]
+    total = sum(len(splits[name].images) * v for name, _, v in passes)
+    probs, finished = {}, 0
+    for name, mode, v in passes:
+        report = None if progress is None else (
+            lambda done, _n, before=finished, v=v: progress(before + done * v, total))
+        probs[name, mode] = predict_images(model, splits[name].images, v, 256, device, progress=report)
+        finished += len(splits[name].images) * v
+    return probs
 
 
 def reports_from_predictions(probs: dict[tuple[str, str], np.ndarray], labels: dict[str, np.ndarray], views: int,
@@ -75,7 +84,8 @@ def reports_from_predictions(probs: dict[tuple[str, str], np.ndarray], labels: d
     return metrics
 
 
-def evaluate_splits(model, splits, views: int, device="cpu", leaked: np.ndarray | None = None) -> dict:
-    """reports_from_predictions of `model` on val and test, with TTA off and on."""
-    probs = split_predictions(model, splits, views, device)
+def evaluate_splits(model, splits, views: int, device="cpu", leaked: np.ndarray | None = None,
+                    progress=None) -> dict:
+    """reports_from_predictions of `model` on val and test, with TTA off and on (`progress`: split_predictions')."""
+    probs = split_predictions(model, splits, views, device, progress)
     return reports_from_predictions(probs, {name: splits[name].labels for name in ("val", "test")}, views, leaked)

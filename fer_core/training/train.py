@@ -342,8 +342,15 @@ def final_eval(run: RunFolder, splits, views: int, device, training_seconds: flo
     """eval.json: the best checkpoint on val and test, with TTA off and on."""
     model = model_from_checkpoint(load_checkpoint(run.best), device)
     leaked = leaked_test_mask(splits)  # the run's own train split: what it left out is no leak
+    last_report = 0.0
+
+    def report(done: int, total: int) -> None:  # the Train page's bar during this phase
+        nonlocal last_report
+        if time.perf_counter() - last_report >= PROGRESS_EVERY_S or done == total:
+            last_report = time.perf_counter()
+            run.update_status(evaluation_views=[done, total])
     result = {"checkpoint": RunFolder.BEST, "tta_views": views, "training_seconds": training_seconds,
-              "device": device_name(device), **evaluate_splits(model, splits, views, device, leaked)}
+              "device": device_name(device), **evaluate_splits(model, splits, views, device, leaked, report)}
     run.write_evaluation(result)
     print(f"best checkpoint: val {result['val']['plain']['accuracy']:.4f} (TTA {result['val']['tta']['accuracy']:.4f}), "
           f"test {result['test']['plain']['accuracy']:.4f} (TTA {result['test']['tta']['accuracy']:.4f})", file=sys.stderr)
