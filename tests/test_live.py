@@ -323,3 +323,12 @@ def test_real_model_on_a_real_face(tiny_checkpoint):
     status = processor.status()
     assert status.error is None and len(status.faces) == 1 and status.faces[0].label in EMOTIONS
     assert out.shape == (480, 640, 3) and status.fps > 0
+
+
+def test_streamlit_does_not_collect_garbage_after_every_rerun():
+    """Live's status fragment reruns twice a second; Streamlit's default full gc.collect() after each rerun holds
+    the GIL for about 120 ms with torch loaded and cost Live a quarter of its frames (docs/speed.md)."""
+    import tomllib
+    from pathlib import Path
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
