@@ -1,4 +1,4 @@
-"""Mixed precision: bf16 autocast with channels_last where the device runs bf16 natively, fp32 elsewhere.
+"""Mixed precision: bf16 autocast where the device runs bf16 natively, fp32 elsewhere; channels_last on both.
 
 On CUDA that is any GPU PyTorch reports bf16 support for. On a CPU it needs the AVX512-BF16 or AMX
 instructions: without them oneDNN emulates bf16 and is slower than fp32, so those CPUs stay in fp32.
@@ -60,9 +60,10 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def memory_format(device: torch.device, bf16: bool) -> torch.memory_format:
-    """channels_last where it pays: always on CUDA, and with bf16 on a CPU (oneDNN's blocked kernels)."""
-    return torch.channels_last if device.type == "cuda" or bf16 else torch.contiguous_format
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA and on CPUs, in bf16 and fp32 alike (oneDNN's blocked kernels). Measured with
+    fer_vgg_small on 2 cores, AVX2 (restricted) fp32: training +25%, inference at batch 256 +45% (docs/speed.md)."""
+    return torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
 
 
 def precision_name(bf16: bool) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.precision import memory_format, use_bf16
+from ..models.precision import memory_format
 from ..models.registry import normalize_images
 from .augment import augment_batch
 from .balance import epoch_indices
@@ -74,7 +74,7 @@ class BatchSource:
         self.cfg, self.batch_size, self.device = cfg, batch_size, device
         self.ddp = ddp or Distributed()
         self.teacher = teacher
-        self.layout = memory_format(device, use_bf16(device, cfg.amp))
+        self.layout = memory_format(device)
 
     def __len__(self) -> int:
         """Batches per epoch (a last batch of one image is dropped: BatchNorm cannot train on it)."""

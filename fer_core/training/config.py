@@ -124,7 +124,7 @@ class TrainConfig:
                                        "mirror (labelling takes twice as long)")
     device: str = option("auto", "Device", "Evaluation and hardware", help="auto, cpu or cuda")
     amp: bool = option(True, "bf16 mixed precision", "Evaluation and hardware",
-                       help="bf16 autocast and channels_last where the device runs bf16 natively (CUDA, or a CPU with "
+                       help="bf16 autocast where the device runs bf16 natively (CUDA, or a CPU with "
                             "AVX512-BF16/AMX); off: plain fp32")
     compile: bool = option(False, "torch.compile", "Evaluation and hardware", switch=True,
                            help="torch.compile the model")

@@ -70,7 +70,7 @@ def label_views(model: torch.nn.Module, images: np.ndarray, views: int, augment:
     """`views` augmented copies of every image (stored as float16) and the teacher's probabilities for each
     (averaged with the mirror's when `mirror`); None as soon as `stop()` is true."""
     bf16 = use_bf16(device, True)
-    model.eval().to(memory_format=memory_format(device, bf16))
+    model.eval().to(memory_format=memory_format(device))
     generator = torch.Generator(device=device).manual_seed(seed)
     starts = range(0, len(images), batch_size)
     bar = tqdm(total=views * len(starts), desc=f"teacher: labelling {views} views of each image", unit="batch",

@@ -24,7 +24,7 @@ def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds
     """Training images/s of one architecture, timed for `seconds` after a warm-up step; (rate, steps, model)."""
     import time
     torch.manual_seed(0)
-    model = create_model(arch, crop=crop).to(device).train().to(memory_format=memory_format(device, bf16))
+    model = create_model(arch, crop=crop).to(device).train().to(memory_format=memory_format(device))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     images = torch.randint(0, 256, (batch_size * 4, 1, 48, 48), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 7, (batch_size * 4,), device=device)
@@ -33,7 +33,7 @@ def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds
     def step(i: int) -> None:
         i %= 4
         x = augment_batch(normalize_images(images[i * batch_size:(i + 1) * batch_size]), aug)
-        x = x.contiguous(memory_format=memory_format(device, bf16))
+        x = x.contiguous(memory_format=memory_format(device))
         with autocast(device, bf16):
             loss = F.cross_entropy(model(x).float(), labels[i * batch_size:(i + 1) * batch_size])
         optimizer.zero_grad(set_to_none=True)

@@ -231,7 +231,7 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, pretrained=cfg.pretrained, crop=cfg.crop).to(device)
     bf16 = use_bf16(device, cfg.amp)
-    model = model.to(memory_format=memory_format(device, bf16))
+    model = model.to(memory_format=memory_format(device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
