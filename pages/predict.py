@@ -16,14 +16,16 @@ from dashboard import model_cache
 from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
 from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
-from fer_core.inference.annotate import draw_faces
-from fer_core.inference.faces import YUNET_ENV, FaceDetector, whole_image_face
+from fer_core.evaluation.saliency import SaliencyUnavailable
+from fer_core.inference.annotate import draw_faces, draw_saliency, saliency_overlay
+from fer_core.inference.faces import YUNET_ENV, FaceDetector, crop_face, crop_region, whole_image_face
 from fer_core.inference.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image
 from fer_core.inference.recognizer import EmotionRecognizer, FaceResult
 from fer_core.inference.video import AnnotatedVideoWriter, video_info
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
 
 OTHER_CHECKPOINT = "Another checkpoint file…"
+PREDICTED = "the predicted emotion"
 
 
 @st.cache_resource(max_entries=4)
@@ -58,7 +60,13 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
         yunet = st.text_input("YuNet model file (optional)", value=os.environ.get(YUNET_ENV, ""), key="yunet",
                               disabled=whole, help="face_detection_yunet*.onnx from OpenCV's model zoo; "
                                                    "empty: OpenCV's Haar cascade, which needs no download.")
-    options = {"views": views if tta else 1, "detect": not whole}
+    heat_col, class_col, _ = st.columns([1, 1, 2])
+    explain = heat_col.toggle("Saliency heat maps", key="explain",
+                              help="Grad-CAM: where on each face the network found the evidence for an emotion "
+                                   "(red: most). Computed with the PyTorch network, so it takes a moment more.")
+    emotion = class_col.selectbox("Heat map of", [PREDICTED, *EMOTIONS], key="explain_emotion", disabled=not explain)
+    options = {"views": views if tta else 1, "detect": not whole,
+               "explain": (True if emotion == PREDICTED else emotion) if explain else False}
     if not path:
         st.info("Choose a model to start.")
         return None, options
@@ -79,7 +87,11 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
 
 def classify(rec: EmotionRecognizer, rgb, options: dict) -> list[FaceResult]:
     faces = rec.detector.detect(rgb) if options["detect"] else [whole_image_face(rgb)]
-    return rec.classify(rgb, faces, options["views"])
+    try:
+        return rec.classify(rgb, faces, options["views"], options["explain"])
+    except SaliencyUnavailable as exc:
+        st.warning(f"No heat maps for this model: {exc}.")
+        return rec.classify(rgb, faces, options["views"])
 
 
 def probability_chart(probabilities: dict[str, float], height: int = 230) -> go.Figure:
@@ -142,7 +154,8 @@ def photos_tab(rec: EmotionRecognizer, options: dict) -> None:
 
 
 def show_photo(i: int, name: str, rgb, results: list[FaceResult], options: dict) -> None:
-    annotated = draw_faces(rgb, results)
+    emotion = options["explain"] if isinstance(options["explain"], str) else None
+    annotated = draw_faces(draw_saliency(rgb, results, emotion), results)  # heat maps, when asked, in the PNG too
     image_col, chart_col = st.columns([3, 2])
     summary = ", ".join(f"{r.label} {r.confidence:.0%}" for r in results) or "no face found"
     image_col.image(annotated, caption=f"{name}: {summary}", width="stretch")
@@ -155,8 +168,21 @@ def show_photo(i: int, name: str, rgb, results: list[FaceResult], options: dict)
             st.info(f"No face found in {name}.{hint}")
         for j, r in enumerate(results):
             st.markdown(f"**Face {j + 1}: {r.label}** ({r.confidence:.0%})")
-            st.plotly_chart(probability_chart(r.probabilities), key=f"chart-{i}-{j}",
-                            config={"displayModeBar": False})
+            shown = emotion or r.label
+            if shown in r.saliency:
+                heat_col, bars_col = st.columns([1, 2])
+                heat_col.image(face_heat_map(rgb, r, shown), width="stretch",
+                               caption=f"where it found {shown} ({r.probabilities[shown]:.0%})")
+            else:
+                bars_col = st.container()
+            bars_col.plotly_chart(probability_chart(r.probabilities), key=f"chart-{i}-{j}",
+                                  config={"displayModeBar": False})
+
+
+def face_heat_map(rgb, face: FaceResult, emotion: str, side: int = 192):
+    """The face's colour crop (the square the network saw) under its saliency map for `emotion`."""
+    crop = crop_face(rgb, face.box, size=min(side, crop_region(face.box, rgb.shape)[2]))
+    return saliency_overlay(crop, face.saliency[emotion])
 
 
 def video_tab(rec: EmotionRecognizer, options: dict) -> None:

@@ -38,6 +38,28 @@ def test_a_photo_shows_the_annotated_image_a_chart_and_downloads(page):
     assert any(md.value.startswith("**Face 1:") for md in at.markdown)
 
 
+def test_heat_maps_show_beside_each_face_and_in_the_png(page):
+    at = upload_photos(page, [("astronaut.jpg", jpeg_bytes(astronaut_rgb()))])
+    plain_png = next(b for b in at.get("download_button") if b.label == "Annotated PNG").proto.url
+    at.toggle(key="explain").set_value(True).run()
+    assert not at.exception and not at.warning
+    images = at.get("image")
+    assert len(images) == 2 and images[1].captions[0].startswith("where it found ")
+    at.selectbox(key="explain_emotion").select("sad").run()
+    assert not at.exception and at.get("image")[1].captions[0].startswith("where it found sad (")
+    assert next(b for b in at.get("download_button") if b.label == "Annotated PNG").proto.url != plain_png
+
+
+def test_an_onnx_model_predicts_and_says_why_it_has_no_heat_maps(page, tiny_checkpoint, tmp_path):
+    from fer_core.models.loading import export_onnx
+    onnx = export_onnx(tiny_checkpoint, tmp_path / "tiny.onnx")
+    page.text_input(key="checkpoint_path").input(str(onnx)).run()
+    page.toggle(key="explain").set_value(True).run()
+    at = upload_photos(page, [("astronaut.jpg", jpeg_bytes(astronaut_rgb()))])
+    assert not at.exception and any("PyTorch checkpoint" in w.value for w in at.warning)
+    assert len(at.get("image")) == 1 and len(at.get("plotly_chart")) == 1
+
+
 def test_every_bad_file_gets_its_message_and_the_good_ones_still_work(page):
     files = [(name, data) for name, data, _ in BAD_IMAGES]
     files += [("astronaut.jpg", jpeg_bytes(astronaut_rgb())), ("cmyk.jpg", cmyk_jpeg())]

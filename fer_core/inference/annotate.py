@@ -34,3 +34,29 @@ def draw_faces(rgb: np.ndarray, faces, copy: bool = True) -> np.ndarray:
         cv2.putText(out, text, (x + thick, top + th + thick), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink,
                     thick // 2 + 1, cv2.LINE_AA)
     return out
+
+
+def saliency_overlay(face_rgb: np.ndarray, saliency: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """A face crop (H, W, 3) uint8 with a saliency map in [0, 1] laid over it in the JET colours (red: most)."""
+    if saliency.shape != face_rgb.shape[:2]:
+        saliency = cv2.resize(saliency, (face_rgb.shape[1], face_rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap(np.uint8(255 * np.clip(saliency, 0, 1)), cv2.COLORMAP_JET)
+    return cv2.addWeighted(face_rgb, 1 - alpha, cv2.cvtColor(heat, cv2.COLOR_BGR2RGB), alpha, 0)
+
+
+def draw_saliency(rgb: np.ndarray, faces, emotion: str | None = None) -> np.ndarray:
+    """`rgb` with each face's saliency map (for `emotion`, else its predicted label) laid over the square region
+    the network saw; faces without that map are left as they are. Draw the boxes after, with draw_faces."""
+    from .faces import crop_region
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    for face in faces:
+        saliency = face.saliency.get(emotion or face.label)
+        if saliency is None:
+            continue
+        x0, y0, side = crop_region(face.box, rgb.shape)
+        top, left, bottom, right = max(0, y0), max(0, x0), min(h, y0 + side), min(w, x0 + side)
+        if bottom > top and right > left:
+            part = saliency[top - y0:bottom - y0, left - x0:right - x0]
+            out[top:bottom, left:right] = saliency_overlay(out[top:bottom, left:right], part)
+    return out

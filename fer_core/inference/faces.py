@@ -136,16 +136,21 @@ def whole_image_face(rgb: np.ndarray) -> Face:
     return Face((0, 0, rgb.shape[1], rgb.shape[0]))
 
 
+def crop_region(box: tuple[int, int, int, int], shape: tuple[int, ...], margin: float = CROP_MARGIN
+                ) -> tuple[int, int, int]:
+    """(x0, y0, side): the square, in image pixels, that crop_face cuts for `box` (it may reach past the image)."""
+    x, y, w, h = box
+    side = max(w, h) if (x, y, w, h) == (0, 0, shape[1], shape[0]) else max(w, h) * (1 + 2 * margin)
+    cx, cy = x + w / 2, y + h / 2  # (the whole image as the face gets no margin: there is nothing around it)
+    return round(cx - side / 2), round(cy - side / 2), max(1, round(side))
+
+
 def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = CROP_MARGIN,
               size: int = FACE_SIZE) -> np.ndarray:
-    """A size x size uint8 crop: the box made square with `margin` per side, edges replicated past the image."""
-    x, y, w, h = box
-    side = max(w, h) * (1 + 2 * margin)
-    if (x, y, w, h) == (0, 0, gray.shape[1], gray.shape[0]):
-        side = max(w, h)  # the whole image is the face: no margin to add
-    cx, cy = x + w / 2, y + h / 2
-    x0, y0 = round(cx - side / 2), round(cy - side / 2)
-    x1, y1 = x0 + round(side), y0 + round(side)
+    """A size x size uint8 crop: the box made square with `margin` per side, edges replicated past the image.
+    Works on RGB images too (the Predict page shows a face's colour crop under its saliency map)."""
+    x0, y0, side = crop_region(box, gray.shape, margin)
+    x1, y1 = x0 + side, y0 + side
     pad = max(0, -x0, -y0, x1 - gray.shape[1], y1 - gray.shape[0])
     if pad:
         gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)

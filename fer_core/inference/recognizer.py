@@ -3,6 +3,7 @@
     rec = EmotionRecognizer.load()                  # models/default.pt; load(path) for another
     for face in rec.predict("photo.jpg", tta=True):
         print(face.box, face.label, face.confidence)
+    faces = rec.predict("photo.jpg", explain=True)  # + face.saliency[face.label]: where the network looked
 
 All faces of an image go through the network in one batch, with all TTA views of each.
 """
@@ -13,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ from ..evaluation.metrics import predict_images
 from ..evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from ..labels import EMOTIONS
 from ..paths import default_checkpoint
-from .faces import Face, FaceDetector, crop_face, whole_image_face
+from .faces import Face, FaceDetector, crop_face, crop_region, whole_image_face
 from .images import ImageSource, read_image
 
 
@@ -36,6 +37,9 @@ class FaceResult:
     confidence: float
     probabilities: dict[str, float]  # every emotion, in FER2013 order, summing to 1
     face_score: float | None = None  # the detector's confidence where it gives one (YuNet)
+    # with explain: {emotion: Grad-CAM map in [0, 1]} over the square region the network saw (crop_face's, the
+    # box with its margin), at that region's size in image pixels
+    saliency: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         return {"box": list(self.box), "label": self.label, "confidence": round(self.confidence, 6),
@@ -65,6 +69,7 @@ class EmotionRecognizer:
         self.engine = ""  # what runs the network, for display ("ONNX Runtime int8"), set by load()
         self.temperatures: dict[str, float] = {}  # {"plain": T, "tta": T} from the model's card; {}: uncalibrated
         self.calibration = "uncalibrated"  # what the confidences are, in words, for display
+        self._explained: torch.nn.Module | None = None  # the PyTorch network saliency maps are taken from
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -120,19 +125,22 @@ class EmotionRecognizer:
                             f"{temperatures['tta']:.2f} with TTA)")
 
     def predict(self, image: ImageSource, tta: bool = True, views: int = DEFAULT_VIEWS, detect: bool = True,
-                color_order: str = "RGB") -> list[FaceResult]:
+                color_order: str = "RGB", explain: bool | str | Sequence[str] = False) -> list[FaceResult]:
         """One FaceResult per face, largest face first; [] when no face is found.
 
         `image`: a path, bytes, file object, PIL image or numpy array (RGB unless color_order="BGR").
         `detect=False` treats the whole image as one face (pre-cropped faces such as FER2013's).
+        `explain`: True adds each face's saliency map for its predicted emotion (`FaceResult.saliency`); an
+        emotion's name, or several, for those emotions instead. Needs the PyTorch checkpoint (not an ONNX file).
         Bad files raise ImageError with a message naming the problem.
         """
         rgb = read_image(image, color_order=color_order)
         faces = self.detector.detect(rgb) if detect else [whole_image_face(rgb)]
-        return self.classify(rgb, faces, views if tta else 1)
+        return self.classify(rgb, faces, views if tta else 1, explain)
 
-    def classify(self, rgb: np.ndarray, faces: list[Face], views: int = 1) -> list[FaceResult]:
-        """Emotions of given face boxes in an RGB uint8 image; `views` > 1 is TTA."""
+    def classify(self, rgb: np.ndarray, faces: list[Face], views: int = 1,
+                 explain: bool | str | Sequence[str] = False) -> list[FaceResult]:
+        """Emotions of given face boxes in an RGB uint8 image; `views` > 1 is TTA; `explain` as in predict."""
         if not 1 <= views <= MAX_VIEWS:
             raise ValueError(f"TTA views must be between 1 and {MAX_VIEWS}, got {views}")
         if not faces:
@@ -149,7 +157,40 @@ class EmotionRecognizer:
             best = int(p.argmax())
             results.append(FaceResult(face.box, EMOTIONS[best], float(p[best]),
                                       {e: float(v) for e, v in zip(EMOTIONS, p)}, face.score))
+        if explain is not False:
+            self._add_saliency(results, crops, views, explain, rgb.shape)
         return results
+
+    def explained_model(self) -> torch.nn.Module:
+        """The PyTorch network behind the engine (loaded once): saliency needs gradients, which ONNX Runtime
+        does not give. Raises SaliencyUnavailable for an ONNX file."""
+        from ..evaluation.saliency import SaliencyUnavailable
+        from ..models.loading import load_model
+        from ..models.onnx import OnnxModel
+        if self._explained is None:
+            if not isinstance(self.model, OnnxModel):
+                self._explained = self.model
+            elif Path(self.source).suffix == ".onnx":
+                raise SaliencyUnavailable(f"saliency maps need the PyTorch checkpoint (.pt or an ensemble's .json); "
+                                          f"{Path(self.source).name} is an ONNX export")
+            else:
+                self._explained = load_model(self.source, self.device)
+        return self._explained
+
+    def _add_saliency(self, results: list[FaceResult], crops: np.ndarray, views: int,
+                      explain: bool | str | Sequence[str], shape: tuple[int, ...]) -> None:
+        from ..evaluation.saliency import saliency_maps
+        wanted = [[r.label] for r in results] if explain is True else \
+            [[explain] if isinstance(explain, str) else list(explain)] * len(results)
+        unknown = {e for names in wanted for e in names} - set(EMOTIONS)
+        if unknown:
+            raise ValueError(f"unknown emotion {sorted(unknown)}: expected some of {', '.join(EMOTIONS)}")
+        rows = [(i, name) for i, names in enumerate(wanted) for name in names]
+        maps = saliency_maps(self.explained_model(), crops[[i for i, _ in rows]],
+                             [EMOTIONS.index(name) for _, name in rows], views, self.device)
+        for (i, name), m in zip(rows, maps):
+            side = crop_region(results[i].box, shape)[2]
+            results[i].saliency[name] = cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR)
 
     def predict_video(self, path: str | os.PathLike, every_n: int = 5, tta: bool = False,
                       views: int = DEFAULT_VIEWS, detect: bool = True, keep_frames: bool = False
