@@ -308,7 +308,10 @@ def cmd_predict(args) -> int:
         try:
             if is_video_name(file):
                 frames = [f.to_dict() for f in rec.predict_video(file, every_n=args.every_n, **options)]
-                entries.append({"file": file, "frames": frames})
+                entries.append({"file": file, "frames": frames, **(
+                    {"note": "--explain: heat maps are written for photos only"} if args.explain else {})})
+            elif args.explain:
+                entries.append({"file": file, "faces": _explained_faces(rec, file, args.explain, options)})
             else:
                 entries.append({"file": file, "faces": [f.to_dict() for f in rec.predict(file, **options)]})
         except FERError as exc:
@@ -318,6 +321,34 @@ def cmd_predict(args) -> int:
     if args.json:
         print(json.dumps(entries, indent=2))
     return 1 if any("error" in e for e in entries) else 0
+
+
+def _explained_faces(rec, file: str, out_dir: str, options: dict) -> list[dict]:
+    """Each face's result with `saliency_png`: its crop under the saliency map of its emotion, written to
+    out_dir/<file stem>-face<N>-<emotion>.png."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from .evaluation.saliency import SaliencyUnavailable
+    from .inference.annotate import saliency_overlay
+    from .inference.faces import crop_face, crop_region
+    from .inference.images import read_image
+    from .paths import atomic_write, derived_name, named_path
+    rgb = read_image(file)
+    try:
+        results = rec.predict(rgb, explain=True, **options)
+    except SaliencyUnavailable as exc:
+        raise FERError(str(exc)) from None
+    faces = []
+    for k, face in enumerate(results, 1):
+        side = min(512, max(96, crop_region(face.box, rgb.shape)[2]))
+        name = f"{derived_name(Path(file).stem, 'image', room=40)}-face{k}-{face.label}"
+        out = named_path(out_dir, name, ".png", "heat map file")
+        with atomic_write(out, "writing a heat map", suffix=".png") as tmp:
+            Image.fromarray(saliency_overlay(crop_face(rgb, face.box, size=side), face.saliency[face.label])).save(tmp)
+        faces.append({**face.to_dict(), "saliency_png": str(out)})
+    return faces
 
 
 def _print_prediction(entry: dict) -> None:
@@ -332,6 +363,9 @@ def _print_prediction(entry: dict) -> None:
             print(f"  frame {frame['frame']} ({frame['time']:.2f}s): {describe(frame['faces'])}")
     else:
         print(f"{entry['file']}: {describe(entry['faces'])}")
+    for face in entry["faces"]:
+        if "saliency_png" in face:
+            print(f"  heat map of face {face['box']}: {face['saliency_png']}")
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -487,6 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help=ENGINE_HELP)
     predict.add_argument("--uncalibrated", action="store_true",
                          help="raw softmax confidences (default: temperature-scaled with the model card's temperature)")
+    predict.add_argument("--explain", metavar="OUTDIR",
+                         help="also write each face's saliency heat map (Grad-CAM: where the network found its "
+                              "emotion) as OUTDIR/<photo>-face<N>-<emotion>.png; photos only, needs a PyTorch "
+                              "checkpoint (not an ONNX file)")
     predict.add_argument("--json", action="store_true", help="a JSON list: per file, file and faces (or frames) or error")
     predict.set_defaults(func=cmd_predict)
 

@@ -98,6 +98,13 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def derived_name(text: str, fallback: str = "file", room: int = 0) -> str:
+    """A plain name made from `text` (an input file's stem, say) for a file written from it: every character
+    check_name refuses becomes '_', and it is cut to leave `room` characters for what is appended."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(text)).lstrip(".-")[:max(1, NAME_MAX - room)] or fallback
+    return check_name(name)
+
+
 def path_inside(root: str | os.PathLike, relative: str | os.PathLike, what: str = "path") -> Path:
     """`root / relative`, refused unless it resolves (symbolic links followed) to a place inside `root`."""
     root = Path(root)

@@ -44,6 +44,33 @@ def test_one_photo_gives_one_face_and_exit_0(capsys, tiny_checkpoint, photo):
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_explain_writes_one_heat_map_per_face(capsys, tiny_checkpoint, tmp_path):
+    named = tmp_path / "my photo (1).jpg"  # a name that is no plain file name: the heat map's is derived from it
+    Image.fromarray(astronaut_rgb()).save(named, quality=92)
+    out = tmp_path / "maps"
+    code, entries = predict_json(capsys, named, "--checkpoint", tiny_checkpoint, "--tta", "--explain", out)
+    assert code == 0
+    (face,) = entries[0]["faces"]
+    png = out / f"my_photo__1_-face1-{face['label']}.png"
+    assert face["saliency_png"] == str(png) and sorted(out.iterdir()) == [png]
+    with Image.open(png) as image:
+        assert image.mode == "RGB" and image.width == image.height >= 96
+
+
+def test_explain_into_a_file_is_a_per_file_error(capsys, tiny_checkpoint, photo, tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    code, entries = predict_json(capsys, photo, "--checkpoint", tiny_checkpoint, "--explain", blocker)
+    assert code == 1 and "error" in entries[0] and blocker.read_text() == "not a folder"
+
+
+def test_explain_with_an_onnx_model_says_it_needs_the_checkpoint(capsys, tiny_checkpoint, photo, tmp_path):
+    from fer_core.models.loading import export_onnx
+    onnx = export_onnx(tiny_checkpoint, tmp_path / "tiny.onnx")
+    code, entries = predict_json(capsys, photo, "--checkpoint", onnx, "--explain", tmp_path / "maps")
+    assert code == 1 and "PyTorch checkpoint" in entries[0]["error"]
+
+
 def test_a_photo_without_a_face_is_a_success_with_no_faces(capsys, tiny_checkpoint, tmp_path):
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((240, 320, 3), 200, np.uint8)).save(blank)
