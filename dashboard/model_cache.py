@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import streamlit as st
+import torch
 
 from fer_core.evaluation.tta import DEFAULT_VIEWS
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.models.loading import file_identity
+from fer_core.models.loading import file_identity, load_model
 
 
 @st.cache_resource(show_spinner="Loading the model (the first time on this machine, timing its engines)…",
@@ -25,3 +26,13 @@ def recognizer(path: str | os.PathLike, onnxruntime_threads: int | None = None, 
     cannot be read. `engine`, `batch` and `threads` as in EmotionRecognizer.load (Live: batch 1 on 1 thread);
     `onnxruntime_threads`: ONNX Runtime on that many threads."""
     return _load(str(path), file_identity(path), onnxruntime_threads, engine, batch, threads)
+
+
+@st.cache_resource(show_spinner="Loading the PyTorch network for its heat maps…", max_entries=4)
+def _network(path: str, identity: str) -> torch.nn.Module:
+    return load_model(path)
+
+
+def network(path: str | os.PathLike) -> torch.nn.Module:
+    """The PyTorch network at `path` (saliency needs its gradients, whatever engine predicts), once per version."""
+    return _network(str(path), file_identity(path))

@@ -13,6 +13,7 @@ from dashboard.compare_charts import (confusion_figure, learning_curves_figure, 
                                       tta_gain_figure)
 from dashboard.compare_views import DEFAULT_NAME, SPLIT_NAMES, cell_indices, grouped, kind_label, reading, summary_rows
 from dashboard.data_access import chosen_path, dataset_at, dataset_version
+from dashboard.saliency_views import cell_heat_maps, class_means, face_tiles
 from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry, all_entries, architectures_without_cards
 from fer_core.cards.model_cards import EXPERIMENT
 from fer_core.evaluation.calibration import calibrate, reliability, scaled
@@ -21,9 +22,11 @@ from fer_core.data.sources import resolve_data_path
 from fer_core.errors import FERError
 from fer_core.evaluation.metrics import metrics_report
 from fer_core.evaluation.prediction_cache import cached_predictions, prediction_cache_path, predictions
+from fer_core.evaluation.saliency import SaliencyUnavailable
 from fer_core.evaluation.significance import mcnemar
 from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from fer_core.labels import EMOTIONS
+from fer_core.models.loading import file_identity
 from fer_core.paths import data_dir, models_dir
 
 NO_CELL = "—"
@@ -140,6 +143,7 @@ def side_by_side(chosen: list[Entry], data_box) -> None:
     if len(chosen) == 2:
         significance(chosen, split, tta, label)
     cell_explorer(chosen, split, tta, data_box)
+    mean_heat_maps(chosen, data_box)
     if reports:
         st.markdown("#### Reading")
         st.markdown("\n".join(f"- {line}" for line in reading(reports)))
@@ -264,9 +268,12 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
     st.markdown("#### Images in a cell")
     st.caption("Click a cell of a confusion matrix, or choose one here. The images come from the dataset; which "
                "ones fall in a cell comes from a card's stored per-image predictions, or from its checkpoint.")
-    true_col, pred_col = st.columns(2)
+    true_col, pred_col, heat_col = st.columns(3)
     true = true_col.selectbox("True emotion", [NO_CELL, *EMOTIONS], key="cell_true")
     predicted = pred_col.selectbox("Predicted emotion", [NO_CELL, *EMOTIONS], key="cell_pred")
+    heat = heat_col.toggle("Heat maps", key="cell_heat",
+                           help="Grad-CAM: where on each face the network found the evidence for the predicted "
+                                "emotion and for the true one (red: most); needs the model's checkpoint.")
     if NO_CELL in (true, predicted):
         return
     dataset_path = data_box()
@@ -287,10 +294,61 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
                 st.image([data.images[i] for i in shown], width=96,
                          caption=[f"{predicted} {probs[i, p]:.0%}" + (f" · {true} {probs[i, t]:.0%}" if t != p else "")
                                   for i in shown])
+                if heat:
+                    cell_heat_rows(entry, data.images[shown], t, p, (entry.tta_views or DEFAULT_VIEWS) if tta else 1)
                 with st.expander("Probabilities of these images"):
                     table = pd.DataFrame(np.round(100 * probs[shown], 1), columns=list(EMOTIONS))
                     table.insert(0, "image", [str(data.ids[i]) for i in shown])
                     st.dataframe(table, hide_index=True)
+
+
+def cell_heat_rows(entry: Entry, faces: np.ndarray, t: int, p: int, views: int) -> None:
+    """The cell's faces under the maps of the predicted class, then of the true class (what made it say one
+    instead of the other)."""
+    if entry.checkpoint is None:
+        st.info(f"No heat maps for {entry.name}: {entry.note or 'it has no checkpoint here'}.")
+        return
+    try:
+        for target, words in ((p, "what made it say"), (t, "the evidence it saw for")):
+            if target == t and t == p:
+                break
+            st.caption(f"Heat maps: {words} *{EMOTIONS[target]}*" + (f" ({views} TTA views)" if views > 1 else ""))
+            st.image(cell_heat_maps(str(entry.checkpoint), faces, target, views), width=96)
+    except (SaliencyUnavailable, FERError) as exc:
+        st.info(f"No heat maps for {entry.name}: {exc}.")
+
+
+def mean_heat_maps(chosen: list[Entry], data_box) -> None:
+    """Per picked model, the mean heat map of each class over PrivateTest's faces of that class."""
+    st.markdown("#### Where each model looks, per emotion")
+    if not st.toggle("Mean heat map per emotion on PrivateTest", key="mean_heat",
+                     help="For each emotion, Grad-CAM's map of that emotion averaged over PrivateTest's faces "
+                          "labelled with it, laid over their mean face. About a minute per network on 2 CPU cores."):
+        return
+    dataset_path = data_box()
+    if dataset_path is None:
+        return
+    test = dataset_at(dataset_path)["test"]
+    for col, entry in zip(two_per_row(len(chosen)), chosen):
+        with col:
+            st.markdown(f"**{entry.name}**")
+            if entry.checkpoint is None:
+                st.info(f"No heat maps: {entry.note or 'it has no checkpoint here'}.")
+                continue
+            key = f"class-means:{entry.checkpoint}:{file_identity(entry.checkpoint)}@{dataset_version(dataset_path)}"
+            stored = st.session_state.setdefault("class_means", {})
+            try:
+                if key not in stored:
+                    result = run_in_background(key, f"Heat maps of PrivateTest with {entry.name}", class_means,
+                                               str(entry.checkpoint), test.images, test.labels)
+                    if result is None:
+                        continue
+                    stored[key] = result
+            except (SaliencyUnavailable, FERError) as exc:
+                st.info(f"No heat maps: {exc}.")
+                continue
+            maps, faces = stored[key]
+            st.image(face_tiles(faces, maps), width=96, caption=list(EMOTIONS))
 
 
 def _task_key(checkpoint: Path, dataset, dataset_path: str, split: str, views: int) -> str:

@@ -62,6 +62,29 @@ def test_two_runs_side_by_side_and_the_images_of_a_chosen_cell(page):
     assert page.get("image"), "the cell's images are shown"
 
 
+def test_heat_maps_of_a_cell_for_both_classes_and_the_mean_per_emotion(page):
+    import re
+    page.multiselect(key="compare_pick").set_value(["run:small-a", "run:elu-b"]).run()
+    page.toggle(key="compare_tta").set_value(False).run()
+    page.toggle(key="cell_heat").set_value(True).run()
+
+    def heat_rows(true: str, predicted: str) -> tuple[list[str], int]:
+        page.selectbox(key="cell_true").select(true).run()
+        page.selectbox(key="cell_pred").select(predicted).run()
+        assert not page.exception and not page.error
+        counts = [int(m.group(1)) for c in page.caption if (m := re.match(r"(\d+) images", c.value))]
+        return [c.value for c in page.caption if c.value.startswith("Heat maps:")], sum(n > 0 for n in counts)
+    off_diagonal = next((t, p) for t in EMOTIONS for p in EMOTIONS if t != p and heat_rows(t, p)[1])
+    heads, models = heat_rows(*off_diagonal)
+    assert len(heads) == 2 * models  # per model with images in the cell: the predicted class's, then the true one's
+    assert heads[0].startswith(f"Heat maps: what made it say *{off_diagonal[1]}*")
+    assert heads[1].startswith(f"Heat maps: the evidence it saw for *{off_diagonal[0]}*")
+    page.toggle(key="mean_heat").set_value(True).run()
+    assert not page.exception and not page.error
+    means = [img for img in page.get("image") if img.captions == list(EMOTIONS)]
+    assert len(means) == 2  # one row of 7 per picked model
+
+
 def test_a_long_prediction_runs_in_the_background_and_shows_when_done(page, fresh_worker, monkeypatch, tmp_path):
     import threading
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))  # nothing predicted yet

@@ -98,11 +98,11 @@ def _unit_max(maps: torch.Tensor) -> torch.Tensor:
 
 
 def saliency_maps(model: nn.Module, faces: np.ndarray, targets, views: int = 1,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+                  device: str | torch.device = "cpu", progress=None) -> np.ndarray:
     """Grad-CAM maps (N, H, W) in [0, 1] of uint8 faces (N, H, W) for the class indices `targets` (N,).
 
     `model`: a PyTorch network or EnsembleModel (an ONNX graph raises SaliencyUnavailable); `views` > 1 averages
-    the TTA views, mapped back onto the face."""
+    the TTA views, mapped back onto the face. `progress(done, total)` counts faces, an ensemble's once per member."""
     from captum.attr import LayerGradCam
     from ..models.onnx import OnnxModel
     if isinstance(model, OnnxModel):
@@ -117,7 +117,7 @@ def saliency_maps(model: nn.Module, faces: np.ndarray, targets, views: int = 1,
     chunk = max(1, BATCH // views)
     total = torch.zeros(n, *faces.shape[1:])
     nets = _networks(model)
-    for net in nets:
+    for k, net in enumerate(nets):
         net = _explainable_copy(net, device)
         cam = LayerGradCam(net, target_layer(net, side))
         for start in range(0, n, chunk):
@@ -128,15 +128,17 @@ def saliency_maps(model: nn.Module, faces: np.ndarray, targets, views: int = 1,
             maps = cam.attribute(x_views, target=t.repeat(views), relu_attributions=True).detach()
             maps = _view_back(_to_face(maps.float(), net, side), views).mean(0)
             total[start:start + chunk] += _unit_max(maps).cpu()
+            if progress is not None:
+                progress(k * n + min(start + chunk, n), n * len(nets))
     return _unit_max(total / len(nets)).numpy().astype(np.float32)
 
 
 def class_mean_maps(model: nn.Module, faces: np.ndarray, labels: np.ndarray, device="cpu",
-                    num_classes: int = 7) -> np.ndarray:
+                    num_classes: int = 7, progress=None) -> np.ndarray:
     """(K, H, W): for each class, the mean Grad-CAM map of that class over the faces labelled with it (zeros for
     a class without faces): where the network finds each emotion, on average."""
     labels = np.asarray(labels)
-    maps = saliency_maps(model, faces, labels, 1, device)
+    maps = saliency_maps(model, faces, labels, 1, device, progress)
     out = np.zeros((num_classes, *faces.shape[1:]), np.float32)
     for k in range(num_classes):
         if (labels == k).any():
