@@ -34,9 +34,11 @@ def cell_heat_maps(checkpoint: str, faces: np.ndarray, target: int, views: int) 
 
 
 def class_means(checkpoint: str, faces: np.ndarray, labels: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean maps, mean faces), each (7, 48, 48): per class, over the faces labelled with it. Runs on the Compare
-    page's worker thread, so it loads the network itself instead of through Streamlit's cache."""
+    """(mean maps, mean faces), each (7, 48, 48): per class, over the faces labelled with it, each mean map scaled
+    to its own maximum (an average of maps is flatter than any one of them). Runs on the Compare page's worker
+    thread, so it loads the network itself instead of through Streamlit's cache."""
     maps = class_mean_maps(load_model(checkpoint), faces, labels, progress=progress)
+    maps = maps / np.maximum(maps.reshape(len(maps), -1).max(1), 1e-12)[:, None, None]
     mean_faces = np.stack([faces[labels == k].mean(0) if (labels == k).any() else np.zeros(faces.shape[1:])
                            for k in range(len(maps))]).round().astype(np.uint8)
     return maps, mean_faces

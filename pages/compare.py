@@ -323,7 +323,8 @@ def mean_heat_maps(chosen: list[Entry], data_box) -> None:
     st.markdown("#### Where each model looks, per emotion")
     if not st.toggle("Mean heat map per emotion on PrivateTest", key="mean_heat",
                      help="For each emotion, Grad-CAM's map of that emotion averaged over PrivateTest's faces "
-                          "labelled with it, laid over their mean face. About a minute per network on 2 CPU cores."):
+                          "labelled with it (scaled to its own maximum), laid over their mean face. About 15 s "
+                          "per network on 2 CPU cores."):
         return
     dataset_path = data_box()
     if dataset_path is None:
