@@ -361,8 +361,10 @@ def _print_prediction(entry: dict) -> None:
         print(f"{entry['file']}: {len(entry['frames'])} frames analysed")
         for frame in entry["frames"]:
             print(f"  frame {frame['frame']} ({frame['time']:.2f}s): {describe(frame['faces'])}")
-    else:
-        print(f"{entry['file']}: {describe(entry['faces'])}")
+        if "note" in entry:
+            print(f"  {entry['note']}")
+        return
+    print(f"{entry['file']}: {describe(entry['faces'])}")
     for face in entry["faces"]:
         if "saliency_png" in face:
             print(f"  heat map of face {face['box']}: {face['saliency_png']}")

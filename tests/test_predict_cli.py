@@ -57,6 +57,16 @@ def test_explain_writes_one_heat_map_per_face(capsys, tiny_checkpoint, tmp_path)
         assert image.mode == "RGB" and image.width == image.height >= 96
 
 
+def test_explain_in_text_mode_names_the_heat_maps_and_says_videos_have_none(capsys, tiny_checkpoint, photo,
+                                                                           tmp_path):
+    video = tmp_path / "clip.mp4"
+    write_face_video(video)
+    code = main(["predict", str(photo), str(video), "--checkpoint", str(tiny_checkpoint), "--explain",
+                 str(tmp_path / "maps")])
+    out = capsys.readouterr().out
+    assert code == 0 and "heat map of face" in out and "heat maps are written for photos only" in out
+
+
 def test_explain_into_a_file_is_a_per_file_error(capsys, tiny_checkpoint, photo, tmp_path):
     blocker = tmp_path / "taken"
     blocker.write_text("not a folder")
