@@ -8,7 +8,8 @@ from fer_core.runs.folder import RunFolder
 from fer_core.runs.index import Run
 
 STATE_BADGES = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
-                "cancelled": "⏹️ cancelled", "interrupted": "⚠️ interrupted", "damaged": "🩹 damaged"}
+                "cancelled": "⏹️ cancelled", "pruned": "✂️ pruned", "interrupted": "⚠️ interrupted",
+                "damaged": "🩹 damaged"}
 
 
 @dataclass

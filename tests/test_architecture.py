@@ -19,7 +19,7 @@ LAYERS = [
     # the run folder is what training writes: its format sits beside training, below the jobs that manage runs
     ["fer_core.training", "fer_core.evaluation", "fer_core.runs.folder"],
     ["fer_core.runs"],
-    ["fer_core.cards"],
+    ["fer_core.cards", "fer_core.tuning"],
     ["fer_core.inference"],
     ["fer_core", "fer_core.cli", "fer_core.__main__", "fer_core.bench"],
     ["dashboard"],

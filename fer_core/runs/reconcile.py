@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..training.trial import TrialRef, TrialRefError
 from .folder import RunFolder, now, pid_alive
 
 ACTIVE = ("queued", "running")
+ENDED = ("finished", "failed", "cancelled", "pruned")  # what a trainer writes in status.json when it stops
 DAMAGED = "damaged run files: "
+
+
 def is_settled(row, folder: Path) -> bool:
     """True when reading the folder again would not change the row: the job has ended, no trainer has taken
     the folder up again (a CLI --resume), and the run files are those the row was last reconciled with (the
@@ -29,7 +33,15 @@ def adopted_row(folder: Path) -> dict:
     return dict(id=folder.name, arch=config.get("arch", "?"), state="running",
                 slot="cuda" if "CPU" not in status.get("device", "CPU") else "cpu",
                 created=status.get("started") or now(), started=status.get("started"), epochs=config.get("epochs"),
-                pid=status.get("pid"), config=json.dumps(config))
+                pid=status.get("pid"), config=json.dumps(config), sweep=study_of(config))
+
+
+def study_of(config: dict) -> str | None:
+    """The tuning study a run is a trial of (shown as its sweep), from its config's trial reference."""
+    try:
+        return TrialRef.parse(config["trial"]).study if config.get("trial") else None
+    except (TrialRefError, TypeError):
+        return None
 
 
 def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
@@ -57,7 +69,7 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
         update["pid"] = run.trainer_pid() or row["pid"]
     elif row["state"] == "running" and not training:
         update.update(_how_it_ended(run, row, status, status_problem, len(metrics), returncode))
-    elif (not training and state in ("finished", "failed", "cancelled") and state != row["state"]
+    elif (not training and state in ENDED and state != row["state"]
           and status.get("updated", "") >= max(row["ended"] or "", row["started"] or "")):
         # it ended outside the registry (a CLI --resume) after the registry last saw it
         update.update(state=state, ended=status.get("updated"), error=status.get("error"))
@@ -77,7 +89,7 @@ def _how_it_ended(run: RunFolder, row, status: dict, status_problem: str, epochs
     # status.json of this job's trainer, not one left by an earlier attempt (a resume not yet started):
     # a trainer writes its start time after the registry launched it (for an adopted run, the same)
     fresh = (status.get("started") or "") >= (row["started"] or "")
-    if state in ("finished", "failed", "cancelled") and fresh:
+    if state in ENDED and fresh:
         return dict(state=state, ended=status.get("updated") or now(), error=status.get("error"))
     # The launcher's PID (torchrun, for several GPUs) and the trainer's own, from status.json.
     if returncode is None and (pid_alive(row["pid"]) or pid_alive(status.get("pid"))):

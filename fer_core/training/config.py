@@ -16,6 +16,7 @@ from ..paths import check_name, is_regular_file, shown
 from .augment import AugmentConfig
 from .balance import BALANCE_METHODS
 from .mixing import MIX_METHODS
+from .trial import TrialRef
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
@@ -147,6 +148,9 @@ class TrainConfig:
     epoch_size: int | None = option(None, "Images per epoch (empty = the whole training set)", "Quick runs", low=8,
                                     help="train on a fresh random N training images per epoch (short budgets; "
                                          "val and test stay whole)")
+    trial: str | None = option(None, "Optuna trial", "Quick runs", in_form=False, metavar="STUDY#N@STORAGE",
+                               help="set by `tune`: the Optuna trial this run is; it reports PublicTest accuracy "
+                                    "after every epoch and stops, pruned, when the study's pruner says so")
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase, self.crop)
@@ -155,6 +159,8 @@ class TrainConfig:
         """Raise ValueError naming the first bad option (the dashboard form shows it too)."""
         if self.name is not None:
             check_name(self.name, "run name")
+        if self.trial is not None:
+            TrialRef.parse(self.trial)
         for f in fields(self):
             problem = _check(f, getattr(self, f.name))
             if problem:

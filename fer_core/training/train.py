@@ -8,6 +8,7 @@ val accuracy), last.pt (resume point), status.json and, at the end, eval.json (v
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -43,6 +44,7 @@ from .distill import teacher_targets
 from .distributed import Distributed, init_distributed
 from .loss import TrainingLoss
 from .optim import LRSchedule, build_ema, build_optimizer, build_schedule
+from .trial import TrialReporter
 
 PROGRESS_EVERY_S = 5.0  # how often an epoch's progress reaches status.json
 
@@ -224,6 +226,8 @@ class Progress:
 
 def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) -> None:
     """The training job itself, on every rank."""
+    if cfg.trial and ddp.world > 1:
+        raise FERError("a tuning trial trains in one process: run `tune` with one GPU per worker instead")
     device = resolve_device(cfg.device)
     if device.type == "cuda" and ddp.world > 1:
         device = torch.device("cuda", ddp.local_rank)
@@ -282,6 +286,24 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
 
     meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS),
             "train_config": asdict(cfg)}
+    with contextlib.ExitStack() as stack:
+        trial = stack.enter_context(TrialReporter(cfg.trial, cfg.epochs)) if cfg.trial else None
+        epoch = _epochs(cfg, run, ddp, model, step_model, splits, batches, criterion, optimizer, schedule, ema,
+                        progress, stop, meta, device, trial)
+    if epoch is None:  # cancelled or pruned: said in status.json
+        return
+    if ddp.world > 1:
+        dist.barrier()  # best.pt is complete before rank 0 reads it back
+    if ddp.is_main:
+        run.update_status(phase="evaluating")  # the page says so instead of an ETA of zero
+        final_eval(run, splits, cfg.tta_views, device, training_seconds=progress.elapsed)
+        run.update_status(state="finished", epoch=epoch, phase=None)
+
+
+def _epochs(cfg, run, ddp, model, step_model, splits, batches, criterion, optimizer, schedule, ema, progress, stop,
+            meta, device, trial) -> int | None:
+    """The epochs from the resume point on; the last epoch trained, or None when the run was cancelled or
+    pruned (its status.json says which)."""
     epoch = progress.epoch
     for epoch in range(progress.epoch + 1, cfg.epochs + 1):
         report = (lambda done, total, seconds, e=epoch: run.update_status(epoch_batches=[e, done, total, seconds])
@@ -290,7 +312,7 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
                                 on_progress=report)
         if not stats.pop("complete"):
             _cancelled(run, epoch - 1, f"during epoch {epoch}", ddp)
-            return
+            return None
         eval_model = ema.module if ema else model  # the weights that are evaluated and saved
         stats.update(evaluate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
         if cfg.track_test:  # every rank, like val: a stop at a target accuracy is decided alike everywhere
@@ -313,7 +335,11 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
                   f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
         if stop.everywhere(ddp, device):
             _cancelled(run, epoch, f"after epoch {epoch}", ddp)
-            return
+            return None
+        if trial is not None and trial.report(epoch, stats["val_accuracy"]):
+            run.update_status(state="pruned", epoch=epoch)
+            print(f"pruned after epoch {epoch}: the study's pruner stopped this trial", file=sys.stderr)
+            return None
         if cfg.stop_at_test_accuracy is not None and stats["test_accuracy"] >= cfg.stop_at_test_accuracy:
             if ddp.is_main:
                 print(f"PrivateTest accuracy {stats['test_accuracy']:.4f} reached the target "
@@ -323,13 +349,7 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
             if ddp.is_main:
                 print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
             break
-
-    if ddp.world > 1:
-        dist.barrier()  # best.pt is complete before rank 0 reads it back
-    if ddp.is_main:
-        run.update_status(phase="evaluating")  # the page says so instead of an ETA of zero
-        final_eval(run, splits, cfg.tta_views, device, training_seconds=progress.elapsed)
-        run.update_status(state="finished", epoch=epoch, phase=None)
+    return epoch
 
 
 def _cancelled(run: RunFolder, epochs_done: int, when: str, ddp: Distributed) -> None:
