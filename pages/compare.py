@@ -14,6 +14,8 @@ from dashboard.compare_charts import (confusion_figure, learning_curves_figure, 
 from dashboard.compare_views import DEFAULT_NAME, SPLIT_NAMES, cell_indices, grouped, kind_label, reading, summary_rows
 from dashboard.data_access import chosen_path, dataset_at, dataset_version
 from dashboard.saliency_views import cell_heat_maps, class_means, face_tiles
+from dashboard.study_views import load as load_study
+from dashboard.study_views import study_figures, study_names, trials_table
 from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry, all_entries, architectures_without_cards
 from fer_core.cards.model_cards import EXPERIMENT
 from fer_core.evaluation.calibration import calibrate, reliability, scaled
@@ -27,7 +29,8 @@ from fer_core.evaluation.significance import mcnemar
 from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from fer_core.labels import EMOTIONS
 from fer_core.models.loading import file_identity
-from fer_core.paths import data_dir, models_dir
+from fer_core.paths import data_dir, models_dir, runs_dir
+from fer_core.tuning.study import default_storage
 
 NO_CELL = "—"
 CELL_IMAGES = 24  # images shown per model in the cell explorer
@@ -505,6 +508,36 @@ def evaluate_ensemble(members: list[Entry], dataset_path: str | None, views: int
     return True
 
 
+# ----------------------------------------------------------------------------- hyperparameter studies
+
+def studies_section() -> None:
+    st.subheader("Hyperparameter studies")
+    storage = default_storage(runs_dir(), create=False)
+    other = st.toggle("Another storage", key="study_other_storage",
+                      help="a study in a shared database, e.g. postgresql://user:password@host/db")
+    if other:
+        storage = st.text_input("Storage URL", key="study_storage", placeholder="postgresql://…").strip() or storage
+    names = study_names(storage)
+    if not names:
+        st.info("No study yet: start one on the Train page (Hyperparameter study) or with "
+                "`python -m fer_core tune`. Its trials are also runs: the table above groups them by the study's name.")
+        return
+    name = st.selectbox("Study", names, key="study_pick")
+    study = load_study(name, storage)
+    table = trials_table(study)
+    states = table["state"].value_counts().to_dict() if len(table) else {}
+    st.caption(f"{len(table)} trials: " + ", ".join(f"{n} {s}" for s, n in states.items())
+               + ". The objective is each trial's best PublicTest accuracy; PrivateTest is never used.")
+    st.dataframe(table, hide_index=True, width="stretch")
+    for col, (title, figure) in zip(two_per_row(4), study_figures(study).items()):
+        with col:
+            st.markdown(f"**{title}**")
+            if isinstance(figure, str):
+                st.caption(figure)
+            else:
+                st.plotly_chart(figure, width="stretch", key=f"study:{title}")
+
+
 # ----------------------------------------------------------------------------- the page
 
 st.title("Compare")
@@ -522,3 +555,5 @@ else:
     side_by_side(chosen, data_box)
 st.divider()
 ensemble_section(entries, data_box)
+st.divider()
+studies_section()

@@ -1,4 +1,4 @@
-"""Train: launch training jobs, watch them live, cancel, resume, delete; hyperparameter sweeps.
+"""Train: launch training jobs, watch them live, cancel, resume, delete; hyperparameter studies.
 
 Jobs never run in this process: the registry queues them and a worker process starts each one,
 so a refresh, a second tab or a restart of the dashboard neither stops nor duplicates a job.
@@ -16,6 +16,8 @@ from fer_core.paths import runs_dir
 from fer_core.runs.folder import RunFolder
 from fer_core.runs.registry import Registry
 from fer_core.training.config import TrainConfig, sweepable
+from fer_core.training.trial import PRUNERS
+from fer_core.tuning.study import SAMPLERS
 
 
 @st.cache_resource
@@ -72,42 +74,46 @@ def show_estimate(fields: dict) -> None:
             f"come on top.")
 
 
-def sweep_tab(registry: Registry, no_data: str) -> None:
-    st.caption("Queue one job per combination of the values of one or two options; Compare shows the sweep together.")
-    with st.form("sweep"):
-        fields, gpus = training_form("sweep_")
-        c1, c2 = st.columns(2)
-        option1 = c1.selectbox("Vary", list(sweepable()), index=list(sweepable()).index("lr"))
-        values1 = c1.text_input("Values (comma-separated)", "0.01, 0.05, 0.1")
-        option2 = c2.selectbox("and (optional)", ["—", *sweepable()], index=0)
-        values2 = c2.text_input("Values", "", key="values2")
-        sweep_name = st.text_input("Sweep name (optional)")
-        submitted = st.form_submit_button("Queue sweep", type="primary", disabled=bool(no_data), help=no_data or None)
+def study_tab(no_data: str) -> None:
+    st.caption("A study trains one run per trial and learns from them which values to try next (Optuna); a pruner "
+               "stops a trial that is clearly losing after a few epochs. Trials are queued here one at a time as "
+               "the study asks for them, run like any job, and appear below as `<study>-000`, `-001`…; Compare "
+               "shows the study's figures. The objective is the best PublicTest accuracy; PrivateTest never is.")
+    with st.form("study"):
+        fields, _ = training_form("sweep_")
+        space_col, how_col = st.columns([3, 2])
+        space = space_col.text_area(
+            "Search space (one option per line)", "lr=0.01:0.2:log\nweight_decay=0.00005:0.002:log\n"
+            "label_smoothing=0,0.05,0.1,0.2", height=130,
+            help="NAME=LOW:HIGH (linear), NAME=LOW:HIGH:log, or NAME=A,B,C (choices). Options that can be tuned: "
+                 + ", ".join(sweepable()))
+        sampler = how_col.selectbox("Sampler", SAMPLERS, key="study_sampler",
+                                    help="tpe learns from the trials so far; random; grid tries every combination "
+                                         "of lists of values once")
+        pruner = how_col.selectbox("Pruner", PRUNERS, key="study_pruner",
+                                   help="median: stop a trial whose PublicTest accuracy is below the median of the "
+                                        "earlier trials at the same epoch (after 3 trials and 2 epochs); hyperband "
+                                        "and successive halving compare them in rounds; none")
+        trials = how_col.number_input("Trials", 1, 1000, 12, key="study_trials")
+        name = st.text_input("Study name", key="study_name",
+                             help="a study with this name continues (same space and pruner); a new name starts one")
+        submitted = st.form_submit_button("Start study", type="primary", disabled=bool(no_data), help=no_data or None)
     if submitted:
+        from fer_core.tuning.launch import start_study
+        from fer_core.tuning.space import parse_space
         try:
-            grid = {option1: parse_values(option1, values1)}
-            if option2 != "—":
-                if option2 == option1:
-                    raise ValueError("choose two different options")
-                grid[option2] = parse_values(option2, values2)
+            if not name.strip():
+                raise ValueError("give the study a name")
+            dims = parse_space(space.splitlines())
             fields["data"] = fields["data"] or chosen_path()
             check_data(fields["data"])
-            ids = registry.submit_sweep(TrainConfig(**fields), grid, name=sweep_name.strip() or None, gpus=gpus)
+            log = start_study(TrainConfig(**fields), dims, sampler, pruner, int(trials), name.strip(), runs_dir())
         except (ValueError, FERError) as exc:
-            st.error(f"Not queued: {exc}")
+            st.error(f"Not started: {exc}")
         else:
-            st.success(f"Queued {len(ids)} jobs: {', '.join(ids)}")
+            st.success(f"Study **{name.strip()}** started: {int(trials)} trials, queued one at a time "
+                       f"(its log: `{log}`).")
 
-
-def parse_values(option: str, text: str) -> list:
-    kind = sweepable()[option]
-    try:
-        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"'{text}' are not {kind.__name__} values for {option}") from None
-    if not values:
-        raise ValueError(f"give at least one value for {option}")
-    return values
 
 
 @st.fragment(run_every=3)
@@ -194,10 +200,10 @@ try:
 except FERError as exc:
     no_data = f"No usable dataset yet: {exc}"
     st.warning(f"{no_data} Add it on **Home** (upload or path); Start is enabled once it is found.")
-new_tab, sweep = st.tabs(["New run", "Hyperparameter sweep"])
+new_tab, study = st.tabs(["New run", "Hyperparameter study"])
 with new_tab:
     new_run_tab(registry, no_data)
-with sweep:
-    sweep_tab(registry, no_data)
+with study:
+    study_tab(no_data)
 st.subheader("Runs")
 runs_panel(registry)

@@ -212,6 +212,26 @@ def test_a_sweeps_runs_are_shown_together(monkeypatch, tmp_path):
     assert sum("No TTA evaluation" in i.value for i in at.info) == 2  # queued: nothing to show yet, said clearly
 
 
+def test_a_studys_trials_are_grouped_and_its_figures_shown(monkeypatch, tmp_path, make_kaggle_zip):
+    from fer_core.cli import main
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("FER_RUNS_DIR", str(runs))
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "no-models"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert any("No study yet" in i.value for i in at.info) and not (runs / "optuna.db").exists()  # looking creates none
+    assert main(["tune", "--space", "lr=0.001:0.1:log", "--trials", "3", "--study", "lr-study", "--epochs", "2",
+                 "--batch-size", "16", "--tta-views", "2", "--device", "cpu", "--data", str(make_kaggle_zip()),
+                 "--out", str(runs)]) == 0
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception and at.selectbox(key="study_pick").value == "lr-study"
+    at.selectbox(key="compare_sweep").select("lr-study").run()  # the trials are runs, grouped by the study
+    assert sorted(at.dataframe[0].value["name"]) == ["lr-study-000", "lr-study-001", "lr-study-002"]
+    trials = at.dataframe[1].value
+    assert list(trials["trial"]) == [0, 1, 2] and set(trials["state"]) <= {"complete", "pruned"}
+    charts = [c.key for c in at.get("plotly_chart") if c.key.startswith("study:")]
+    assert "study:Optimisation history" in charts and "study:PublicTest accuracy per epoch (pruned trials stop early)" in charts
+
+
 def test_a_fresh_clone_opens_on_the_default_model_and_names_the_kinds(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FER_MODELS_DIR", str(REPO / "models"))

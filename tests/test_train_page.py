@@ -103,19 +103,34 @@ def test_a_local_pretrained_file_must_be_named(isolated):
     assert Registry(isolated).list() == []  # not silently trained from scratch
 
 
-def test_a_sweep_queues_one_job_per_value(isolated, monkeypatch):
-    monkeypatch.setattr("fer_core.runs.launcher.ensure_worker", lambda *a: None)  # queue only, start nothing
+@pytest.mark.timeout(600)
+def test_a_study_queues_its_trials_one_at_a_time_and_they_finish(isolated):
+    import optuna
     at = open_page()
-    def queue(values):
-        next(t for t in at.text_input if t.label == "Values (comma-separated)").set_value(values)
-        next(b for b in at.button if b.label == "Queue sweep").click().run()
+    fill_tiny_run(at, "sweep_")
 
-    queue("0.01, abc")
-    assert any("Not queued" in e.value and "'0.01, abc'" in e.value for e in at.error)
-    assert Registry(isolated).list() == []
-    queue("0.01, 0.02")
-    runs = Registry(isolated).list()
-    assert len(runs) == 2 and len({r.sweep for r in runs}) == 1
+    def start(space: str, sampler: str = "grid", name: str = "s"):
+        next(t for t in at.text_area if t.label.startswith("Search space")).set_value(space)
+        at.selectbox(key="study_sampler").set_value(sampler)
+        at.selectbox(key="study_pruner").set_value("none")
+        at.number_input(key="study_trials").set_value(2)
+        at.text_input(key="study_name").set_value(name)
+        next(b for b in at.button if b.label == "Start study").click().run()
+
+    start("lr=0.01:0.1")  # a range cannot be a grid
+    assert any("Not started" in e.value and "grid sampler needs lists" in e.value for e in at.error)
+    start("seed=1,2", name="../escape")
+    assert any("Not started" in e.value and "study name" in e.value for e in at.error)
+    start("seed=1,2")
+    assert not at.exception and any("Study **s** started" in m.value for m in at.success)
+    log, deadline = isolated / "s.tune.log", time.time() + 500
+    while time.time() < deadline and "study s:" not in log.read_text():  # its summary: the tune process ended
+        time.sleep(2)
+    assert sorted((r.id, r.state, r.sweep) for r in Registry(isolated).list()) == [
+        ("s-000", "finished", "s"), ("s-001", "finished", "s")], (isolated / "s.tune.log").read_text()[-2000:]
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{isolated.resolve() / 'optuna.db'}")
+    assert sorted(t.params["seed"] for t in study.trials) == [1, 2]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
 def test_a_missing_dataset_is_said_when_the_page_opens(tmp_path, monkeypatch):

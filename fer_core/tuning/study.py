@@ -31,9 +31,10 @@ SAMPLER_ATTR = "fer_sampler"
 POLL_S = 2.0
 
 
-def default_storage(runs_dir: str | os.PathLike) -> str:
-    """A SQLite file in the runs folder: enough for the processes of one machine."""
-    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+def default_storage(runs_dir: str | os.PathLike, create: bool = True) -> str:
+    """A SQLite file in the runs folder: enough for the processes of one machine (`create`: its folder too)."""
+    if create:
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(Path(runs_dir) / STORAGE_FILE).resolve()}"
 
 
@@ -99,9 +100,11 @@ def _safe_url(url: str) -> str:
 
 
 def counted_trials(study) -> int:
-    """Trials that count towards --trials: all but the failed ones (a failed trial is asked for again)."""
+    """Trials that count towards --trials: those started (running, complete or pruned); a failed trial is asked
+    for again, and a waiting one (a grid's enqueued point) is not started yet."""
     import optuna
-    return sum(t.state != optuna.trial.TrialState.FAIL for t in study.get_trials(deepcopy=False))
+    started = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=started))
 
 
 @dataclass
