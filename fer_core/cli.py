@@ -284,6 +284,8 @@ def cmd_bench(args) -> int:
         from .bench.evaluate import run
     elif args.what == "zoo":
         from .bench.zoo import run
+    elif args.what == "training":
+        from .bench.training import run
     else:
         from .bench.models import run_benchmarks as run
     run(args)
@@ -463,8 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--sampler-seed", type=int, default=None, help="the sampler's seed (default: random)")
     tune.add_argument("--pruner", choices=PRUNERS, default="median",
                       help="what stops a losing trial early, from its PublicTest accuracy per epoch: median (below the "
-                           "median of earlier trials at the same epoch, after 3 trials and 2 epochs), hyperband, "
-                           "successive-halving or none (default %(default)s)")
+                           "median of earlier trials at the same epoch, once 3 trials have finished, from the 2nd "
+                           "epoch on), hyperband, successive-halving or none (default %(default)s)")
     tune.add_argument("--trials", type=int, default=None,
                       help="stop when the study has this many trials (failed ones aside), counting every worker's")
     tune.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
@@ -555,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
     bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")
     bench.set_defaults(func=cmd_bench, what="models")
-    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict,evaluate,zoo}",
+    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict,evaluate,zoo,training}",
                                  help="instead of the models' figures: the Live page's frame rate, one photo end to end, "
                                       "or evaluation's speed per engine")
     bench_live = kinds.add_parser("live", help="the Live page's frame processing on a 640x480 clip")
@@ -582,6 +584,11 @@ def build_parser() -> argparse.ArgumentParser:
                                  "and on, the engine auto picks); --write stores them in the cards")
     bench_zoo.add_argument("--write", action="store_true", help="store the figures in the model cards")
     bench_zoo.add_argument("--models-dir", help="default $FER_MODELS_DIR, else models/ in the project")
+    bench_training = kinds.add_parser("training", help="what speeds up training here: the training step with each "
+                                      "layout, batch size, crop and thread count, against the default, in one run")
+    bench_training.add_argument("--arch", default="fer_vgg_small")
+    bench_training.add_argument("--device", default="auto")
+    bench_training.add_argument("--seconds", type=float, default=10.0, help="measuring time per row")
     bench_predict = kinds.add_parser("predict", help="one photo end to end: decode, detection, classification")
     bench_predict.add_argument("--checkpoint", help="default: models/default.pt, else an untrained fer_vgg_small")
     bench_predict.add_argument("--repeats", type=int, default=30)

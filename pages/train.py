@@ -92,8 +92,8 @@ def study_tab(no_data: str) -> None:
                                          "of lists of values once")
         pruner = how_col.selectbox("Pruner", PRUNERS, key="study_pruner",
                                    help="median: stop a trial whose PublicTest accuracy is below the median of the "
-                                        "earlier trials at the same epoch (after 3 trials and 2 epochs); hyperband "
-                                        "and successive halving compare them in rounds; none")
+                                        "earlier trials at the same epoch (once 3 trials have finished, from the "
+                                        "2nd epoch on); hyperband and successive halving compare them in rounds; none")
         trials = how_col.number_input("Trials", 1, 1000, 12, key="study_trials")
         name = st.text_input("Study name", key="study_name",
                              help="a study with this name continues (same space and pruner); a new name starts one")

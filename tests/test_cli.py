@@ -123,6 +123,13 @@ def test_bench_prints_figures(make_kaggle_zip, capsys):
         assert "agree    default model, PrivateTest (21 images), TTA off: bf16 and fp32 top-1 agree on" in out
 
 
+def test_bench_training_times_each_option_against_the_default(capsys):
+    assert main(["bench", "training", "--arch", "seed_cnn", "--seconds", "0.01", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "machine: " in out and out.count("images/s") == 7
+    assert "contiguous layout" in out and "random 40x40 crops" in out and "1 thread" in out
+
+
 def test_bench_predict_times_pytorch_and_onnxruntime_side_by_side(capsys):
     assert main(["bench", "predict", "--repeats", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out

@@ -19,12 +19,14 @@ FER2013_TRAINING_IMAGES = 28_709
 
 
 def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds: float, bf16: bool,
-                       crop: int | None = None, augment: AugmentConfig | None = None
-                       ) -> tuple[float, int, torch.nn.Module]:
-    """Training images/s of one architecture, timed for `seconds` after a warm-up step; (rate, steps, model)."""
+                       crop: int | None = None, augment: AugmentConfig | None = None,
+                       layout: torch.memory_format | None = None) -> tuple[float, int, torch.nn.Module]:
+    """Training images/s of one architecture, timed for `seconds` after a warm-up step; (rate, steps, model).
+    `layout`: the memory layout to time (default: the one training uses on `device`)."""
     import time
     torch.manual_seed(0)
-    model = create_model(arch, crop=crop).to(device).train().to(memory_format=memory_format(device))
+    layout = layout or memory_format(device)
+    model = create_model(arch, crop=crop).to(device).train().to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     images = torch.randint(0, 256, (batch_size * 4, 1, 48, 48), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 7, (batch_size * 4,), device=device)
@@ -33,7 +35,7 @@ def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds
     def step(i: int) -> None:
         i %= 4
         x = augment_batch(normalize_images(images[i * batch_size:(i + 1) * batch_size]), aug)
-        x = x.contiguous(memory_format=memory_format(device))
+        x = x.contiguous(memory_format=layout)
         with autocast(device, bf16):
             loss = F.cross_entropy(model(x).float(), labels[i * batch_size:(i + 1) * batch_size])
         optimizer.zero_grad(set_to_none=True)

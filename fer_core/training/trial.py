@@ -42,8 +42,8 @@ class TrialRef:
 
 def make_pruner(name: str, epochs: int):
     """The pruner called `name` for trials of `epochs` epochs: median (a trial below the median of the earlier
-    trials at the same epoch, after 3 trials and 2 epochs), Hyperband and successive halving (from 1 epoch up to
-    `epochs`), or none."""
+    trials at the same epoch, once 3 trials have finished, from the 2nd epoch on), Hyperband and successive
+    halving (from 1 epoch up to `epochs`), or none."""
     import optuna
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
