@@ -378,8 +378,8 @@ def _explained_faces(rec, file: str, out_dir: str, options: dict) -> list[dict]:
     from PIL import Image
 
     from .evaluation.saliency import SaliencyUnavailable
-    from .inference.annotate import saliency_overlay
-    from .inference.faces import crop_face, crop_region
+    from .inference.annotate import face_heat_map
+    from .inference.faces import crop_region
     from .inference.images import read_image
     from .paths import atomic_write, derived_name, named_path
     rgb = read_image(file)
@@ -393,7 +393,7 @@ def _explained_faces(rec, file: str, out_dir: str, options: dict) -> list[dict]:
         name = f"{derived_name(Path(file).stem, 'image', room=40)}-face{k}-{face.label}"
         out = named_path(out_dir, name, ".png", "heat map file")
         with atomic_write(out, "writing a heat map", suffix=".png") as tmp:
-            Image.fromarray(saliency_overlay(crop_face(rgb, face.box, size=side), face.saliency[face.label])).save(tmp)
+            Image.fromarray(face_heat_map(rgb, face, side=side)).save(tmp)
         faces.append({**face.to_dict(), "saliency_png": str(out)})
     return faces
 

@@ -312,9 +312,8 @@ def cell_heat_rows(entry: Entry, faces: np.ndarray, t: int, p: int, views: int) 
         st.info(f"No heat maps for {entry.name}: {entry.note or 'it has no checkpoint here'}.")
         return
     try:
-        for target, words in ((p, "what made it say"), (t, "the evidence it saw for")):
-            if target == t and t == p:
-                break
+        rows = [(p, "what made it say")] + ([(t, "the evidence it saw for")] if t != p else [])
+        for target, words in rows:
             st.caption(f"Heat maps: {words} *{EMOTIONS[target]}*" + (f" ({views} TTA views)" if views > 1 else ""))
             st.image(cell_heat_maps(str(entry.checkpoint), faces, target, views), width=96)
     except (SaliencyUnavailable, FERError) as exc:

@@ -17,8 +17,8 @@ from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
 from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from fer_core.evaluation.saliency import SaliencyUnavailable
-from fer_core.inference.annotate import draw_faces, draw_saliency, saliency_overlay
-from fer_core.inference.faces import YUNET_ENV, FaceDetector, crop_face, crop_region, whole_image_face
+from fer_core.inference.annotate import draw_faces, draw_saliency, face_heat_map
+from fer_core.inference.faces import YUNET_ENV, FaceDetector, crop_region, whole_image_face
 from fer_core.inference.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image
 from fer_core.inference.recognizer import EmotionRecognizer, FaceResult
 from fer_core.inference.video import AnnotatedVideoWriter, video_info
@@ -171,7 +171,7 @@ def show_photo(i: int, name: str, rgb, results: list[FaceResult], options: dict)
             shown = emotion or r.label
             if shown in r.saliency:
                 heat_col, bars_col = st.columns([1, 2])
-                heat_col.image(face_heat_map(rgb, r, shown), width="stretch",
+                heat_col.image(face_heat_map(rgb, r, shown, min(192, crop_region(r.box, rgb.shape)[2])), width="stretch",
                                caption=f"where it found {shown} ({r.probabilities[shown]:.0%})")
             else:
                 bars_col = st.container()
@@ -179,10 +179,6 @@ def show_photo(i: int, name: str, rgb, results: list[FaceResult], options: dict)
                                   config={"displayModeBar": False})
 
 
-def face_heat_map(rgb, face: FaceResult, emotion: str, side: int = 192):
-    """The face's colour crop (the square the network saw) under its saliency map for `emotion`."""
-    crop = crop_face(rgb, face.box, size=min(side, crop_region(face.box, rgb.shape)[2]))
-    return saliency_overlay(crop, face.saliency[emotion])
 
 
 def video_tab(rec: EmotionRecognizer, options: dict) -> None:

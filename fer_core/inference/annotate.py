@@ -60,3 +60,11 @@ def draw_saliency(rgb: np.ndarray, faces, emotion: str | None = None) -> np.ndar
             part = saliency[top - y0:bottom - y0, left - x0:right - x0]
             out[top:bottom, left:right] = saliency_overlay(out[top:bottom, left:right], part)
     return out
+
+
+def face_heat_map(rgb: np.ndarray, face, emotion: str | None = None, side: int | None = None) -> np.ndarray:
+    """The square region the network saw of `face` (its colour crop, `side` pixels wide; default its size in the
+    image) under the face's saliency map for `emotion` (default its label)."""
+    from .faces import crop_face, crop_region
+    crop = crop_face(rgb, face.box, size=side or crop_region(face.box, rgb.shape)[2])
+    return saliency_overlay(crop, face.saliency[emotion or face.label])

@@ -286,70 +286,59 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
 
     meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS),
             "train_config": asdict(cfg)}
-    with contextlib.ExitStack() as stack:
-        trial = stack.enter_context(TrialReporter(cfg.trial, cfg.epochs)) if cfg.trial else None
-        epoch = _epochs(cfg, run, ddp, model, step_model, splits, batches, criterion, optimizer, schedule, ema,
-                        progress, stop, meta, device, trial)
-    if epoch is None:  # cancelled or pruned: said in status.json
-        return
-    if ddp.world > 1:
-        dist.barrier()  # best.pt is complete before rank 0 reads it back
-    if ddp.is_main:
-        run.update_status(phase="evaluating")  # the page says so instead of an ETA of zero
-        final_eval(run, splits, cfg.tta_views, device, training_seconds=progress.elapsed)
-        run.update_status(state="finished", epoch=epoch, phase=None)
-
-
-def _epochs(cfg, run, ddp, model, step_model, splits, batches, criterion, optimizer, schedule, ema, progress, stop,
-            meta, device, trial) -> int | None:
-    """The epochs from the resume point on; the last epoch trained, or None when the run was cancelled or
-    pruned (its status.json says which)."""
-    epoch = progress.epoch
-    for epoch in range(progress.epoch + 1, cfg.epochs + 1):
-        report = (lambda done, total, seconds, e=epoch: run.update_status(epoch_batches=[e, done, total, seconds])
-                  ) if ddp.is_main else None
-        stats = train_one_epoch(step_model, batches, criterion, optimizer, schedule, epoch, cfg, stop, ema=ema,
-                                on_progress=report)
-        if not stats.pop("complete"):
-            _cancelled(run, epoch - 1, f"during epoch {epoch}", ddp)
-            return None
-        eval_model = ema.module if ema else model  # the weights that are evaluated and saved
-        stats.update(evaluate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
-        if cfg.track_test:  # every rank, like val: a stop at a target accuracy is decided alike everywhere
-            stats.update(evaluate(eval_model, splits["test"], device, "test", cfg.track_test_views))
-        schedule.after_epoch(stats["val_accuracy"])
-        improved = progress.update(stats["val_accuracy"], stats["seconds"])
-        progress.epoch = epoch
+    # a run that is an Optuna trial reports each epoch to it, and beats its heartbeat while it trains
+    with TrialReporter(cfg.trial, cfg.epochs) if cfg.trial else contextlib.nullcontext() as trial:
+        epoch = progress.epoch
+        for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+            report = (lambda done, total, seconds, e=epoch: run.update_status(epoch_batches=[e, done, total, seconds])
+                      ) if ddp.is_main else None
+            stats = train_one_epoch(step_model, batches, criterion, optimizer, schedule, epoch, cfg, stop, ema=ema,
+                                    on_progress=report)
+            if not stats.pop("complete"):
+                _cancelled(run, epoch - 1, f"during epoch {epoch}", ddp)
+                return
+            eval_model = ema.module if ema else model  # the weights that are evaluated and saved
+            stats.update(evaluate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
+            if cfg.track_test:  # every rank, like val: a stop at a target accuracy is decided alike everywhere
+                stats.update(evaluate(eval_model, splits["test"], device, "test", cfg.track_test_views))
+            schedule.after_epoch(stats["val_accuracy"])
+            improved = progress.update(stats["val_accuracy"], stats["seconds"])
+            progress.epoch = epoch
+            if ddp.is_main:
+                line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": now()}
+                weights = {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
+                           "val_accuracy": stats["val_accuracy"]}
+                resume_state = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()} if ema else {}
+                run.record_epoch(line, best=weights if improved else None, last={
+                    **weights, **resume_state, "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
+                    "best_val_accuracy": progress.best_val_accuracy, "stale_epochs": progress.stale_epochs,
+                    "elapsed": progress.elapsed})
+                run.update_status(epoch=epoch, best_val_accuracy=progress.best_val_accuracy)
+                print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
+                      f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
+                      f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
+            if stop.everywhere(ddp, device):
+                _cancelled(run, epoch, f"after epoch {epoch}", ddp)
+                return
+            if trial is not None and trial.report(epoch, stats["val_accuracy"]):
+                run.update_status(state="pruned", epoch=epoch)
+                print(f"pruned after epoch {epoch}: the study's pruner stopped this trial", file=sys.stderr)
+                return
+            if cfg.stop_at_test_accuracy is not None and stats["test_accuracy"] >= cfg.stop_at_test_accuracy:
+                if ddp.is_main:
+                    print(f"PrivateTest accuracy {stats['test_accuracy']:.4f} reached the target "
+                          f"{cfg.stop_at_test_accuracy}: stopping", file=sys.stderr)
+                break
+            if cfg.patience and progress.stale_epochs >= cfg.patience:
+                if ddp.is_main:
+                    print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
+                break
+        if ddp.world > 1:
+            dist.barrier()  # best.pt is complete before rank 0 reads it back
         if ddp.is_main:
-            line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": now()}
-            weights = {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
-                       "val_accuracy": stats["val_accuracy"]}
-            resume_state = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()} if ema else {}
-            run.record_epoch(line, best=weights if improved else None, last={
-                **weights, **resume_state, "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                "best_val_accuracy": progress.best_val_accuracy, "stale_epochs": progress.stale_epochs,
-                "elapsed": progress.elapsed})
-            run.update_status(epoch=epoch, best_val_accuracy=progress.best_val_accuracy)
-            print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
-                  f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
-                  f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
-        if stop.everywhere(ddp, device):
-            _cancelled(run, epoch, f"after epoch {epoch}", ddp)
-            return None
-        if trial is not None and trial.report(epoch, stats["val_accuracy"]):
-            run.update_status(state="pruned", epoch=epoch)
-            print(f"pruned after epoch {epoch}: the study's pruner stopped this trial", file=sys.stderr)
-            return None
-        if cfg.stop_at_test_accuracy is not None and stats["test_accuracy"] >= cfg.stop_at_test_accuracy:
-            if ddp.is_main:
-                print(f"PrivateTest accuracy {stats['test_accuracy']:.4f} reached the target "
-                      f"{cfg.stop_at_test_accuracy}: stopping", file=sys.stderr)
-            break
-        if cfg.patience and progress.stale_epochs >= cfg.patience:
-            if ddp.is_main:
-                print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
-            break
-    return epoch
+            run.update_status(phase="evaluating")  # the page says so instead of an ETA of zero
+            final_eval(run, splits, cfg.tta_views, device, training_seconds=progress.elapsed)
+            run.update_status(state="finished", epoch=epoch, phase=None)
 
 
 def _cancelled(run: RunFolder, epochs_done: int, when: str, ddp: Distributed) -> None:

@@ -74,10 +74,10 @@ def load_trial(ref: TrialRef, epochs: int):
     """The optuna.Trial `ref` names, in its study with the study's pruner."""
     import optuna
     storage = storage_of(ref.storage)
-    summary = optuna.load_study(study_name=ref.study, storage=storage)
-    pruner = make_pruner(summary.user_attrs.get(PRUNER_ATTR, "none"), epochs)
+    study_id = storage.get_study_id_from_name(ref.study)
+    pruner = make_pruner(storage.get_study_user_attrs(study_id).get(PRUNER_ATTR, "none"), epochs)
     study = optuna.load_study(study_name=ref.study, storage=storage, pruner=pruner)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, ref.number)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, ref.number)
     return optuna.trial.Trial(study, trial_id), storage, trial_id
 
 
