@@ -20,6 +20,7 @@ class Split:
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int64, FER2013 order
     ids: np.ndarray     # (N,) str: path inside the source, or "line N" of a CSV
+    targets: np.ndarray | None = None  # (N, 7) float32 soft targets (FER+'s vote shares), when the labels have them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -28,7 +29,8 @@ class Split:
         return np.bincount(self.labels, minlength=NUM_CLASSES)
 
     def subset(self, mask_or_index) -> "Split":
-        return Split(self.images[mask_or_index], self.labels[mask_or_index], self.ids[mask_or_index])
+        targets = None if self.targets is None else self.targets[mask_or_index]
+        return Split(self.images[mask_or_index], self.labels[mask_or_index], self.ids[mask_or_index], targets)
 
 
 @dataclass

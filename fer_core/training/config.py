@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
+from ..data.ferplus import LABEL_SOURCES, find_votes_file
+from ..errors import DataError
 from ..evaluation import tta
 from ..models.devices import is_device_name
 from ..models.registry import list_models, supports_pretrained
@@ -76,6 +78,13 @@ class TrainConfig:
                                    help="an integer or 'auto' (the largest that fits the GPU)")
     pretrained: str | None = option(None, "Pretrained weights", "Model and data",
                                     help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
+    labels: str = option("fer2013", "Labels", "Model and data", choices=LABEL_SOURCES, sweep=True,
+                         help="fer2013: the dataset's own labels; ferplus: the FER+ crowd's majority (images without "
+                              "one left out, validation and test too); ferplus-soft: the crowd's vote shares as "
+                              "soft targets (selected and reported on the majority)")
+    ferplus: str | None = option(None, "FER+ votes file (empty: $FER_PLUS, then data/fer2013new.csv)", "Model and data",
+                                 metavar="FILE", help="FER+'s fer2013new.csv, for --labels ferplus and ferplus-soft "
+                                                      "(default $FER_PLUS, then data/fer2013new.csv)")
     exclude: str | None = option(None, "Exclude images", "Model and data",
                                  help="'audit' (leave out what the data-health audit flags) or a file of image ids")
     balance: str = option("none", "Class balancing", "Model and data", choices=BALANCE_METHODS, sweep=True,
@@ -165,8 +174,15 @@ class TrainConfig:
             problem = _check(f, getattr(self, f.name))
             if problem:
                 raise ValueError(problem)
+        if self.labels != "fer2013":
+            try:
+                find_votes_file(self.ferplus)
+            except DataError as exc:
+                raise ValueError(str(exc)) from None
         rules = [
             (is_device_name(self.device), "device must be auto, cpu or cuda"),
+            (not (self.labels == "ferplus-soft" and self.teacher),
+             "--labels ferplus-soft learns the crowd's vote shares: it cannot also learn a --teacher's"),
             (not self.teacher or is_regular_file(self.teacher), f"teacher model not found: {shown(self.teacher, 200)}"),
             (not self.teacher_views or self.teacher, "teacher views need --teacher"),
             (not self.teacher_mirror or self.teacher_views, "--teacher-mirror needs --teacher-views (the clean "

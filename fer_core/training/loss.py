@@ -15,7 +15,9 @@ class TrainingLoss:
     def __init__(self, cfg: TrainConfig, class_counts: np.ndarray, device: torch.device):
         self.weights = (torch.tensor(class_weights(class_counts, "weighted"), dtype=torch.float32, device=device)
                         if cfg.balance == "weighted" else None)
-        self.label_smoothing, self.distill_weight = cfg.label_smoothing, cfg.distill_weight
+        self.label_smoothing = cfg.label_smoothing
+        # the crowd's vote shares are the whole target (FER+'s cross-entropy training); a teacher's are mixed in
+        self.distill_weight = 1.0 if cfg.labels == "ferplus-soft" else cfg.distill_weight
 
     def __call__(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         logits = logits.float()

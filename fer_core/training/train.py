@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..data.dataset import check_trainable
 
 from ..data.fer2013 import load_dataset
-
+from ..data.ferplus import with_crowd_labels
 from ..data.sources import resolve_data_path
 from ..data.leakage import leaked_test_mask
 from ..errors import FERError
@@ -40,7 +40,7 @@ from ..paths import StorageError, is_storage_failure, read_text_file, storage_er
 from ..runs.folder import RunFolder, now, provenance
 from .batches import BatchSource, auto_batch_size, epoch_seed
 from .config import TrainConfig
-from .distill import teacher_targets
+from .distill import TeacherTargets, teacher_targets
 from .distributed import Distributed, init_distributed
 from .loss import TrainingLoss
 from .optim import LRSchedule, build_ema, build_optimizer, build_schedule
@@ -149,6 +149,8 @@ def load_splits(cfg: TrainConfig) -> dict:
     elif cfg.exclude:
         text = read_text_file(cfg.exclude, "--exclude file")
         dataset = dataset.without(line.strip() for line in text.splitlines() if line.strip())
+    if cfg.labels != "fer2013":
+        dataset = with_crowd_labels(dataset, cfg.ferplus)
     splits = {n: dataset[n] for n in ("train", "val", "test")}
     if cfg.limit:
         pick = lambda n: np.sort(np.random.default_rng(cfg.seed).permutation(n)[:cfg.limit])  # noqa: E731
@@ -276,6 +278,8 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
         print(f"run {run.path}: {cfg.arch} ({count_parameters(model):,} parameters) on {where} in "
               f"{precision_name(bf16)}, {len(train_split)} training images, batch {batch_size * ddp.world}",
               file=sys.stderr)
+    if cfg.labels == "ferplus-soft":  # the crowd's vote shares, drawn like a clean teacher's probabilities
+        batches.teacher = TeacherTargets(torch.from_numpy(train_split.targets).to(device))
     if cfg.teacher:  # after the status: the run shows as running and a stop is heard while the teacher labels
         batches.teacher = teacher_targets(cfg.teacher, train_split.images, device, cfg.teacher_views,
                                           cfg.augment(), seed=epoch_seed(cfg.seed, -1), mirror=cfg.teacher_mirror,
