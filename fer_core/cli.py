@@ -5,6 +5,7 @@ Errors are one line on stderr and a non-zero exit (1); usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -134,7 +135,7 @@ def cmd_evaluate(args) -> int:
     args.checkpoint = args.checkpoint or str(default_checkpoint())
     if args.checkpoint == str(default_checkpoint()) and not default_checkpoint().exists():
         raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
-                       f"`python -m fer_core ship RUN_DIR`")
+                       f"`python -m fer_core ship RUN_DIR --name default`")
     views = args.tta_views if args.tta else 1
     report = score_model(args.checkpoint, resolve_device(args.device), data=args.data, split=args.split,
                          faces=args.faces, whole_image=args.whole_image, views=views, amp=args.amp,
@@ -164,14 +165,33 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def progress_bar(desc: str):
+    """A `progress(done, total)` callback drawing a tqdm bar on stderr (a line every 10 s when not a terminal)."""
+    from tqdm import tqdm
+    bar = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="view", unit_scale=True, file=sys.stderr,
+                       mininterval=0.5 if sys.stderr.isatty() else 10)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return report
+
+
 def cmd_ship(args) -> int:
     from .cards.model_cards import ship_card_only, ship_run
     from .paths import models_dir
+    measuring = progress_bar(f"measuring models/{args.name} on PublicTest and PrivateTest, plain and TTA")
     if args.card_only:
-        card = ship_card_only(args.run_dir, args.name, models_dir(), notes=args.notes, data=args.data)
+        card = ship_card_only(args.run_dir, args.name, models_dir(), notes=args.notes, data=args.data,
+                              replace=args.replace, progress=measuring)
         print(f"wrote the model card {card} for {args.run_dir} (checkpoint not shipped)")
         return 0
-    card = ship_run(args.run_dir, args.name, models_dir(), notes=args.notes, data=args.data)
+    card = ship_run(args.run_dir, args.name, models_dir(), notes=args.notes, data=args.data, replace=args.replace,
+                    progress=measuring)
     print(f"shipped {args.run_dir} as {card.with_suffix('.pt')} with its card {card}")
     return 0
 
@@ -187,6 +207,9 @@ def cmd_calibrate(args) -> int:
         if not path.is_file() or card.get("damage"):
             continue
         stored = load_predictions(path)
+        if stored is None:
+            print(f"{card['name']:32}skipped: {path.name} is not a complete predictions file", file=sys.stderr)
+            continue
         calibration = calibration_of(stored.probs, stored.labels)
         for mode, c in calibration.items():
             print(f"{card['name']:32}{mode:>6}{c['temperature']:8.3f}"
@@ -244,15 +267,16 @@ def cmd_runs_worker(args) -> int:
 
 def cmd_ensemble(args) -> int:
     """Evaluate the averaged probabilities of checkpoints on val and test; --name saves it to models/."""
-    from .cards.ensembles import ensemble_metrics, save_ensemble
+    from .cards.ensembles import check_ensemble_name, ensemble_metrics, save_ensemble
     from .cards.model_cards import ensemble_member, measure_card
     from .data.fer2013 import load_dataset
-    from .paths import models_dir, named_path
-    if len(args.checkpoints) < 2:
-        print("error: an ensemble needs at least two checkpoints", file=sys.stderr)
+    from .models.ensemble import MAX_MEMBERS
+    from .paths import models_dir
+    if not 2 <= len(args.checkpoints) <= MAX_MEMBERS:
+        print(f"error: an ensemble needs 2 to {MAX_MEMBERS} checkpoints", file=sys.stderr)
         return 2
     if args.name is not None:  # refused before minutes of evaluation, not after
-        named_path(args.models_dir or models_dir(), args.name, ".json", "ensemble name")
+        check_ensemble_name(args.name, args.models_dir or models_dir())
     dataset = load_dataset(args.data)
     metrics, _ = ensemble_metrics(args.checkpoints, dataset, args.tta_views)
     if args.json:
@@ -345,12 +369,14 @@ def cmd_predict(args) -> int:
     if args.every_n < 1:
         print("error: --every-n must be at least 1", file=sys.stderr)
         return 2
+    if args.explain is not None:  # before any model loads or photo is read
+        _heat_map_folder(args.explain)
     rec = EmotionRecognizer.load(args.checkpoint, yunet_model=args.yunet, engine=args.engine,
                                  batch=args.tta_views if args.tta else 1, calibrated=not args.uncalibrated)
     if not args.json:
         print(f"{rec.source}, run by {rec.engine}; confidences {rec.calibration}", file=sys.stderr)
     options = dict(tta=args.tta, views=args.tta_views, detect=not args.no_detect)
-    entries = []
+    entries, used_stems = [], set()
     for file in args.files:
         try:
             if is_video_name(file):
@@ -358,7 +384,7 @@ def cmd_predict(args) -> int:
                 entries.append({"file": file, "frames": frames, **(
                     {"note": "--explain: heat maps are written for photos only"} if args.explain else {})})
             elif args.explain:
-                entries.append({"file": file, "faces": _explained_faces(rec, file, args.explain, options)})
+                entries.append({"file": file, "faces": _explained_faces(rec, file, args.explain, options, used_stems)})
             else:
                 entries.append({"file": file, "faces": [f.to_dict() for f in rec.predict(file, **options)]})
         except FERError as exc:
@@ -370,9 +396,30 @@ def cmd_predict(args) -> int:
     return 1 if any("error" in e for e in entries) else 0
 
 
-def _explained_faces(rec, file: str, out_dir: str, options: dict) -> list[dict]:
+def _heat_map_folder(text: str) -> None:
+    """--explain's folder: an existing one, or a new one inside an existing folder (like mkdir, not mkdir -p)."""
+    from pathlib import Path
+
+    from .paths import is_folder
+    folder = Path(text)
+    if not text:
+        raise FERError("--explain needs a folder for the heat maps, not an empty value")
+    if is_folder(folder):
+        return
+    if folder.exists() or folder.is_symlink():
+        raise FERError(f"--explain {shown(folder, 200)} is not a folder")
+    if not is_folder(folder.parent if str(folder.parent) else "."):
+        raise FERError(f"--explain {shown(folder, 200)}: its parent folder does not exist; create it first")
+    try:
+        folder.mkdir()
+    except OSError as exc:
+        raise FERError(f"--explain {shown(folder, 200)}: {os_reason(exc)}") from None
+
+
+def _explained_faces(rec, file: str, out_dir: str, options: dict, used_stems: set[str]) -> list[dict]:
     """Each face's result with `saliency_png`: its crop under the saliency map of its emotion, written to
-    out_dir/<file stem>-face<N>-<emotion>.png."""
+    out_dir/<file stem>-face<N>-<emotion>.png; a stem already used in this command (a/x.jpg, b/x.jpg, a/x.png)
+    gets -2, -3, ... so no heat map overwrites another."""
     from pathlib import Path
 
     from PIL import Image
@@ -387,10 +434,14 @@ def _explained_faces(rec, file: str, out_dir: str, options: dict) -> list[dict]:
         results = rec.predict(rgb, explain=True, **options)
     except SaliencyUnavailable as exc:
         raise FERError(str(exc)) from None
+    stem = derived_name(Path(file).stem, "image", room=48)
+    stem = next(f"{stem}-{n}" if n > 1 else stem for n in itertools.count(1)
+                if (f"{stem}-{n}" if n > 1 else stem) not in used_stems)
+    used_stems.add(stem)
     faces = []
     for k, face in enumerate(results, 1):
         side = min(512, max(96, crop_region(face.box, rgb.shape)[2]))
-        name = f"{derived_name(Path(file).stem, 'image', room=40)}-face{k}-{face.label}"
+        name = f"{stem}-face{k}-{face.label}"
         out = named_path(out_dir, name, ".png", "heat map file")
         with atomic_write(out, "writing a heat map", suffix=".png") as tmp:
             Image.fromarray(face_heat_map(rgb, face, side=side)).save(tmp)
@@ -504,7 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ship = commands.add_parser("ship", help="export a finished run to models/ (half precision) with its model card")
     ship.add_argument("run_dir", help="a finished run folder")
-    ship.add_argument("--name", default="default", help="models/<name>.pt and models/<name>.json (default %(default)s)")
+    ship.add_argument("--name", required=True,
+                      help="models/<name>.pt and models/<name>.json ('default' is the model every page and command uses)")
+    ship.add_argument("--replace", action="store_true",
+                      help="replace models/<name> if it exists (its old files are kept in models/.replaced/)")
     ship.add_argument("--notes", default="", help="free text for the card (how and where it was trained)")
     ship.add_argument("--card-only", action="store_true",
                       help="write only models/<name>.json and its per-image predictions (a reference run): "

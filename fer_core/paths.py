@@ -14,6 +14,7 @@ Folders: the shipped models, the run folders, the data, the caches. The gate:
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -98,6 +99,15 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def is_plain_name(name: object) -> bool:
+    """True when check_name accepts `name` (never raises)."""
+    try:
+        check_name(name)
+    except BadNameError:
+        return False
+    return True
+
+
 def derived_name(text: str, fallback: str = "file", room: int = 0) -> str:
     """A plain name made from `text` (an input file's stem, say) for a file written from it: every character
     check_name refuses becomes '_', and it is cut to leave `room` characters for what is appended."""
@@ -174,6 +184,25 @@ def read_text_file(path: str | os.PathLike, what: str = "file", max_bytes: int =
     except UnicodeDecodeError as exc:
         raise error(f"{what} {shown(path, 200)} is not UTF-8 text (byte {exc.start} is not): "
                     f"save it as UTF-8 text") from None
+
+
+MAX_JSON_BYTES = 8 * 2**20  # a model card with its confusion matrices and curves is under 100 KB
+
+
+def read_json_object(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES,
+                     error: type[FERError] = FERError) -> dict:
+    """A JSON object from a file, or `error` in one line: missing, too large, not UTF-8, not JSON, nested too
+    deep (a crafted file must not end a page or a command in RecursionError) or not an object."""
+    text = read_text_file(path, what, max_bytes, error)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{what} {shown(path, 200)} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except RecursionError:
+        raise error(f"{what} {shown(path, 200)} is nested too deeply to be one of ours") from None
+    if not isinstance(value, dict):
+        raise error(f"{what} {shown(path, 200)} holds a JSON {type(value).__name__}, not an object") from None
+    return value
 
 
 # ----------------------------------------------------------------------------- writing
@@ -278,7 +307,8 @@ def publish(root: str | os.PathLike, names: list[str], doing: str = "writing") -
 
     For a set of files that only make sense together (a model, its card, its predictions): nobody sees
     them in `root` until all are complete, and a failure (or a stop) removes the staging folder. Each name
-    goes through `path_inside`; an existing entry of the same name is replaced."""
+    goes through `path_inside`. An existing entry of the same name is replaced, and kept: moved first to
+    `root/.replaced/<time>/` (replaced_dir), from where it can be put back by hand."""
     root = Path(root)
     targets = [path_inside(root, name) for name in names]
     remove_stale_staging(root)  # left by a process killed while publishing here before
@@ -289,13 +319,14 @@ def publish(root: str | os.PathLike, names: list[str], doing: str = "writing") -
         raise storage_error(exc, doing, root) from None
     try:
         yield stage
+        kept = None
         for name, target in zip(names, targets):
             made = stage / name
             if not made.exists():
                 continue
-            if made.is_dir() and target.exists():  # os.replace cannot replace a non-empty folder
-                old = stage / f".old-{name}"
-                os.replace(target, old)
+            if target.exists() or target.is_symlink():
+                kept = kept or replaced_dir(root)
+                os.replace(target, kept / name)
             os.replace(made, target)
     except BaseException as exc:  # any exit: the staging folder goes (finally); re-raised
         if isinstance(exc, OSError) or (is_storage_failure(exc) and not isinstance(exc, StorageError)):
@@ -303,6 +334,17 @@ def publish(root: str | os.PathLike, names: list[str], doing: str = "writing") -
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+REPLACED = ".replaced"
+
+
+def replaced_dir(root: str | os.PathLike) -> Path:
+    """A new folder `root/.replaced/<UTC time>-<pid>` for the files a publish replaces."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder = path_inside(root, f"{REPLACED}/{stamp}-{os.getpid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def remove_stale_staging(root: Path, older_than_s: float = 6 * 3600) -> None:

@@ -52,7 +52,7 @@ def load_recognizer(path: str) -> EmotionRecognizer:
 def controls() -> tuple[str, LiveSettings] | None:
     choices = model_choices(more=st.session_state.get("live_more_models", False)) or model_choices()
     if not choices:
-        st.warning("No model to run: ship a default model (`python -m fer_core ship runs/RUN`) or finish a run.")
+        st.warning("No model to run: ship a default model (`python -m fer_core ship runs/RUN --name default`) or finish a run.")
         return None
     labels = [label for label, _ in choices]
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])

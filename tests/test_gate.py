@@ -623,3 +623,111 @@ def test_a_killed_publish_leaves_a_hidden_folder_that_the_next_publish_removes(t
     with publish(tmp_path, ["card.json"]) as stage:
         (stage / "card.json").write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".staging-running", "card.json"]
+
+
+# ----------------------------------------------------------------------------- nothing replaced or broken by accident
+
+def test_ship_needs_a_name_and_never_replaces_a_model_unasked(project, compare_world, capsys):
+    models = project / "models"
+    (models / "default.pt").write_bytes(b"the old default")
+    (models / "default.json").write_text('{"the": "old card"}')
+    run, data = compare_world["runs"] / "small-a", compare_world["data"]
+    with pytest.raises(SystemExit) as usage:
+        cli(["ship", str(run), "--data", str(data)])
+    assert usage.value.code == 2 and "--name" in capsys.readouterr().err
+    started = time.perf_counter()
+    assert cli(["ship", str(run), "--name", "default", "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert one_line_error(err) and "already exists" in err and "--replace" in err
+    assert time.perf_counter() - started < 5  # refused before measuring anything
+    assert tree(models) == {"default.pt", "default.json"}
+    assert cli(["ship", str(run), "--name", "default", "--replace", "--data", str(data)]) == 0
+    assert json.loads((models / "default.json").read_text())["name"] == "default"
+    (kept,) = (models / ".replaced").iterdir()
+    assert (kept / "default.pt").read_bytes() == b"the old default"
+    assert (kept / "default.json").read_text() == '{"the": "old card"}'
+
+
+def test_cancel_of_a_finished_run_signals_no_one_holding_its_lock_file(project):
+    runs = project / "runs"
+    folder = _ended_run(runs, "done")
+    holder = subprocess.Popen(["flock", str(folder / "trainer.lock"), "sleep", "600"], start_new_session=True)
+    try:
+        time.sleep(0.5)
+        registry = Registry(runs)
+        registry.list()  # the folder becomes a row
+        with pytest.raises(FERError, match="finished: nothing to cancel"):
+            registry.cancel("done")
+        (folder / "status.json").write_text(json.dumps({"state": "running"}))  # even a run that says it runs
+        registry.index.update("done", state="running")
+        with pytest.raises(FERError, match="not a fer_core trainer"):
+            registry.cancel("done")
+        time.sleep(0.3)
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _bad_cards(models: Path) -> None:
+    (models / "latin1.json").write_bytes('{"name": "caf\xe9"}'.encode("latin-1"))
+    (models / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    (models / "list.json").write_text("[1, 2]")
+
+
+def test_one_bad_card_hides_itself_not_the_others(project, compare_world, capsys):
+    import shutil
+
+    from fer_core.cards.catalog import card_entries
+    from fer_core.cards.model_cards import load_cards
+    models = project / "models"
+    for path in compare_world["models"].iterdir():
+        (shutil.copytree if path.is_dir() else shutil.copy)(path, models / path.name)
+    _bad_cards(models)
+    assert sorted(c["name"] for c in load_cards(models)) == ["reference-elu", "reference-small"]
+    assert {"reference-elu", "reference-small"} <= {e.name for e in card_entries(models)}
+    assert cli(["results-table"]) == 0 and "reference-small" in capsys.readouterr().out
+    assert cli(["calibrate"]) == 0 and "reference-small" in capsys.readouterr().out
+    for card in ("deep.json", "latin1.json", "list.json"):
+        assert cli(["predict", str(REPO / "tests"), "--checkpoint", str(models / card)]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "RecursionError" not in err and err.count("\n") <= 2, err
+
+
+def test_a_card_cannot_write_into_the_readme_outside_its_row(project, compare_world, tmp_path):
+    from fer_core.cards.model_cards import load_cards
+    from fer_core.cards.results_table import ZOO_END, ZOO_START, update_tables
+    models = project / "models"
+    card = json.loads((compare_world["models"] / "reference-small.json").read_text())
+    card["name"] = f"x {ZOO_END}\n# Injected heading"
+    card["kind"] = "shipped"
+    (models / "evil.json").write_text(json.dumps(card))
+    assert [c["name"] for c in load_cards(models)] == ["evil"]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (tmp_path / "README.md").write_text(f"# Readme\n{ZOO_START}\n{ZOO_END}\nafter\n")
+    for name in ("results.md", "training.md"):
+        (docs / name).write_text("<!-- results-table:start -->\n<!-- results-table:end -->\n"
+                                 "<!-- calibration-table:start -->\n<!-- calibration-table:end -->\n"
+                                 "<!-- recipes:start -->\n<!-- recipes:end -->\n"
+                                 "<!-- train-options:start -->\n<!-- train-options:end -->\n")
+    card["notes"] = f"a note {ZOO_END} with a marker"
+    (models / "evil.json").write_text(json.dumps(card))
+    update_tables(tmp_path, models)
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.count(ZOO_END) == 1 and "# Injected" not in readme and readme.endswith(f"{ZOO_END}\nafter\n")
+    assert all((docs / n).read_text().count("<!-- recipes:end -->") <= 1 for n in ("results.md", "training.md"))
+
+
+def test_an_ensemble_card_has_a_bounded_number_of_distinct_members(tmp_path, tiny_checkpoint):
+    import shutil
+
+    from fer_core.models.ensemble import MAX_MEMBERS, member_paths
+    shutil.copy(tiny_checkpoint, tmp_path / "m.pt")
+    card = tmp_path / "big.json"
+    card.write_text(json.dumps({"arch": "ensemble", "members": [{"checkpoint": "m.pt"}] * 150}))
+    with pytest.raises(CheckpointError, match=f"at most {MAX_MEMBERS}"):
+        member_paths(card)
+    card.write_text(json.dumps({"arch": "ensemble", "members": [{"checkpoint": "m.pt"}, {"checkpoint": "./m.pt"}]}))
+    with pytest.raises(CheckpointError, match="same member file twice"):
+        member_paths(card)

@@ -67,11 +67,28 @@ def test_explain_in_text_mode_names_the_heat_maps_and_says_videos_have_none(caps
     assert code == 0 and "heat map of face" in out and "heat maps are written for photos only" in out
 
 
-def test_explain_into_a_file_is_a_per_file_error(capsys, tiny_checkpoint, photo, tmp_path):
+def test_explain_into_a_file_an_empty_name_or_a_missing_parent_is_refused_first(capsys, tiny_checkpoint, photo,
+                                                                                tmp_path):
     blocker = tmp_path / "taken"
     blocker.write_text("not a folder")
-    code, entries = predict_json(capsys, photo, "--checkpoint", tiny_checkpoint, "--explain", blocker)
-    assert code == 1 and "error" in entries[0] and blocker.read_text() == "not a folder"
+    for out, words in ((blocker, "is not a folder"), ("", "not an empty value"),
+                       (tmp_path / "no" / "maps", "parent folder does not exist")):
+        code = main(["predict", str(photo), "--checkpoint", str(tiny_checkpoint), "--explain", str(out)])
+        captured = capsys.readouterr()
+        assert code == 1 and captured.out == "" and words in captured.err and captured.err.count("\n") == 1
+    assert blocker.read_text() == "not a folder" and not (tmp_path / "no").exists()
+
+
+def test_heat_maps_of_photos_with_the_same_name_do_not_overwrite_each_other(capsys, tiny_checkpoint, tmp_path):
+    photos = [tmp_path / "a" / "same.jpg", tmp_path / "b" / "same.jpg", tmp_path / "a" / "same.png"]
+    for path in photos:
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(astronaut_rgb()).save(path)
+    out = tmp_path / "maps"
+    code, entries = predict_json(capsys, *photos, "--checkpoint", tiny_checkpoint, "--explain", out)
+    pngs = [face["saliency_png"] for entry in entries for face in entry["faces"]]
+    assert code == 0 and len(pngs) == 3 and len(set(pngs)) == 3
+    assert sorted(str(p) for p in out.iterdir()) == sorted(pngs)
 
 
 def test_explain_with_an_onnx_model_says_it_needs_the_checkpoint(capsys, tiny_checkpoint, photo, tmp_path):

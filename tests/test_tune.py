@@ -128,6 +128,77 @@ def test_a_trial_whose_worker_died_is_failed_in_the_study_and_in_its_run(tmp_pat
     assert status["state"] == "failed" and "tune worker stopped" in status["error"]
 
 
+def test_a_trial_whose_run_name_is_taken_fails_and_no_old_result_is_recorded(tmp_path, make_kaggle_zip, capsys):
+    import optuna
+    data, runs = make_kaggle_zip(), tmp_path / "runs"
+    assert tune(data, runs, "--space", "lr=0.01:0.1", "--trials", "2", "--study", "qk", "--pruner", "none",
+                "--epochs", "1") == 0
+    before = {p.name: (p / "config.json").read_text() for p in runs.iterdir() if p.is_dir()}
+    other = f"sqlite:///{tmp_path / 'other.db'}"  # a second storage: its trial 0 would be named qk-000 too
+    code = tune(data, runs, "--space", "lr=0.01:0.1", "--trials", "2", "--study", "qk", "--storage", other,
+                "--pruner", "none", "--epochs", "1")
+    err = capsys.readouterr().err
+    assert code == 1 and "qk-000 already exists" in err and "another --study name" in err
+    (trial,) = optuna.load_study(study_name="qk", storage=other).trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.value is None  # never the old run's accuracy
+    assert {p.name: (p / "config.json").read_text() for p in runs.iterdir() if p.is_dir()} == before
+
+
+def test_tell_counts_only_the_trials_own_run_folder(tmp_path):
+    import optuna
+
+    from fer_core.tuning.space import parse_space
+    from fer_core.tuning.study import _tell, default_storage, open_study
+    runs = tmp_path / "runs"
+    dims = parse_space(["lr=0.01:0.1"])
+    storage = default_storage(runs)
+    study = open_study("s", storage, "tpe", "none", dims, 2)
+    trial = study.ask({d.name: d.distribution() for d in dims})
+    folder = RunFolder.create(runs, "s-000", "fer_vgg_small")  # finished, but another study's trial 0
+    folder.write_config({"arch": "fer_vgg_small", "trial": "s#0@sqlite:///elsewhere.db"})
+    folder.update_status(state="finished")
+    (folder.path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.9}) + "\n")
+    state, value, error = _tell(study, trial, folder.path, f"s#0@{storage}")
+    assert (state, value) == ("failed", None) and "never started" in error
+    assert load(runs).trials[0].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_study_whose_trials_all_fail_stops_instead_of_looping(tmp_path, make_kaggle_zip, capsys):
+    import optuna
+    data, runs = make_kaggle_zip(), tmp_path / "runs"
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    code = tune(data, runs, "--space", "arch=seed_cnn,elu_cnn", "--arch", "resnet18", "--pretrained", weights, "--trials", "2",
+                "--study", "loop", "--pruner", "none")
+    err = capsys.readouterr().err
+    assert code == 1 and "3 trials in a row failed" in err and "trains from scratch" in err
+    assert len(load(runs, "loop").trials) == 3
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in load(runs, "loop").trials)
+    code = tune(data, runs, "--space", "lr=0.01:0.1", "--trials", "2", "--study", "s" * 98, "--pruner", "none")
+    assert code != 0 and "at most 96" in capsys.readouterr().err
+
+
+def test_a_crafted_run_attribute_cannot_make_tune_touch_another_folder(tmp_path, monkeypatch):
+    import fer_core.training.trial as trial_module
+    from fer_core.tuning.space import parse_space
+    from fer_core.tuning.study import default_storage, open_study
+    monkeypatch.setattr(trial_module, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(trial_module, "GRACE_S", 2)
+    runs = tmp_path / "runs"
+    victim = RunFolder.create(tmp_path / "elsewhere", "finished-run", "fer_vgg_small")
+    victim.write_config({"arch": "fer_vgg_small"})
+    victim.update_status(state="finished")
+    dims = parse_space(["lr=0.01:0.1"])
+    storage = default_storage(runs)
+    study = open_study("s", storage, "tpe", "median", dims, 5)
+    trial = study.ask({d.name: d.distribution() for d in dims})
+    trial.set_user_attr("run", str(victim.path))  # what a crafted database says
+    study._storage.record_heartbeat(trial._trial_id)
+    time.sleep(3)
+    open_study("s", storage, "tpe", "median", dims, 5)  # marks the stale trial failed
+    assert victim.status()[0]["state"] == "finished"
+
+
 @pytest.mark.timeout(600)
 def test_queued_trials_run_as_jobs_of_the_registry(tmp_path, make_kaggle_zip, capsys):
     from fer_core.runs.registry import Registry

@@ -16,8 +16,8 @@ from ..errors import FERError
 from ..evaluation.metrics import metrics_report, reports_from_predictions
 from ..evaluation.prediction_cache import predictions
 from ..models.checkpoints import export_half
-from ..models.ensemble import ENSEMBLE_ARCH
-from ..paths import check_name, named_path, publish
+from ..models.ensemble import ENSEMBLE_ARCH, MAX_MEMBERS
+from ..paths import check_name, named_path, path_inside, publish
 from ..paths import models_dir as default_models_dir
 from .model_cards import ENSEMBLE, card_files, new_card, write_card
 from .predictions import SPLITS, CardPredictions, calibration_of, predictions_path, save_predictions
@@ -81,6 +81,17 @@ def ensemble_metrics(members: list, dataset, tta_views: int, progress=None) -> t
     return metrics, CardPredictions(averaged, labels, leaked)
 
 
+def check_ensemble_name(name: str, models_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Before any evaluation: the name is plain, its files stay inside models_dir (a `<name>.members` link
+    pointing elsewhere is refused) and no model of that name exists unless `overwrite`."""
+    models_dir = Path(models_dir)
+    named_path(models_dir, name, ".json", "ensemble name")
+    path_inside(models_dir, f"{name}.members", "ensemble members folder")
+    taken = [f for f in (f"{name}.json", f"{name}.pt") if (models_dir / f).exists()]
+    if taken and not overwrite:
+        raise FERError(f"a model named '{name}' already exists in {models_dir}: choose another name")
+
+
 def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
                   models_dir: str | os.PathLike | None = None, notes: str = "", overwrite: bool = False,
                   predictions: CardPredictions | None = None, finish=None) -> Path:
@@ -93,12 +104,9 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
     moved into models/ (the CLI re-measures the float16 copies there with `model_cards.measure_card`).
     """
     models_dir = Path(models_dir or default_models_dir())
-    named_path(models_dir, name, ".json", "ensemble name")
-    if len(members) < 2:
-        raise FERError("an ensemble needs at least two members")
-    taken = [f for f in (f"{name}.json", f"{name}.pt") if (models_dir / f).exists()]
-    if taken and not overwrite:
-        raise FERError(f"a model named '{name}' already exists in {models_dir}: choose another name")
+    check_ensemble_name(name, models_dir, overwrite)
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise FERError(f"an ensemble needs 2 to {MAX_MEMBERS} members, not {len(members)}")
     with publish(models_dir, [f"{name}.members", *card_files(name, weights=False)], f"saving the ensemble '{name}' to"
                  ) as stage:
         entries = []

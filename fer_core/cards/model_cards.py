@@ -14,6 +14,7 @@ Beside a card, `models/<name>.predictions.npz` (card_predictions) holds its per-
 from __future__ import annotations
 
 import json
+import logging
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,10 +29,13 @@ from ..models.checkpoints import export_half
 from ..models.ensemble import ENSEMBLE_ARCH
 from ..models.precision import precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
-from ..paths import is_regular_file, named_path, publish, write_text_atomic
+from ..paths import (REPLACED, derived_name, is_plain_name, is_regular_file, named_path, publish, read_json_object,
+                     write_text_atomic)
 from ..paths import models_dir as default_models_dir
 from ..runs.folder import RunFolder, evaluation_problem
 from .predictions import calibration_of, predictions_path, save_predictions
+
+log = logging.getLogger(__name__)
 
 FORMAT = "fer_core.model_card/1"
 # shipped: weights in models/, meant for use; reference: a study's card (architectures at equal budget, class
@@ -62,7 +66,7 @@ def write_card(path: str | Path, card: dict) -> None:
 
 def update_card(path: str | Path, **fields) -> dict:
     """Set `fields` in the card at `path` (as stored, not as load_cards annotates it); returns the card."""
-    card = {**json.loads(Path(path).read_text()), **fields}
+    card = {**read_json_object(path, "model card"), **fields}
     write_card(path, card)
     return card
 
@@ -124,19 +128,20 @@ def ensemble_member(checkpoint: str | Path) -> dict:
             **{k: card[k] for k in ("name", "arch", "parameters", "training_seconds", "epochs_trained", "hardware")}}
 
 
-def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file: str | Path | None = None) -> dict:
+def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file: str | Path | None = None,
+                 progress=None) -> dict:
     """Measure the model a card describes on `dataset`: by default its shipped file (checkpoint or ensemble
     members), so the card's metrics are exactly what `python -m fer_core evaluate` reports for it; a reference
     card passes its run's checkpoint as `model_file`. Clean-PrivateTest figures included; the per-image
     probabilities are written beside the card. Returns the updated card."""
     from ..models.loading import load_model
     card_path = Path(card_path)
-    card = json.loads(card_path.read_text())
+    card = read_json_object(card_path, "model card")
     if model_file is None:
         model_file = card_path if card_kind(card) == ENSEMBLE else card_path.parent / card["checkpoint"]
         card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == ENSEMBLE else ''} in models/"
     model = load_model(model_file, device)
-    probs = split_predictions(model, dataset.splits, card["tta_views"], device)
+    probs = split_predictions(model, dataset.splits, card["tta_views"], device, progress=progress)
     labels = {split: dataset[split].labels for split in ("val", "test")}
     leaked = leaked_test_mask(dataset)
     card["metrics"] = reports_from_predictions(probs, labels, card["tta_views"], leaked)
@@ -152,39 +157,51 @@ def card_files(name: str, weights: bool) -> list[str]:
     return [f"{name}.pt"] * weights + [f"{name}.json", predictions_path(Path(f"{name}.json")).name]
 
 
+def check_free(models_dir: Path, name: str, weights: bool, replace: bool) -> None:
+    """Before any work: FERError when models/<name> exists and `replace` was not given (shipping never replaces
+    a model by accident; a replaced one is kept in models/.replaced/)."""
+    taken = [f for f in card_files(name, weights) if (models_dir / f).exists() or (models_dir / f).is_symlink()]
+    if taken and not replace:
+        raise FERError(f"models/{name} already exists ({', '.join(taken)}): choose another --name, or pass --replace "
+                       f"to replace it (its files are then kept in {models_dir / REPLACED}/)")
+
+
 def ship_run(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
-             data: str | None = None) -> Path:
+             data: str | None = None, replace: bool = False, progress=None) -> Path:
     """Export a run's best checkpoint in half precision to models/<name>.pt with its card, measured on that file.
 
-    Everything is made in a staging folder and moved into models/ only once the card is measured, so a
-    failed or killed ship leaves the models folder as it was."""
+    An existing models/<name> is replaced only with `replace`, and kept in models/.replaced/. Everything is made
+    in a staging folder and moved into models/ only once the card is measured, so a failed or killed ship leaves
+    the models folder as it was. `progress(done, total)` follows the measurement (face views)."""
     run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
     named_path(models_dir, name, ".json", "model name")
+    check_free(models_dir, name, True, replace)
     card = make_card(run_dir, name, notes)  # fails early on an unfinished run
     run = RunFolder(run_dir)
     dataset = load_dataset(data or run.config()[0].get("data"))
     with publish(models_dir, card_files(name, weights=True), f"shipping '{name}' to") as stage:
         export_half(run.best, stage / f"{name}.pt")
         write_card(stage / f"{name}.json", card)
-        measure_card(stage / f"{name}.json", dataset)
+        measure_card(stage / f"{name}.json", dataset, progress=progress)
     return models_dir / f"{name}.json"
 
 
 def ship_card_only(run_dir: str | Path, name: str, models_dir: str | Path | None = None, notes: str = "",
-                   data: str | None = None) -> Path:
+                   data: str | None = None, replace: bool = False, progress=None) -> Path:
     """models/<name>.json without the checkpoint: a reference run whose weights are too large to ship
     or not better than the default. Its metrics and per-image predictions are the run's float32 best.pt's."""
     run_dir, models_dir = Path(run_dir), Path(models_dir or default_models_dir())
     if is_regular_file(named_path(models_dir, name, ".pt", "model name")):
         raise FERError(f"{models_dir / name}.pt is a shipped model: a card without weights would misdescribe it; "
                        f"choose another --name")
+    check_free(models_dir, name, False, replace)
     card = make_card(run_dir, name, notes)
     card.update(kind=REFERENCE, checkpoint=None, metrics_from="the run's float32 best.pt; the checkpoint is not shipped")
     run = RunFolder(run_dir)
     dataset = load_dataset(data or run.config()[0].get("data"))
     with publish(models_dir, card_files(name, weights=False), f"writing the card '{name}' to") as stage:
         write_card(stage / f"{name}.json", card)
-        measure_card(stage / f"{name}.json", dataset, model_file=run.best)
+        measure_card(stage / f"{name}.json", dataset, model_file=run.best, progress=progress)
     return models_dir / f"{name}.json"
 
 
@@ -193,12 +210,13 @@ def load_cards(models_dir: str | Path | None = None) -> list[dict]:
     cards = []
     for path in sorted(Path(models_dir or default_models_dir()).glob("*.json")):
         try:
-            card = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            card = read_json_object(path, "model card")
+        except FERError as exc:  # one bad file hides itself, not the others
+            log.warning("ignoring %s", exc)
             continue
-        if isinstance(card, dict) and card.get("format") == FORMAT:
+        if card.get("format") == FORMAT:
             card["card_path"] = str(path)
-            card["name"] = card.get("name") if isinstance(card.get("name"), str) else path.stem
+            card["name"] = card.get("name") if is_plain_name(card.get("name")) else derived_name(path.stem)
             problem = evaluation_problem(card["metrics"]) if isinstance(card.get("metrics"), dict) else "no metrics"
             card["kind"] = card_kind(card)
             if problem and card["kind"] != ENSEMBLE:  # shown as damaged, not as a crash

@@ -150,7 +150,7 @@ def recipes(cards: list[dict]) -> str:
                          f"the card's notes say:\n\n```bash\npython -m fer_core ensemble {sources} "
                          f"--name {card['name']}\n```\n")
         else:
-            lines.append(f"```bash\n{recipe(card)}\npython -m fer_core ship runs/RUN --name {card['name']}\n```\n")
+            lines.append(f"```bash\n{recipe(card)}\npython -m fer_core ship runs/RUN --name {card['name']} --replace\n```\n")
         lines.append(f"{card.get('notes', '')}\n")
     return "\n".join(lines).rstrip()
 
@@ -196,8 +196,10 @@ def calibration_table(cards: list[dict]) -> str:
 
 def _replace_between(path: Path, start: str, end: str, table: str) -> bool:
     text = path.read_text()
-    if start not in text or end not in text:
-        raise FERError(f"{path} has no {start} ... {end} markers")
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise FERError(f"{path} must hold {start} and {end} once each (found {text.count(start)} and "
+                       f"{text.count(end)}): mend it by hand, then write the tables again")
+    table = table.replace("<!--", "&lt;!--")  # a card's text cannot open a marker of its own
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     new = f"{head}{start}\n{table}\n{end}{tail}"

@@ -10,7 +10,6 @@ All faces of an image go through the network in one batch, with all TTA views of
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +19,13 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, FERError
 from ..evaluation.calibration import scaled
 from ..evaluation.metrics import predict_images
 from ..evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from ..models.precision import memory_format
 from ..labels import EMOTIONS
-from ..paths import default_checkpoint
+from ..paths import default_checkpoint, read_json_object
 from .faces import Face, FaceDetector, crop_face, crop_region, whole_image_face
 from .images import ImageSource, read_image
 
@@ -91,7 +90,7 @@ class EmotionRecognizer:
             if not Path(path).is_file():
                 raise CheckpointError(
                     f"the default model is missing ({path}). Train one and ship it: `python -m fer_core train` "
-                    "then `python -m fer_core ship runs/<run>`; or pass a checkpoint: load('runs/<run>/best.pt')")
+                    "then `python -m fer_core ship runs/<run> --name default`; or pass a checkpoint: load('runs/<run>/best.pt')")
         if onnxruntime_threads:
             engine, threads = "onnxruntime", onnxruntime_threads
         model = engine_model(path, engine, batch, device, threads)
@@ -112,9 +111,9 @@ class EmotionRecognizer:
         from ..models.loading import renamed_model
         card_path = renamed_model(path).with_suffix(".json")
         try:
-            card = json.loads(card_path.read_text()) if card_path.stat().st_size < 8 * 2 ** 20 else {}
+            card = read_json_object(card_path, "model card")
             temperatures = {mode: float(card["calibration"][mode]["temperature"]) for mode in ("plain", "tta")}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (FERError, ValueError, KeyError, TypeError):
             self.temperatures, self.calibration = {}, "uncalibrated (the model has no card with a temperature)"
             return
         if not all(0.05 <= t <= 20 for t in temperatures.values()):

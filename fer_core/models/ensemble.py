@@ -12,20 +12,20 @@ exactly the averaged member probabilities, and TTA works unchanged.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from ..paths import UnsafePathError, existing_file, is_regular_file, path_inside, shown
+from ..errors import CheckpointError, FERError
+from ..paths import UnsafePathError, existing_file, is_regular_file, path_inside, read_json_object, shown
 from ..paths import models_dir as default_models_dir
 from .checkpoints import MAX_CHECKPOINT_BYTES, load_checkpoint, model_from_checkpoint
 
 ENSEMBLE_ARCH = "ensemble"
 MAX_CARD_BYTES = 16 * 2**20
+MAX_MEMBERS = 16  # each member is a whole network in memory and a pass per face
 
 
 class EnsembleModel(nn.Module):
@@ -49,12 +49,10 @@ def is_ensemble_file(path: str | os.PathLike) -> bool:
     if path.suffix != ".json" or not is_regular_file(path):
         return False
     try:
-        if path.stat().st_size > MAX_CARD_BYTES:
-            return False
-        card = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        card = read_json_object(path, "model card", MAX_CARD_BYTES)
+    except FERError:
         return False
-    return isinstance(card, dict) and card.get("arch") == ENSEMBLE_ARCH
+    return card.get("arch") == ENSEMBLE_ARCH
 
 
 def list_ensembles(models_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
@@ -67,15 +65,14 @@ def member_paths(card_path: str | os.PathLike) -> list[Path]:
     """The member checkpoints a saved ensemble's card names, each checked before anything reads it: a
     regular file of a checkpoint's size inside the card's folder. A malformed card is one CheckpointError."""
     card_path = existing_file(card_path, "ensemble card", MAX_CARD_BYTES, CheckpointError)
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"ensemble card {shown(card_path)} is not readable JSON") from None
-    members = card.get("members") if isinstance(card, dict) else None
+    card = read_json_object(card_path, "ensemble card", MAX_CARD_BYTES, CheckpointError)
+    members = card.get("members")
     if not isinstance(members, list) or not all(isinstance(m, dict) and isinstance(m.get("checkpoint"), str)
                                                 for m in members):
         raise CheckpointError(f"ensemble card {shown(card_path)} is malformed: 'members' must be a list of "
                               f"{{\"checkpoint\": \"<file>\"}} entries")
+    if len(members) > MAX_MEMBERS:
+        raise CheckpointError(f"ensemble card {shown(card_path)} lists {len(members)} members: at most {MAX_MEMBERS}")
     paths = []
     for member in members:
         try:
@@ -83,6 +80,8 @@ def member_paths(card_path: str | os.PathLike) -> list[Path]:
         except UnsafePathError as exc:
             raise CheckpointError(f"{exc} (in {shown(card_path.name)}: members must lie in the card's folder)") from None
         paths.append(existing_file(path, "ensemble member", MAX_CHECKPOINT_BYTES, CheckpointError))
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise CheckpointError(f"ensemble card {shown(card_path)} lists the same member file twice")
     return paths
 
 

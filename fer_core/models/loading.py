@@ -7,7 +7,6 @@ ONNX export (.onnx); and the ONNX export of any of them.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from ..paths import atomic_write, default_cache_dir, existing_file
+from ..errors import CheckpointError, FERError
+from ..paths import atomic_write, default_cache_dir, existing_file, read_json_object
 from .checkpoints import load_checkpoint, model_from_checkpoint
 from .ensemble import load_ensemble, member_paths
 from .onnx import OnnxModel, export_module
@@ -32,10 +31,11 @@ def renamed_model(path: str | os.PathLike) -> Path:
         return path
     for card in sorted(path.parent.glob("*.json")):
         try:
-            if card.stat().st_size < 4 * 2 ** 20 and path.stem in (json.loads(card.read_text()).get("formerly") or []):
-                return card.with_suffix(path.suffix)
-        except (OSError, ValueError, AttributeError, TypeError):  # an unreadable or foreign .json: not a card
+            formerly = read_json_object(card, "model card").get("formerly")
+        except FERError:  # an unreadable or foreign .json: not a card
             continue
+        if isinstance(formerly, list) and path.stem in formerly:
+            return card.with_suffix(path.suffix)
     return path
 
 

@@ -166,7 +166,7 @@ def read_json(path: Path) -> dict:
     """A run file's JSON object, or {} while it is missing or half-written."""
     try:
         value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 

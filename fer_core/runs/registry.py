@@ -122,6 +122,12 @@ class Registry:
             self._set_state(run_id, state="cancelled", ended=now())
             return
         holder = lock_holder(folder) if folder is not None else None
+        ended = RunFolder(folder).status()[0].get("state") if folder is not None else None
+        if ended in ("finished", "pruned"):  # it cannot resume: whoever holds its lock file is not its trainer
+            raise FERError(f"run '{shown(run_id)}' is {ended}: nothing to cancel")
+        if holder is not None and not pid_alive(holder):  # a lock taken by some other program
+            raise FERError(f"run '{shown(run_id)}': the process holding its lock ({holder}) is not a fer_core trainer "
+                           f"and is not signalled; nothing to cancel")
         if holder is None:
             if run.state == "running":
                 raise FERError(f"run '{shown(run_id)}' has no trainer holding its lock: its process ended or has not "

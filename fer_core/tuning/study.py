@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FERError
-from ..paths import check_name
+from ..paths import NAME_MAX, BadNameError, check_name
 from ..runs.folder import RunFolder, run_path
 from ..training.config import TrainConfig
 from ..training.trial import PRUNER_ATTR, PRUNERS, TrialRef, make_pruner, storage_of
@@ -29,6 +29,7 @@ STORAGE_FILE = "optuna.db"
 SPACE_ATTR = "fer_space"
 SAMPLER_ATTR = "fer_sampler"
 POLL_S = 2.0
+MAX_FAILED_IN_A_ROW = 3  # then the space or the options are wrong, not the luck of one trial: stop
 
 
 def default_storage(runs_dir: str | os.PathLike, create: bool = True) -> str:
@@ -51,10 +52,29 @@ def make_sampler(name: str, dims: list[Dimension], seed: int | None = None):
     raise ValueError(f"unknown sampler '{name}': expected one of {', '.join(SAMPLERS)}")
 
 
+def run_name(study_name: str, number: int) -> str:
+    return f"{study_name}-{number:03d}"
+
+
+def is_trial_run(folder: Path, study_name: str, number: int) -> bool:
+    """True when `folder` is the run folder that trial `number` of study `study_name` made: named for the trial,
+    with the trial in its config.json. A folder of the same name from another study or storage is not."""
+    if folder.name != run_name(study_name, number) or not (folder / RunFolder.CONFIG).is_file():
+        return False
+    config, _ = RunFolder(folder).config()
+    try:
+        ref = TrialRef.parse(str(config.get("trial") or ""))
+    except ValueError:
+        return False
+    return (ref.study, ref.number) == (study_name, number)
+
+
 def _mark_run_failed(study, trial) -> None:
-    """A trial whose worker stopped beating: its run folder says so too, where this machine can see it."""
-    folder = Path(trial.user_attrs.get("run", ""))
-    if trial.user_attrs.get("run") and (folder / RunFolder.CONFIG).is_file() and not RunFolder(folder).trainer_alive():
+    """A trial whose worker stopped beating: its run folder says so too, where this machine can see it. The
+    folder is the storage's word: it is touched only when it is this trial's own run (is_trial_run)."""
+    folder = Path(str(trial.user_attrs.get("run") or ""))
+    if (trial.user_attrs.get("run") and is_trial_run(folder, study.study_name, trial.number)
+            and not RunFolder(folder).trainer_alive()):
         RunFolder(folder).record_failure("its tune worker stopped: no heartbeat from this trial, marked failed "
                                          "in the study")
 
@@ -65,6 +85,9 @@ def open_study(name: str, storage: str, sampler: str, pruner: str, dims: list[Di
     its search space and pruner must be those it was created with. Trials whose worker died are marked failed."""
     import optuna
     check_name(name, "study name")
+    if len(run_name(name, 0)) > NAME_MAX:
+        raise BadNameError(f"study name '{name[:40]}…' is {len(name)} characters long: at most {NAME_MAX - 4}, since "
+                           f"its trials' runs are named <study>-NNN")
     if pruner not in PRUNERS:
         raise ValueError(f"unknown pruner '{pruner}': expected one of {', '.join(PRUNERS)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -123,7 +146,11 @@ def run_study(study, base: TrainConfig, dims: list[Dimension], storage: str, tri
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     report, start = StudyReport(), time.monotonic()
     distributions = {d.name: d.distribution() for d in dims}
+    failed_in_a_row = 0
     while True:
+        if failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+            raise FERError(f"{failed_in_a_row} trials in a row failed (the last: {report.trials[-1]['error']}): "
+                           f"stopping the study; check the search space and the options")
         optuna.storages.fail_stale_trials(study)
         if trials is not None and counted_trials(study) >= trials:
             break
@@ -134,23 +161,32 @@ def run_study(study, base: TrainConfig, dims: list[Dimension], storage: str, tri
                 deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
             break  # every point of the grid has been taken
         trial = study.ask(distributions)
-        name = f"{study.study_name}-{trial.number:03d}"
+        name = run_name(study.study_name, trial.number)
         ref = TrialRef(study.study_name, trial.number, storage)
         try:
             cfg = trial_config(base, trial.params, name=name, trial=str(ref), track_test=False)
         except ValueError as exc:  # a sampled combination train refuses: failed, the study goes on
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            _fail(study, trial, str(exc))
+            report.add(number=trial.number, run=None, state="failed", value=None, params=trial.params, error=str(exc))
             log(f"trial {trial.number}: {exc}")
+            failed_in_a_row += 1
             continue
         folder = run_path(cfg.out, name)
+        if folder.exists() or folder.is_symlink():  # another study's run (another storage, a deleted database)
+            problem = (f"run folder {folder} already exists and is not this trial's: the runs folder holds runs of "
+                       f"another study named '{study.study_name}'")
+            _fail(study, trial, problem)
+            raise FERError(f"{problem}; choose another --study name or --out folder")
         trial.set_user_attr("run", str(folder.resolve()))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         study._storage.record_heartbeat(trial._trial_id)  # until the trainer's own heartbeat takes over
         log(f"trial {trial.number}: {name} with {_params_text(trial.params)}")
         stopped = _train(cfg, study, trial, queue, log)
-        state, value = _tell(study, trial, folder)
-        report.add(number=trial.number, run=str(folder), state=state, value=value, params=trial.params)
-        log(f"trial {trial.number}: {state}" + (f", best PublicTest {value:.4f}" if value is not None else ""))
+        state, value, error = _tell(study, trial, folder, str(ref))
+        report.add(number=trial.number, run=str(folder), state=state, value=value, params=trial.params, error=error)
+        log(f"trial {trial.number}: {state}" + (f", best PublicTest {value:.4f}" if value is not None else "")
+            + (f" ({error})" if error else ""))
+        failed_in_a_row = failed_in_a_row + 1 if state == "failed" else 0
         if stopped:
             break
     return report
@@ -181,22 +217,33 @@ def _train(cfg: TrainConfig, study, trial, queue, log) -> bool:
         queue.list()  # reconciles the row with its run folder
 
 
-def _tell(study, trial, folder: Path) -> tuple[str, float | None]:
-    """Tell the study how the trial's run ended; (state, objective value)."""
+def _fail(study, trial, error: str) -> None:
+    import optuna
+    trial.set_user_attr("error", error[:500])
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _tell(study, trial, folder: Path, ref: str) -> tuple[str, float | None, str | None]:
+    """Tell the study how the trial's run ended: (state, objective value, error). Only a run folder this trial
+    made counts: its config.json must name the trial (`ref`), else the trial failed, whatever the folder holds."""
     import optuna
     run = RunFolder(folder)
+    if not is_trial_run(folder, study.study_name, trial.number) or run.config()[0].get("trial") != ref:
+        error = f"no run folder of this trial at {folder}: the run never started"
+        _fail(study, trial, error)
+        return "failed", None, error
     state = run.status()[0].get("state")
     metrics, _ = run.metrics()
     best = max((m["val_accuracy"] for m in metrics), default=None)
     if state == "finished" and best is not None:
         study.tell(trial, best)
-        return "complete", best
+        return "complete", best, None
     if state == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return "pruned", best
-    trial.set_user_attr("error", (run.status()[0].get("error") or f"the run ended {state}")[:500])
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return "failed", None
+        return "pruned", best, None
+    error = str(run.status()[0].get("error") or f"the run ended {state}")
+    _fail(study, trial, error)
+    return "failed", None, error
 
 
 def study_summary(study, epochs: int) -> dict:
