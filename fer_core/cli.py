@@ -137,9 +137,13 @@ def cmd_evaluate(args) -> int:
         raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR --name default`")
     views = args.tta_views if args.tta else 1
+    if args.stress and not args.photos:
+        raise FERError("--stress goes with --photos DIR (it stresses whole photos)")
+    if args.photos:
+        return _evaluate_photos(args, views)
     report = score_model(args.checkpoint, resolve_device(args.device), data=args.data, split=args.split,
                          faces=args.faces, whole_image=args.whole_image, views=views, amp=args.amp,
-                         engine=args.engine)
+                         engine=args.engine, labels=args.labels, ferplus=args.ferplus)
     scored_on = str(args.faces) if args.faces else args.split
     if args.json:
         print(json.dumps(report, indent=2))
@@ -179,6 +183,34 @@ def progress_bar(desc: str):
         if done >= total:
             bar.close()
     return report
+
+
+def _evaluate_photos(args, views: int) -> int:
+    """evaluate --photos: the whole pipeline (find, frame, classify) on labelled photos."""
+    from .inference.photos import load_photo_set, score_photos
+    from .inference.recognizer import EmotionRecognizer
+    photos = load_photo_set(args.photos)  # before the model loads: a wrong folder is one line at once
+    rec = EmotionRecognizer.load(args.checkpoint, engine=args.engine, batch=views)
+    report = score_photos(rec, photos, views, stress=args.stress,
+                          progress=None if args.json else progress_bar(f"photos of {photos.name}"))
+    report.update(checkpoint=str(args.checkpoint), engine=rec.engine)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{args.checkpoint} on {report['n']} photos of {photos.name}{' (stress copy)' if args.stress else ''}, "
+          f"TTA {'%d views' % views if views > 1 else 'off'}, {rec.engine}, detector: {report['detector']}")
+    print(f"faces found {report['faces_found']:.1%}   right {report['accuracy']:.1%} of all photos "
+          f"({report['accuracy_with_face']:.1%} of those with a face)   macro-F1 {report['macro_f1']:.3f}   "
+          f"{report['ms_per_photo']:.1f} ms per photo (median)")
+    print("per class: " + "  ".join(f"{e} {v:.0%}" for e, v in report["per_class"].items() if v is not None))
+    for kind, r in (report.get("by_stress") or {}).items():
+        print(f"  {kind:8} faces found {r['faces_found']:.0%}, right {r['accuracy']:.0%}")
+    print("confusion matrix (rows true, columns predicted): " + " ".join(c[:3] for c in report["columns"]))
+    for name, row in zip(EMOTIONS, report["confusion_matrix"]):
+        print(f"{name:10}" + "".join(f"{v:6d}" for v in row))
+    if report["unreadable"]:
+        print(f"{len(report['unreadable'])} photos unreadable (counted wrong; --json lists them)")
+    return 0
 
 
 def cmd_ship(args) -> int:
@@ -308,6 +340,10 @@ def cmd_bench(args) -> int:
         from .bench.evaluate import run
     elif args.what == "zoo":
         from .bench.zoo import run
+    elif args.what == "detection":
+        from .bench.detection import run
+    elif args.what == "framing":
+        from .bench.framing import run
     elif args.what == "training":
         from .bench.training import run
     else:
@@ -376,6 +412,7 @@ def cmd_predict(args) -> int:
     if not args.json:
         print(f"{rec.source}, run by {rec.engine}; confidences {rec.calibration}", file=sys.stderr)
     options = dict(tta=args.tta, views=args.tta_views, detect=not args.no_detect)
+    photo_options = dict(options, whole_if_none=args.whole_if_none)
     entries, used_stems = [], set()
     for file in args.files:
         try:
@@ -384,9 +421,10 @@ def cmd_predict(args) -> int:
                 entries.append({"file": file, "frames": frames, **(
                     {"note": "--explain: heat maps are written for photos only"} if args.explain else {})})
             elif args.explain:
-                entries.append({"file": file, "faces": _explained_faces(rec, file, args.explain, options, used_stems)})
+                entries.append({"file": file, "faces": _explained_faces(rec, file, args.explain, photo_options,
+                                                                         used_stems)})
             else:
-                entries.append({"file": file, "faces": [f.to_dict() for f in rec.predict(file, **options)]})
+                entries.append({"file": file, "faces": [f.to_dict() for f in rec.predict(file, **photo_options)]})
         except FERError as exc:
             entries.append({"file": file, "error": str(exc)})
         if not args.json:
@@ -426,7 +464,7 @@ def _explained_faces(rec, file: str, out_dir: str, options: dict, used_stems: se
 
     from .evaluation.saliency import SaliencyUnavailable
     from .inference.annotate import face_heat_map
-    from .inference.faces import crop_region
+    from .inference.framing import crop_region
     from .inference.images import read_image
     from .paths import atomic_write, derived_name, named_path
     rgb = read_image(file)
@@ -454,7 +492,9 @@ def _print_prediction(entry: dict) -> None:
         print(f"{entry['file']}: error: {entry['error']}", file=sys.stderr)
         return
     def describe(faces):
-        return ", ".join(f"{f['label']} {f['confidence']:.0%} at {f['box']}" for f in faces) or "no face found"
+        return ", ".join(f"{f['label']} {f['confidence']:.0%} " + ("(no face found: the whole photo read as one face)"
+                                                                  if f.get("whole_image") else f"at {f['box']}")
+                         for f in faces) or "no face found (--whole-if-none reads the whole photo as one face)"
     if "frames" in entry:
         print(f"{entry['file']}: {len(entry['frames'])} frames analysed")
         for frame in entry["frames"]:
@@ -544,6 +584,17 @@ def build_parser() -> argparse.ArgumentParser:
                                "(DIR/happy/*.jpg, ...); each image's largest face is scored")
     evaluate.add_argument("--whole-image", action="store_true",
                           help="with --faces: every image is already a face crop (no face detection)")
+    evaluate.add_argument("--photos", metavar="DIR|CSV",
+                          help="whole photos, as users give them: DIR/<emotion>/*.jpg or a CSV of path,label; the "
+                               "pipeline finds, frames and labels each photo's largest face (no face = wrong)")
+    evaluate.add_argument("--stress", action="store_true",
+                          help="with --photos: a stress copy made in memory (tight crops, small faces, tilts, "
+                               "grayscale, dark, JPEG quality 20; one per photo, the same every run)")
+    evaluate.add_argument("--labels", choices=("fer2013", "ferplus"), default="fer2013",
+                          help="FER2013's own labels, or the FER+ crowd's majority (the FER+ benchmark; images "
+                               "without a majority left out)")
+    evaluate.add_argument("--ferplus", metavar="FILE",
+                          help="FER+'s fer2013new.csv for --labels ferplus (default $FER_PLUS, then data/)")
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
     evaluate.add_argument("--tta-views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
     evaluate.add_argument("--device", default="auto")
@@ -611,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epoch-size", type=int, help="images per epoch of the time-to-accuracy run (default all)")
     bench.add_argument("--compile", action="store_true", help="torch.compile in the time-to-accuracy run")
     bench.set_defaults(func=cmd_bench, what="models")
-    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict,evaluate,zoo,training}",
+    kinds = bench.add_subparsers(dest="what", metavar="{live,live-browser,predict,evaluate,zoo,training,detection,framing}",
                                  help="instead of the models' figures: the Live page's frame rate, one photo end to end, "
                                       "or evaluation's speed per engine")
     bench_live = kinds.add_parser("live", help="the Live page's frame processing on a 640x480 clip")
@@ -634,6 +685,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_evaluate.add_argument("--views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
     bench_evaluate.add_argument("--limit", type=int, help="only the first N PrivateTest faces (default all 3,589)")
     bench_evaluate.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    bench_detection = kinds.add_parser("detection", help="faces found on labelled photos (clean and stress copy) and "
+                                       "false faces on photos without one, plain scan and thorough search")
+    bench_detection.add_argument("--photos", metavar="DIR|CSV", help="labelled photos (as evaluate --photos)")
+    bench_detection.add_argument("--yunet", metavar="ONNX", help="YuNet's model file instead of the Haar cascade")
+    bench_framing = kinds.add_parser("framing", help="where a detector's box sits in FER2013's 48x48 crops: the frame "
+                                     "crops of real photos are cut to (inference/framing.py)")
+    bench_framing.add_argument("--data", help="dataset path (default $FER_DATA, then data/)")
+    bench_framing.add_argument("--faces", type=int, default=3000, help="training faces measured (default %(default)s)")
+    bench_framing.add_argument("--yunet", metavar="ONNX", help="YuNet's model file instead of the Haar cascade")
     bench_zoo = kinds.add_parser("zoo", help="ms per face of each shipped model and ensemble (one thread, TTA off "
                                  "and on, the engine auto picks); --write stores them in the cards")
     bench_zoo.add_argument("--write", action="store_true", help="store the figures in the model cards")
@@ -655,6 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta", action="store_true", help="test-time augmentation")
     predict.add_argument("--tta-views", type=views_arg, default=DEFAULT_VIEWS, help="TTA views (default %(default)s)")
     predict.add_argument("--no-detect", action="store_true", help="each image is one face (pre-cropped faces)")
+    predict.add_argument("--whole-if-none", action="store_true",
+                         help="a photo where no face is found is read whole as one face, marked \"whole_image\"")
     predict.add_argument("--yunet", help="YuNet ONNX file for face detection (default $FER_YUNET_MODEL, else Haar)")
     predict.add_argument("--every-n", type=int, default=5, help="videos: analyse every n-th frame (default %(default)s)")
     predict.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help=ENGINE_HELP)

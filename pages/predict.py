@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import cv2
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -18,7 +19,8 @@ from fer_core.errors import FERError
 from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from fer_core.evaluation.saliency import SaliencyUnavailable
 from fer_core.inference.annotate import draw_faces, draw_saliency, face_heat_map
-from fer_core.inference.faces import YUNET_ENV, FaceDetector, crop_region, whole_image_face
+from fer_core.inference.faces import YUNET_ENV, FaceDetector
+from fer_core.inference.framing import crop_face, crop_region
 from fer_core.inference.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image
 from fer_core.inference.recognizer import EmotionRecognizer, FaceResult
 from fer_core.inference.video import AnnotatedVideoWriter, video_info
@@ -85,13 +87,21 @@ def settings() -> tuple[EmotionRecognizer | None, dict]:
     return model.with_detector(detector), options
 
 
-def classify(rec: EmotionRecognizer, rgb, options: dict) -> list[FaceResult]:
-    faces = rec.detector.detect(rgb) if options["detect"] else [whole_image_face(rgb)]
+def classify(rec: EmotionRecognizer, rgb, options: dict, whole_if_none: bool = False) -> list[FaceResult]:
+    """The recognizer's own photo pipeline (a thorough search, eyes levelled, FER2013's framing)."""
+    predict = dict(tta=options["views"] > 1, views=options["views"], detect=options["detect"],
+                   whole_if_none=whole_if_none)
     try:
-        return rec.classify(rgb, faces, options["views"], options["explain"])
+        return rec.predict(rgb, explain=options["explain"], **predict)
     except SaliencyUnavailable as exc:
         st.warning(f"No heat maps for this model: {exc}.")
-        return rec.classify(rgb, faces, options["views"])
+        return rec.predict(rgb, **predict)
+
+
+def network_input(rgb, result: FaceResult, side: int = 96):
+    """The 48x48 grayscale face the network read, enlarged (nearest neighbour: its own pixels) for showing."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(crop_face(gray, result.box, angle=result.angle), (side, side), interpolation=cv2.INTER_NEAREST)
 
 
 def probability_chart(probabilities: dict[str, float], height: int = 230) -> go.Figure:
@@ -126,9 +136,10 @@ def photos_tab(rec: EmotionRecognizer, options: dict) -> None:
     report, rows = [], []
     for i, file in enumerate(files):
         with st.container(border=True):
+            whole_photos = st.session_state.setdefault("whole_photos", set())
             try:
                 rgb = read_image(file, name=file.name)
-                results = classify(rec, rgb, options)
+                results = classify(rec, rgb, options, whole_if_none=file.file_id in whole_photos)
             except FERError as exc:
                 st.error(str(exc), icon="🚫")
                 report.append({"file": file.name, "error": str(exc)})
@@ -143,7 +154,7 @@ def photos_tab(rec: EmotionRecognizer, options: dict) -> None:
             faces = [r.to_dict() for r in results]
             report.append({"file": file.name, "faces": faces})
             rows.extend(face_rows(file.name, faces) or [{"file": file.name, "face": 0}])
-            show_photo(i, file.name, rgb, results, options)
+            show_photo(i, file, rgb, results, options)
     if any("faces" in entry for entry in report):
         st.subheader("Download results")
         csv_col, json_col = st.columns(2)
@@ -153,7 +164,8 @@ def photos_tab(rec: EmotionRecognizer, options: dict) -> None:
                                  "application/json", on_click="ignore", key="json")
 
 
-def show_photo(i: int, name: str, rgb, results: list[FaceResult], options: dict) -> None:
+def show_photo(i: int, file, rgb, results: list[FaceResult], options: dict) -> None:
+    name = file.name
     emotion = options["explain"] if isinstance(options["explain"], str) else None
     annotated = draw_faces(draw_saliency(rgb, results, emotion), results)  # heat maps, when asked, in the PNG too
     image_col, chart_col = st.columns([3, 2])
@@ -163,18 +175,24 @@ def show_photo(i: int, name: str, rgb, results: list[FaceResult], options: dict)
                               "image/png", on_click="ignore", key=f"png-{i}")
     with chart_col:
         if not results:
-            hint = " If the photo is already a face crop, switch on 'Whole image is one face'." \
-                if options["detect"] else ""
-            st.info(f"No face found in {name}.{hint}")
+            st.info(f"No face found in {name}, even looking again for a face cut by the photo's edges, a small "
+                    f"photo or a tilted head.")
+            if st.button("Read the whole photo as one face", key=f"whole-{i}",
+                         help="For a photo that is a face crop already. The result is marked as such."):
+                st.session_state["whole_photos"].add(file.file_id)
+                st.rerun()
         for j, r in enumerate(results):
-            st.markdown(f"**Face {j + 1}: {r.label}** ({r.confidence:.0%})")
+            st.markdown(f"**Face {j + 1}: {r.label}** ({r.confidence:.0%})"
+                        + (" · *no face was found: the whole photo was read as one face*" if r.whole_image else ""))
             shown = emotion or r.label
-            if shown in r.saliency:
-                heat_col, bars_col = st.columns([1, 2])
+            seen_col, heat_col, bars_col = st.columns([1, 1, 2]) if shown in r.saliency else (*st.columns([1, 3]), None)
+            seen_col.image(network_input(rgb, r), width="stretch",
+                           caption="what the network read" + (f" (turned {r.angle:+.0f}°)" if r.angle else ""))
+            if bars_col is None:
+                bars_col = heat_col
+            else:
                 heat_col.image(face_heat_map(rgb, r, shown, min(192, crop_region(r.box, rgb.shape)[2])), width="stretch",
                                caption=f"where it found {shown} ({r.probabilities[shown]:.0%})")
-            else:
-                bars_col = st.container()
             bars_col.plotly_chart(probability_chart(r.probabilities), key=f"chart-{i}-{j}",
                                   config={"displayModeBar": False})
 

@@ -7,7 +7,8 @@ import pytest
 from skimage import data
 
 from fer_core.errors import FERError
-from fer_core.inference.faces import YUNET_ENV, FaceDetector, box_iou, crop_face, whole_image_face
+from fer_core.inference.faces import YUNET_ENV, FaceDetector, box_iou, whole_image_face
+from fer_core.inference.framing import crop_face
 from tests.conftest import YUNET_ONNX
 from tests.sample_files import astronaut_rgb, face_photo_640x480
 
@@ -111,3 +112,64 @@ def test_a_tracked_box_outside_the_frame_finds_nothing_instead_of_failing(monkey
     monkeypatch.delenv(YUNET_ENV, raising=False)
     small = cv2.resize(astronaut_rgb(), (320, 240))  # the camera's resolution dropped since the box was found
     assert FaceDetector().detect(small, near=[(400, 300, 100, 100)]) == []
+
+
+# ----------------------------------------------------------------------------- framing and alignment
+
+def test_the_crop_is_framed_as_fer2013_around_the_box():
+    from fer_core.inference.framing import BOX_SCALE, crop_region
+    x0, y0, side = crop_region((100, 120, 200, 160), (1000, 1000))
+    assert side == round(200 / BOX_SCALE) and (x0 + side / 2, y0 + side / 2) == pytest.approx((200, 200), abs=1)
+
+
+def _two_eyes(left: tuple[int, int], right: tuple[int, int]) -> np.ndarray:
+    gray = np.full((400, 400), 200, np.uint8)
+    for centre in (left, right):
+        cv2.circle(gray, centre, 12, 0, -1)
+    return gray
+
+
+def _dark_rows(crop: np.ndarray) -> list[float]:
+    """The row of the darkest blob in each half of a crop."""
+    rows = []
+    for half in (crop[:, :24], crop[:, 24:]):
+        ys, _ = np.nonzero(half < 100)
+        rows.append(ys.mean())
+    return rows
+
+
+def test_levelling_turns_known_eyes_onto_one_row():
+    from fer_core.inference.framing import crop_face, eyes_angle
+    left, right = (150, 180), (250, 220)  # the right eye 40 px lower: a tilt of atan(40/100) = 21.8 degrees
+    angle = eyes_angle(left, right)
+    assert angle == pytest.approx(21.8, abs=0.1)
+    gray = _two_eyes(left, right)
+    box = (100, 100, 200, 200)
+    tilted, levelled = _dark_rows(crop_face(gray, box)), _dark_rows(crop_face(gray, box, angle=angle))
+    assert tilted[1] - tilted[0] > 8 and abs(levelled[1] - levelled[0]) < 1
+    assert eyes_angle((150, 200), (250, 203)) == 0.0  # under MIN_ANGLE: a frontal face is not turned
+    assert eyes_angle((150, 100), (250, 300)) == 0.0  # beyond MAX_ANGLE: not a pair of eyes
+
+
+def test_a_tilted_face_is_found_and_levelled():
+    photo = astronaut_rgb()
+    h, w = photo.shape[:2]
+    turned = cv2.warpAffine(photo, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h),
+                            borderMode=cv2.BORDER_REPLICATE)
+    detector = FaceDetector()
+    assert detector.detect(turned) == []  # the plain scan (Live, video) misses a head turned 25 degrees
+    (face,) = detector.detect(turned, thorough=True)
+    assert -32 <= face.angle <= -12  # turning it back by about 25 degrees levels it
+
+
+def test_the_thorough_search_finds_cut_and_small_faces_and_no_face_in_a_cup():
+    import skimage.data
+    photo = astronaut_rgb()
+    detector = FaceDetector()
+    (face,) = detector.detect(photo)
+    x, y, fw, fh = face.box
+    tight = np.ascontiguousarray(photo[y + fh // 6:y + fh - fh // 8, x + fw // 10:x + fw - fw // 10])  # brows, chin cut
+    small = cv2.resize(photo, (120, 120), interpolation=cv2.INTER_AREA)
+    for hard in (tight, small):
+        assert detector.detect(hard, thorough=True), hard.shape
+    assert detector.detect(np.ascontiguousarray(skimage.data.coffee()), thorough=True) == []

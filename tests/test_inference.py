@@ -86,7 +86,7 @@ def test_views_out_of_range_is_a_value_error(rec):
 
 def test_results_serialise_to_json(rec):
     payload = json.loads(json.dumps([f.to_dict() for f in rec.predict(astronaut_rgb())]))
-    assert set(payload[0]) == {"box", "label", "confidence", "probabilities", "face_score"}
+    assert set(payload[0]) == {"box", "label", "confidence", "probabilities", "face_score", "angle"}
     assert len(payload[0]["box"]) == 4
 
 

@@ -105,7 +105,7 @@ def test_class_mean_maps_average_each_class_over_its_faces():
 
 
 def test_recognizer_explains_each_face_at_its_crop_size(tmp_path):
-    from fer_core.inference.faces import crop_region
+    from fer_core.inference.framing import crop_region
     from fer_core.inference.recognizer import EmotionRecognizer
     rec = EmotionRecognizer.load(DEFAULT, engine="torch")
     face = cv2.cvtColor(cv2.resize(synthetic_faces(1)[0], (160, 160)), cv2.COLOR_GRAY2RGB)

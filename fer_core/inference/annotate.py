@@ -47,7 +47,7 @@ def saliency_overlay(face_rgb: np.ndarray, saliency: np.ndarray, alpha: float = 
 def draw_saliency(rgb: np.ndarray, faces, emotion: str | None = None) -> np.ndarray:
     """`rgb` with each face's saliency map (for `emotion`, else its predicted label) laid over the square region
     the network saw; faces without that map are left as they are. Draw the boxes after, with draw_faces."""
-    from .faces import crop_region
+    from .framing import crop_region
     out = rgb.copy()
     h, w = out.shape[:2]
     for face in faces:
@@ -65,6 +65,6 @@ def draw_saliency(rgb: np.ndarray, faces, emotion: str | None = None) -> np.ndar
 def face_heat_map(rgb: np.ndarray, face, emotion: str | None = None, side: int | None = None) -> np.ndarray:
     """The square region the network saw of `face` (its colour crop, `side` pixels wide; default its size in the
     image) under the face's saliency map for `emotion` (default its label)."""
-    from .faces import crop_face, crop_region
-    crop = crop_face(rgb, face.box, size=side or crop_region(face.box, rgb.shape)[2])
+    from .framing import crop_face, crop_region
+    crop = crop_face(rgb, face.box, size=side or crop_region(face.box, rgb.shape)[2], angle=face.angle)
     return saliency_overlay(crop, face.saliency[emotion or face.label])

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import FERError, ImageError
 from ..labels import EMOTIONS
-from .faces import FaceDetector, crop_face, whole_image_face
+from .faces import FaceDetector, whole_image_face
+from .framing import crop_face
 from .images import IMAGE_EXTENSIONS, read_image
 
 # folder names other datasets use for our seven emotions
@@ -62,7 +63,7 @@ def load_face_folder(root: str | os.PathLike, detector: FaceDetector | None) -> 
             if not faces:
                 skipped.append({"file": relative, "reason": "no face found"})
                 continue
-            crops.append(crop_face(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), faces[0].box))
+            crops.append(crop_face(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), faces[0].box, angle=faces[0].angle))
             labels.append(EMOTIONS.index(emotion))
             files.append(relative)
     if not crops:

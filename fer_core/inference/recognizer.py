@@ -26,7 +26,8 @@ from ..evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
 from ..models.precision import memory_format
 from ..labels import EMOTIONS
 from ..paths import default_checkpoint, read_json_object
-from .faces import Face, FaceDetector, crop_face, crop_region, whole_image_face
+from .faces import Face, FaceDetector, whole_image_face
+from .framing import crop_face, crop_region
 from .images import ImageSource, read_image
 
 
@@ -37,6 +38,8 @@ class FaceResult:
     confidence: float
     probabilities: dict[str, float]  # every emotion, in FER2013 order, summing to 1
     face_score: float | None = None  # the detector's confidence where it gives one (YuNet)
+    angle: float = 0.0  # degrees the face was turned (counter-clockwise) to level its eyes before cropping
+    whole_image: bool = False  # no face was found: the whole photo was read as one face, as the user asked
     # with explain: {emotion: Grad-CAM map in [0, 1]} over the square region the network saw (crop_face's, the
     # box with its margin), at that region's size in image pixels
     saliency: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -44,7 +47,8 @@ class FaceResult:
     def to_dict(self) -> dict:
         return {"box": list(self.box), "label": self.label, "confidence": round(self.confidence, 6),
                 "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
-                "face_score": None if self.face_score is None else round(self.face_score, 4)}
+                "face_score": None if self.face_score is None else round(self.face_score, 4),
+                "angle": round(self.angle, 1), **({"whole_image": True} if self.whole_image else {})}
 
 
 @dataclass
@@ -124,18 +128,25 @@ class EmotionRecognizer:
                             f"{temperatures['tta']:.2f} with TTA)")
 
     def predict(self, image: ImageSource, tta: bool = True, views: int = DEFAULT_VIEWS, detect: bool = True,
-                color_order: str = "RGB", explain: bool | str | Sequence[str] = False) -> list[FaceResult]:
+                color_order: str = "RGB", explain: bool | str | Sequence[str] = False,
+                whole_if_none: bool = False) -> list[FaceResult]:
         """One FaceResult per face, largest face first; [] when no face is found.
 
         `image`: a path, bytes, file object, PIL image or numpy array (RGB unless color_order="BGR").
-        `detect=False` treats the whole image as one face (pre-cropped faces such as FER2013's).
+        A photo is searched thoroughly (faces cut by its edges, small photos, tilted heads: FaceDetector.detect).
+        `detect=False` treats the whole image as one face (pre-cropped faces such as FER2013's);
+        `whole_if_none` does so only when no face is found, and flags that result `whole_image`.
         `explain`: True adds each face's saliency map for its predicted emotion (`FaceResult.saliency`); an
         emotion's name, or several, for those emotions instead. Needs the PyTorch checkpoint (not an ONNX file).
         Bad files raise ImageError with a message naming the problem.
         """
         rgb = read_image(image, color_order=color_order)
-        faces = self.detector.detect(rgb) if detect else [whole_image_face(rgb)]
-        return self.classify(rgb, faces, views if tta else 1, explain)
+        faces = self.detector.detect(rgb, thorough=True) if detect else [whole_image_face(rgb)]
+        fallback = detect and not faces and whole_if_none
+        results = self.classify(rgb, [whole_image_face(rgb)] if fallback else faces, views if tta else 1, explain)
+        for result in results if fallback else []:
+            result.whole_image = True
+        return results
 
     def classify(self, rgb: np.ndarray, faces: list[Face], views: int = 1,
                  explain: bool | str | Sequence[str] = False) -> list[FaceResult]:
@@ -145,7 +156,7 @@ class EmotionRecognizer:
         if not faces:
             return []
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        crops = np.stack([crop_face(gray, f.box) for f in faces])
+        crops = np.stack([crop_face(gray, f.box, angle=f.angle) for f in faces])
         probs = predict_images(self.model, crops, views, batch_size=max(256, views * len(faces)),
                                device=self.device)
         if self.temperatures:
@@ -155,7 +166,7 @@ class EmotionRecognizer:
             p = p / p.sum()
             best = int(p.argmax())
             results.append(FaceResult(face.box, EMOTIONS[best], float(p[best]),
-                                      {e: float(v) for e, v in zip(EMOTIONS, p)}, face.score))
+                                      {e: float(v) for e, v in zip(EMOTIONS, p)}, face.score, face.angle))
         if explain is not False:
             self._add_saliency(results, crops, views, explain, rgb.shape)
         return results
