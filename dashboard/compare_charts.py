@@ -90,3 +90,19 @@ def reliability_figure(curves: dict[str, list[dict]]) -> go.Figure:
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="confidence (mean in the bin)",
                       yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1])
     return fig
+
+
+def photo_confusion_figure(figures: dict, title: str = "") -> go.Figure:
+    """A real-photo confusion matrix (evaluate --photos): rows the true emotion, columns the prediction and a last
+    column for photos where no face was found; cells show the share of the row."""
+    cm = np.asarray(figures["confusion_matrix"], dtype=float)
+    rows = cm.sum(1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    columns = figures.get("columns") or [*EMOTIONS, "no face"]
+    text = [[f"{100 * share[i, j]:.0f}%" for j in range(cm.shape[1])] for i in range(cm.shape[0])]
+    fig = go.Figure(go.Heatmap(z=share, x=columns, y=list(EMOTIONS), colorscale="Blues", showscale=False, text=text,
+                               texttemplate="%{text}", customdata=cm,
+                               hovertemplate="true %{y}, predicted %{x}: %{customdata:.0f} photos<extra></extra>"))
+    fig.update_layout(title=title, height=380, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="predicted",
+                      yaxis_title="true", yaxis_autorange="reversed")
+    return fig

@@ -190,10 +190,22 @@ def _evaluate_photos(args, views: int) -> int:
     from .inference.photos import load_photo_set, score_photos
     from .inference.recognizer import EmotionRecognizer
     photos = load_photo_set(args.photos)  # before the model loads: a wrong folder is one line at once
+    card = None
+    if args.record:  # the model's card, before minutes of work
+        from .models.loading import renamed_model
+        card = renamed_model(args.checkpoint).with_suffix(".json")
+        if not card.is_file():
+            raise FERError(f"--record keeps the figures in the model's card, and {card} does not exist: record "
+                           f"shipped models (models/<name>.pt or an ensemble's .json)")
     rec = EmotionRecognizer.load(args.checkpoint, engine=args.engine, batch=views)
     report = score_photos(rec, photos, views, stress=args.stress,
                           progress=None if args.json else progress_bar(f"photos of {photos.name}"))
     report.update(checkpoint=str(args.checkpoint), engine=rec.engine)
+    if args.record:
+        from .cards.model_cards import record_real_photos
+        from .bench.timing import machine_line
+        record_real_photos(card, report, f"{machine_line()}; {rec.engine}")
+        print(f"recorded in {card}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -590,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--stress", action="store_true",
                           help="with --photos: a stress copy made in memory (tight crops, small faces, tilts, "
                                "grayscale, dark, JPEG quality 20; one per photo, the same every run)")
+    evaluate.add_argument("--record", action="store_true",
+                          help="with --photos: keep the figures in the model's card (Compare's 'On real photos', the "
+                               "README's zoo)")
     evaluate.add_argument("--labels", choices=("fer2013", "ferplus"), default="fer2013",
                           help="FER2013's own labels, or the FER+ crowd's majority (the FER+ benchmark; images "
                                "without a majority left out)")

@@ -9,15 +9,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.background import run_in_background
-from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure, reliability_figure,
-                                      tta_gain_figure)
+from dashboard.compare_charts import (confusion_figure, learning_curves_figure, per_class_figure,
+                                      photo_confusion_figure, reliability_figure, tta_gain_figure)
 from dashboard.compare_views import DEFAULT_NAME, SPLIT_NAMES, cell_indices, grouped, kind_label, reading, summary_rows
 from dashboard.data_access import chosen_path, dataset_at, dataset_version
 from dashboard.saliency_views import cell_heat_maps, class_means, face_tiles
 from dashboard.study_views import load as load_study
 from dashboard.study_views import study_figures, study_names, trials_table
 from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry, all_entries, architectures_without_cards
-from fer_core.cards.model_cards import EXPERIMENT
+from fer_core.cards.model_cards import EXPERIMENT, real_photo_rows
 from fer_core.evaluation.calibration import calibrate, reliability, scaled
 from fer_core.cards.ensembles import ensemble_metrics, save_ensemble
 from fer_core.data.sources import resolve_data_path
@@ -537,6 +537,32 @@ def studies_section() -> None:
                 st.plotly_chart(figure, width="stretch", key=f"study:{title}")
 
 
+# ----------------------------------------------------------------------------- real photos
+
+def real_photos_section(entries: list[Entry]) -> None:
+    """The whole pipeline on real photos, as the cards record it (evaluate --photos --record)."""
+    st.subheader("On real photos")
+    found = [(e, r) for e in entries for r in real_photo_rows(e.name, e.real_photos)]
+    if not found:
+        st.info("No real-photo figures in the model cards yet. `python -m fer_core evaluate --photos DIR --checkpoint "
+                "models/NAME.pt --record` (with --tta, --stress) keeps them in the card: whole photos in, the face found, "
+                "framed as FER2013 and labelled, a photo without a face counted wrong.")
+        return
+    st.caption("Whole photos in, as users give them: 'right %' counts every photo (no face found = wrong), 'right with "
+               "a face %' only those where a face was found. The stress copy gives each photo one hard case (a tight "
+               "crop, a small or tilted face, grayscale, dark, JPEG quality 20).")
+    st.dataframe(pd.DataFrame([r for _, r in found]), hide_index=True, width="stretch")
+    labels = [f"{r['model']} · {r['photos']} ({r['copy']}) · TTA {r['TTA']}" for _, r in found]
+    chosen = st.selectbox("Confusion matrix of", labels, key="photo_confusion")
+    entry, row = found[labels.index(chosen)]
+    figures = entry.real_photos[row["photos"]][row["copy"]]["tta" if row["TTA"] != "off" else "plain"]
+    st.plotly_chart(photo_confusion_figure(figures, chosen), key="photo_confusion_chart")
+    if figures.get("by_stress"):
+        st.dataframe(pd.DataFrame([{"stress": k, "faces found %": round(100 * v["faces_found"], 1),
+                                    "right %": round(100 * v["accuracy"], 1)} for k, v in figures["by_stress"].items()]),
+                     hide_index=True)
+
+
 # ----------------------------------------------------------------------------- the page
 
 st.title("Compare")
@@ -552,6 +578,8 @@ else:
     if len(chosen) == 1:
         st.caption("Add a second model above to compare.")
     side_by_side(chosen, data_box)
+st.divider()
+real_photos_section(entries)
 st.divider()
 ensemble_section(entries, data_box)
 st.divider()

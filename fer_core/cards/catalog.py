@@ -45,6 +45,7 @@ class Entry:
     data: str | None = None         # the dataset the run was trained on, when known
     note: str = ""                  # why something is missing, shown to the user
     stored: CardPredictions | None = None  # a card's per-image predictions (no checkpoint or dataset needed)
+    real_photos: dict = field(default_factory=dict)  # a card's evaluate --photos figures (model_cards.real_photo_rows)
 
     def report(self, split: str, tta: bool) -> dict | None:
         return self.reports.get(split, {}).get("tta" if tta else "plain")
@@ -148,7 +149,8 @@ def card_entries(folder: str | os.PathLike | None = None) -> list[Entry]:
             device=card.get("hardware"), images_per_s=_mean_speed(curve), reports=card.get("metrics") or {},
             tta_views=card.get("tta_views"), learning_curve=curve,
             checkpoint=checkpoint if kind in (SHIPPED, ENSEMBLE) and not note else None, note=note,
-            stored=None if card.get("damage") else stored))
+            stored=None if card.get("damage") else stored,
+            real_photos=card["real_photos"] if isinstance(card.get("real_photos"), dict) else {}))
     return entries
 
 

@@ -71,6 +71,42 @@ def update_card(path: str | Path, **fields) -> dict:
     return card
 
 
+PHOTO_FIGURES = ("faces_found", "accuracy", "accuracy_with_face", "macro_f1", "per_class", "confusion_matrix", "columns",
+                 "ms_per_photo", "detector", "tta_views", "n")
+
+
+def record_real_photos(card_path: str | Path, report: dict, hardware: str) -> dict:
+    """Keep an `evaluate --photos` report in the card: real_photos[<set>][clean|stress][plain|tta], with the date
+    and the hardware its milliseconds were measured on."""
+    card = read_json_object(card_path, "model card")
+    photos = card.get("real_photos") if isinstance(card.get("real_photos"), dict) else {}
+    figures = {k: report[k] for k in PHOTO_FIGURES if k in report}
+    figures.update(date=datetime.now(timezone.utc).date().isoformat(), hardware=hardware)
+    if report.get("by_stress"):
+        figures["by_stress"] = report["by_stress"]
+    mode = "tta" if report.get("tta_views", 1) > 1 else "plain"
+    photos.setdefault(report["photos"], {}).setdefault("stress" if report.get("stress") else "clean", {})[mode] = figures
+    return update_card(card_path, real_photos=photos)
+
+
+def real_photo_rows(name: str, real_photos: dict) -> list[dict]:
+    """One row per photo set, copy and mode of a card's real_photos, for tables."""
+    rows = []
+    for photo_set, copies in sorted(real_photos.items()):
+        for copy, modes in sorted(copies.items()):
+            for mode, r in sorted(modes.items()):
+                rows.append({"model": name, "photos": photo_set, "copy": copy,
+                             "TTA": f"{r.get('tta_views')} views" if mode == "tta" else "off",
+                             "faces found %": round(100 * r["faces_found"], 1),
+                             "right %": round(100 * r["accuracy"], 1),
+                             "right with a face %": round(100 * r["accuracy_with_face"], 1),
+                             "macro-F1": round(r["macro_f1"], 3),
+                             **{f"{e} %": None if v is None else round(100 * v) for e, v in r["per_class"].items()},
+                             "ms per photo": round(r["ms_per_photo"], 1) if r.get("ms_per_photo") else None,
+                             "measured": f"{r.get('date')}, {r.get('hardware')}"})
+    return rows
+
+
 def portable_config(config: dict) -> tuple[dict, str | None]:
     """A run's config without the author's paths (dataset, runs folder, teacher), and the dataset's file name.
 
