@@ -9,6 +9,7 @@ import streamlit as st
 
 from fer_core.data.audit import AuditResult, audit_dataset
 from fer_core.data.dataset import FER2013
+from fer_core.data.ferplus import CrowdComparison, compare_with_crowd, find_votes_file
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
 from fer_core.training.balance import class_weights
 
@@ -99,3 +100,40 @@ def thumbnails(dataset: FER2013, ids: list[str]) -> list[np.ndarray]:
         positions = {i: k for k, i in enumerate(split.ids)}
         found += [np.kron(split.images[positions[i]], np.ones((2, 2), np.uint8)) for i in ids if i in positions]
     return found
+
+
+NO_MAJORITY = "no majority"
+
+
+def crowd_comparison(dataset: FER2013, source: str) -> CrowdComparison:
+    """FER2013's labels beside the crowd's, cached per dataset and votes file (FERError when there is none)."""
+    votes = find_votes_file()
+    return _crowd_comparison(dataset, source, str(votes.resolve()), votes.stat().st_mtime_ns)
+
+
+@st.cache_data(show_spinner="Reading FER+'s votes…", max_entries=2)
+def _crowd_comparison(_dataset: FER2013, source: str, votes: str, changed: int) -> CrowdComparison:
+    return compare_with_crowd(_dataset, votes)
+
+
+def agreement_figure(comparison: CrowdComparison) -> go.Figure:
+    """Rows FER2013's label, columns the crowd's majority (or none): each cell's share of its row."""
+    columns = [*EMOTIONS, NO_MAJORITY]
+    crowd = np.where(comparison.majority >= 0, comparison.majority, len(EMOTIONS))
+    counts = np.zeros((len(EMOTIONS), len(columns)))
+    np.add.at(counts, (comparison.labels, crowd), 1)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig = go.Figure(go.Heatmap(z=share, x=columns, y=list(EMOTIONS), colorscale="Blues", showscale=False,
+                               text=[[f"{100 * v:.0f}%" for v in row] for row in share], texttemplate="%{text}",
+                               customdata=counts,
+                               hovertemplate="FER2013 %{y}, crowd %{x}: %{customdata:.0f} images<extra></extra>"))
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="the crowd's majority (FER+)",
+                      yaxis_title="FER2013's label", yaxis_autorange="reversed")
+    return fig
+
+
+def disagreement_samples(comparison: CrowdComparison, given: str, crowd: str, n: int) -> list[int]:
+    """Up to n images (positions in `comparison`) that FER2013 labels `given` and the crowd `crowd`."""
+    wanted = -1 if crowd == NO_MAJORITY else EMOTIONS.index(crowd)
+    cell = np.flatnonzero((comparison.labels == EMOTIONS.index(given)) & (comparison.majority == wanted))
+    return list(np.random.default_rng(0).permutation(cell)[:n])

@@ -6,6 +6,10 @@ import streamlit as st
 from dashboard.data_access import require_dataset
 from dashboard.dataset_views import (
     BALANCING_FORMATS,
+    NO_MAJORITY,
+    agreement_figure,
+    crowd_comparison,
+    disagreement_samples,
     balancing_table,
     cached_audit,
     counts_chart,
@@ -18,6 +22,8 @@ from dashboard.dataset_views import (
     thumbnails,
 )
 from fer_core.data.dataset import dataset_report
+from fer_core.data.ferplus import votes_text
+from fer_core.errors import FERError
 from fer_core.labels import EMOTIONS
 
 st.title("Dataset")
@@ -63,6 +69,31 @@ with left:
 with right:
     st.subheader("Pixel intensities per split")
     st.plotly_chart(histogram_chart(intensity_histograms(dataset, source)), width="stretch")
+
+st.subheader("FER2013's labels and the crowd's")
+st.caption("Microsoft's FER+ asked 10 people to label every FER2013 image. Where their majority and FER2013's label "
+           "differ, the label is doubtful: `train --labels ferplus` (the majority) or `ferplus-soft` (the votes) learn "
+           "from the crowd instead. Needs FER+'s fer2013new.csv (github.com/microsoft/FERPlus): $FER_PLUS or "
+           "data/fer2013new.csv.")
+if st.toggle("Compare FER2013's labels with the crowd's", key="crowd_on"):
+    try:
+        comparison = crowd_comparison(dataset, source)
+    except FERError as exc:
+        st.info(str(exc))
+    else:
+        st.metric("crowd majority agrees with FER2013's label", f"{comparison.agreement():.1%}",
+                  help=f"over the {int((comparison.majority >= 0).sum()):,} images where the crowd has a majority")
+        st.plotly_chart(agreement_figure(comparison), width="stretch", key="crowd_matrix")
+        left, right = st.columns(2)
+        given = left.selectbox("FER2013 says", EMOTIONS, key="crowd_given", index=EMOTIONS.index("sad"))
+        crowd = right.selectbox("the crowd says", [*EMOTIONS, NO_MAJORITY], key="crowd_says",
+                                index=EMOTIONS.index("neutral"))
+        picked = disagreement_samples(comparison, given, crowd, 12)
+        if picked:
+            st.image(thumbnails(dataset, [comparison.ids[i] for i in picked]),
+                     caption=[votes_text(comparison.votes[i]) for i in picked], width=120)
+        else:
+            st.caption("No image in this cell.")
 
 st.subheader("Data health")
 st.caption("Exact duplicates (identical pixels), near-duplicates (perceptual hash, confirmed by correlation), "

@@ -135,3 +135,26 @@ def test_the_shipped_index_joins_every_image_of_the_real_zip():
         pytest.skip("needs fer2013.zip and dev/fer2013new.csv (../shared/data)")
     crowd = ferplus.with_crowd_labels(load_dataset(source), votes)
     assert [len(crowd[s]) for s in ("train", "val", "test")] == [25_108, 3_205, 3_156]
+
+
+def test_the_dataset_page_shows_where_the_crowd_disagrees(crowd_zip, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from .conftest import REPO
+    data, votes, _ = crowd_zip
+    monkeypatch.setenv("FER_DATA", str(data))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv(ferplus.VOTES_ENV, str(votes))
+    at = AppTest.from_file(str(REPO / "pages" / "dataset.py"), default_timeout=180).run()
+    at.toggle(key="crowd_on").set_value(True).run()
+    assert not at.exception
+    agreement = next(m for m in at.metric if m.label.startswith("crowd majority agrees"))
+    # the crowd says happy everywhere but on one angry image: only FER2013's 12 happy images agree, of 83
+    assert agreement.value == f"{12 / 83:.1%}"
+    at.selectbox(key="crowd_given").set_value("angry").run()
+    at.selectbox(key="crowd_says").set_value("happy").run()
+    assert not at.exception and at.image  # angry faces the crowd calls happy, with their votes
+    monkeypatch.setenv(ferplus.VOTES_ENV, str(tmp_path / "missing.csv"))
+    at = AppTest.from_file(str(REPO / "pages" / "dataset.py"), default_timeout=180).run()
+    at.toggle(key="crowd_on").set_value(True).run()
+    assert not at.exception and any("does not exist" in i.value for i in at.info)

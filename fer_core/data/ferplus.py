@@ -127,3 +127,39 @@ def with_crowd_labels(dataset: FER2013, votes_file: str | os.PathLike | None = N
         raise DataError(f"none of the images of {shown(dataset.source, 200)} has a FER+ row: FER+ labels join "
                         "the Kaggle zip (or its folder) through the shipped index, and fer2013.csv by row")
     return FER2013(dataset.source, dataset.format, splits, dataset.val_from_train, list(dataset.problems))
+
+
+@dataclass
+class CrowdComparison:
+    """Every image of a dataset that has a FER+ row: its id, split, FER2013 label, the crowd's majority (-1: none)
+    and its raw votes (VOTE_COLUMNS order)."""
+    ids: np.ndarray
+    splits: np.ndarray
+    labels: np.ndarray
+    majority: np.ndarray
+    votes: np.ndarray
+
+    def agreement(self) -> float:
+        """The share of images with a crowd majority whose majority is FER2013's label."""
+        has = self.majority >= 0
+        return float((self.majority[has] == self.labels[has]).mean()) if has.any() else 0.0
+
+
+def compare_with_crowd(dataset: FER2013, votes_file: str | os.PathLike | None = None) -> CrowdComparison:
+    """FER2013's label beside the crowd's, image by image (the Dataset page's disagreement view)."""
+    raw = read_votes(find_votes_file(votes_file))
+    crowd = crowd_labels(raw)
+    index = {} if dataset.format == "csv" else read_index()
+    parts = []
+    for name, split in dataset.splits.items():
+        rows = _rows_of(split.ids, dataset.format, index)
+        ok = (rows >= 0) & (rows < ROWS)
+        parts.append((split.ids[ok], np.full(ok.sum(), name), split.labels[ok], crowd.majority[rows[ok]], raw[rows[ok]]))
+    ids, splits, labels, majority, votes = (np.concatenate(column) for column in zip(*parts))
+    return CrowdComparison(ids, splits, labels, majority, votes)
+
+
+def votes_text(votes: np.ndarray) -> str:
+    """'neutral 6, sadness 3, anger 1': a row's votes, most first."""
+    order = np.argsort(-votes, kind="stable")
+    return ", ".join(f"{VOTE_COLUMNS[k]} {votes[k]}" for k in order if votes[k] > 0)
