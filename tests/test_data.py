@@ -75,6 +75,31 @@ def test_second_load_comes_from_the_cache(make_kaggle_zip, monkeypatch):
     assert list(first["test"].ids) == list(second["test"].ids)
 
 
+@pytest.mark.parametrize("damage", ["labels out of range", "fewer labels than images", "not 48x48", "bad meta"])
+def test_a_crafted_cache_is_checked_and_decoded_again(make_kaggle_zip, tmp_path, damage):
+    import json
+
+    from fer_core.data.cache import cache_file_for
+    source, cache = make_kaggle_zip(), tmp_path / "cache"
+    truth = load_dataset(source, cache_dir=cache)
+    (path,) = cache.glob("*.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    if damage == "labels out of range":
+        arrays["train_labels"] = arrays["train_labels"] + 40
+    elif damage == "fewer labels than images":
+        arrays["test_labels"] = arrays["test_labels"][:3]
+    elif damage == "not 48x48":
+        arrays["val_images"] = arrays["val_images"][:, :20, :20]
+    else:
+        arrays["meta"] = np.array(json.dumps({"format": "zip", "val_from_train": "yes", "problems": []}))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    assert cache_file_for(source, cache) == path
+    again = load_dataset(source, cache_dir=cache)
+    assert again.counts() == truth.counts() and np.array_equal(again["val"].images, truth["val"].images)
+
+
 def test_a_changed_source_invalidates_the_cache(make_kaggle_zip):
     source = make_kaggle_zip()
     assert len(load_dataset(source)["train"]) == 42

@@ -247,3 +247,15 @@ def test_a_tiny_run_trains_with_ema(make_kaggle_zip, tmp_path):
     run = main(TrainConfig(data=str(make_kaggle_zip()), out=str(tmp_path), epochs=2, batch_size=16, tta_views=2,
                            ema=0.99))
     assert (run / "eval.json").is_file() and "ema" in load_checkpoint(run / "last.pt")
+
+
+def test_a_teacher_that_is_no_model_is_refused_before_the_run_folder_takes_the_name(make_kaggle_zip, tmp_path, capsys):
+    from fer_core.cli import main
+    junk = tmp_path / "teacher.pt"
+    junk.write_bytes(b"not a checkpoint")
+    runs = tmp_path / "runs"
+    code = main(["train", "--data", str(make_kaggle_zip()), "--epochs", "1", "--teacher", str(junk), "--name", "kept",
+                 "--out", str(runs)])
+    err = capsys.readouterr().err
+    assert code == 1 and "not a readable checkpoint" in err and "Traceback" not in err
+    assert not (runs / "kept").exists()  # the name is still free

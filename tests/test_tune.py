@@ -178,6 +178,22 @@ def test_a_study_whose_trials_all_fail_stops_instead_of_looping(tmp_path, make_k
     assert code != 0 and "at most 96" in capsys.readouterr().err
 
 
+def test_a_seeded_sampler_draws_new_values_in_every_worker_and_rerun(tmp_path):
+    from fer_core.tuning.space import parse_space
+    from fer_core.tuning.study import default_storage, open_study
+    dims = parse_space(["lr=0.001:0.1:log"])
+    storage = default_storage(tmp_path)
+    drawn = []
+    for _worker in range(3):  # three processes of one study, each started with --sampler-seed 1
+        study = open_study("seeded", storage, "random", "none", dims, 2, seed=1)
+        trial = study.ask({d.name: d.distribution() for d in dims})
+        drawn.append(trial.params["lr"])
+        study.tell(trial, 0.5)
+    assert len(set(drawn)) == 3
+    again = open_study("again", default_storage(tmp_path / "b"), "random", "none", dims, 2, seed=1)
+    assert again.ask({d.name: d.distribution() for d in dims}).params["lr"] == drawn[0]  # reproducible by number
+
+
 def test_a_crafted_run_attribute_cannot_make_tune_touch_another_folder(tmp_path, monkeypatch):
     import fer_core.training.trial as trial_module
     from fer_core.tuning.space import parse_space
@@ -287,3 +303,21 @@ def test_two_workers_share_a_study_through_postgresql(postgres, tmp_path, make_k
     assert len(by_worker) == 2, "each worker ran trials"
     runs_of = [t.user_attrs["run"] for t in trials]
     assert len(set(runs_of)) == len(trials) and all(Path(r).is_dir() for r in runs_of)  # none lost, none shared
+
+
+def test_train_with_a_trial_that_cannot_be_used_is_one_line_and_makes_no_run_folder(tmp_path, make_kaggle_zip,
+                                                                                    capsys):
+    data, runs = make_kaggle_zip(), tmp_path / "runs"
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    existing = tmp_path / "empty.db"
+    from fer_core.tuning.space import parse_space
+    from fer_core.tuning.study import open_study
+    open_study("real", f"sqlite:///{existing}", "random", "none", parse_space(["lr=0.01:0.1"]), 1)
+    for ref, words in ((f"s#0@sqlite:///{junk}", "DatabaseError"), (f"s#0@sqlite:///{tmp_path / 'none.db'}",
+                                                                     "does not exist"),
+                       (f"nosuch#0@sqlite:///{existing}", "no such study or trial")):
+        code = main(["train", "--data", str(data), "--epochs", "1", "--trial", ref, "--out", str(runs)])
+        err = capsys.readouterr().err
+        assert code == 1 and words in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert not runs.exists() and not (tmp_path / "none.db").exists()

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import StorageError, atomic_write, default_cache_dir
-from .dataset import FER2013, SPLITS, Split
+from ..labels import NUM_CLASSES
+from .dataset import FER2013, IMAGE_SIZE, SPLITS, Split
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,19 @@ def write_cache(cache_file: Path, ds: FER2013) -> None:
 
 
 def read_cache(cache_file: Path, source: Path) -> FER2013:
+    """The cached dataset, checked as any input is (ValueError when it is not what write_cache writes: the caller
+    then decodes the source again)."""
     with np.load(cache_file, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         splits = {n: Split(z[f"{n}_images"], z[f"{n}_labels"], z[f"{n}_ids"]) for n in SPLITS}
-    return FER2013(str(source), meta["format"], splits, meta["val_from_train"], meta["problems"])
+    for name, split in splits.items():
+        images, labels, ids = split.images, split.labels, split.ids
+        if (images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE)
+                or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(images)
+                or ids.ndim != 1 or ids.dtype.kind != "U" or len(ids) != len(images)
+                or (len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES))):
+            raise ValueError(f"its {name} split does not hold 48x48 uint8 images with one label in 0..6 and one id each")
+    if not (isinstance(meta, dict) and meta.get("format") in ("zip", "folder", "csv")
+            and isinstance(meta.get("val_from_train"), bool) and isinstance(meta.get("problems"), list)):
+        raise ValueError("its description is not one this version writes")
+    return FER2013(str(source), meta["format"], splits, meta["val_from_train"], [str(p) for p in meta["problems"]])

@@ -44,7 +44,7 @@ from .distill import TeacherTargets, teacher_targets
 from .distributed import Distributed, init_distributed
 from .loss import TrainingLoss
 from .optim import LRSchedule, build_ema, build_optimizer, build_schedule
-from .trial import TrialReporter
+from .trial import TrialReporter, check_trial
 
 PROGRESS_EVERY_S = 5.0  # how often an epoch's progress reaches status.json
 
@@ -168,6 +168,8 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
         run = RunFolder(resume)
         cfg = _saved_config(run)
     cfg.validate()
+    if resume is None:
+        check_first(cfg)
     ddp = init_distributed(cfg.device)
     lock = None
     try:
@@ -197,6 +199,16 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
         if ddp.world > 1:
             dist.destroy_process_group()
     return run.path
+
+
+def check_first(cfg: TrainConfig) -> None:
+    """What validate() cannot see from the options alone, checked before a run folder takes the name: the Optuna
+    trial is there, and the teacher is a model that loads."""
+    if cfg.trial:
+        check_trial(cfg.trial, cfg.epochs)
+    if cfg.teacher:
+        from ..models.loading import load_model
+        load_model(cfg.teacher, "cpu")  # CheckpointError in one line for a file that is no model
 
 
 def _saved_config(run: RunFolder) -> TrainConfig:

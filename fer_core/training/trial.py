@@ -10,6 +10,7 @@ process of the study marks the trial failed (fail_stale_trials).
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
@@ -79,6 +80,20 @@ def load_trial(ref: TrialRef, epochs: int):
     study = optuna.load_study(study_name=ref.study, storage=storage, pruner=pruner)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, ref.number)
     return optuna.trial.Trial(study, trial_id), storage, trial_id
+
+
+def check_trial(text: str, epochs: int) -> None:
+    """Before a run folder is made: FERError in one line unless `text` names a trial that exists in a study of a
+    database this process can open."""
+    from ..errors import FERError
+    ref = TrialRef.parse(text)
+    if ref.storage.startswith("sqlite:///") and not Path(ref.storage[len("sqlite:///"):]).is_file():
+        raise FERError(f"--trial {ref.study}#{ref.number}: its database {ref.storage} does not exist")
+    try:
+        load_trial(ref, epochs)
+    except Exception as exc:  # a file that is no database, a study or trial not there, a server that does not answer
+        reason = "no such study or trial" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:200]
+        raise FERError(f"--trial {ref.study}#{ref.number}: cannot use it ({type(exc).__name__}: {reason})") from None
 
 
 class TrialReporter:

@@ -41,15 +41,17 @@ def default_storage(runs_dir: str | os.PathLike, create: bool = True) -> str:
 
 def make_sampler(name: str, dims: list[Dimension], seed: int | None = None):
     """Optuna's sampler for `name`. The grid is enqueued as fixed trials instead (open_study): GridSampler stops
-    the study from inside `tell`, which only works under Study.optimize, not in this ask-and-tell loop."""
+    the study from inside `tell`, which only works under Study.optimize, not in this ask-and-tell loop.
+    With a seed, each trial's draws are seeded by the seed and the trial's number (PerTrialSeed)."""
     import optuna
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name in ("random", "grid"):
-        if name == "grid":
-            grid_of(dims)  # refuses ranges
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"unknown sampler '{name}': expected one of {', '.join(SAMPLERS)}")
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler '{name}': expected one of {', '.join(SAMPLERS)}")
+    if name == "grid":
+        grid_of(dims)  # refuses ranges
+    from .seeding import PerTrialSeed
+    kind = optuna.samplers.TPESampler if name == "tpe" else optuna.samplers.RandomSampler
+    return kind(seed=None) if seed is None else PerTrialSeed(lambda s: kind(seed=s), seed)
+
 
 
 def run_name(study_name: str, number: int) -> str:
