@@ -89,8 +89,10 @@ def device_panel() -> None:
             props = torch.cuda.get_device_properties(i)
             st.write(f"GPU {i}: **{props.name}**, {props.total_memory / 2**30:.0f} GiB")
     else:
-        threads = torch.get_num_threads()
-        st.write(f"**CPU** only ({threads} thread{'s' if threads != 1 else ''}): training works but is slow; "
+        from fer_core.training.probe import training_threads
+        threads, training = torch.get_num_threads(), training_threads()
+        st.write(f"**CPU** only: training jobs use {training} thread{'s' if training != 1 else ''} "
+                 f"(the dashboard itself {threads}, leaving the rest to your browser). Training works but is slow; "
                  "a GPU is used automatically when PyTorch sees one.")
 
 

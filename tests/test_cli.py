@@ -201,3 +201,28 @@ def test_a_closed_pipe_ends_quietly(make_kaggle_zip):
     result = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr and result.returncode == 0
+
+
+def test_evaluate_sets_its_figure_beside_the_model_cards_and_says_what_ran(compare_world, capsys, monkeypatch):
+    from fer_core.cli import main
+    monkeypatch.delenv("FER_ENGINE", raising=False)  # evaluate on FER2013 runs PyTorch unless told otherwise
+    checkpoint = compare_world["models"] / "reference-small.pt"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(compare_world["data"]), "--tta",
+                 "--tta-views", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "PyTorch" in out.splitlines()[0] and "its model card says" in out and "the same setting" in out
+
+
+def test_the_time_estimate_measures_with_the_threads_a_training_job_gets(monkeypatch):
+    import torch
+
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.probe import expected_training
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the dashboard keeps for itself
+    try:
+        estimate = expected_training(TrainConfig(epochs=1), seconds=0.2)
+        assert "CPU (2 threads)" in estimate["device"] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

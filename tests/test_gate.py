@@ -731,3 +731,21 @@ def test_an_ensemble_card_has_a_bounded_number_of_distinct_members(tmp_path, tin
     card.write_text(json.dumps({"arch": "ensemble", "members": [{"checkpoint": "m.pt"}, {"checkpoint": "./m.pt"}]}))
     with pytest.raises(CheckpointError, match="same member file twice"):
         member_paths(card)
+
+
+def test_bench_zoo_skips_a_card_whose_checkpoint_lies_outside_and_goes_on(project, compare_world, tmp_path, capsys):
+    import shutil
+    models = project / "models"
+    for path in compare_world["models"].iterdir():
+        if path.is_file():
+            shutil.copy(path, models / path.name)
+    outside = tmp_path / "elsewhere.pt"
+    shutil.copy(models / "reference-small.pt", outside)
+    card = json.loads((models / "reference-small.json").read_text())
+    (models / "evil.json").write_text(json.dumps({**card, "name": "evil", "checkpoint": str(outside)}))
+    (models / "broken.json").write_text(json.dumps({**card, "name": "broken", "checkpoint": "broken.pt"}))
+    (models / "broken.pt").write_bytes(b"not a checkpoint")
+    assert cli(["bench", "zoo"]) == 1
+    out = capsys.readouterr().out
+    assert "evil" in out and "points outside" in out and "broken" in out and "skipped" in out
+    assert "reference-small" in out and " ms (" in out  # the good card was measured all the same
