@@ -31,7 +31,7 @@ def check_data(path: str | None) -> None:
 
 
 def new_run_tab(registry: Registry, no_data: str) -> None:
-    with st.form("new_run"):
+    with st.form("new_run", enter_to_submit=False):  # Enter in a field must not queue a run
         fields, gpus = training_form("new_")
         name = st.text_input("Run name (optional)")
         start_col, estimate_col = st.columns([1, 3])
@@ -79,7 +79,7 @@ def study_tab(no_data: str) -> None:
                "stops a trial that is clearly losing after a few epochs. Trials are queued here one at a time as "
                "the study asks for them, run like any job, and appear below as `<study>-000`, `-001`…; Compare "
                "shows the study's figures. The objective is the best PublicTest accuracy; PrivateTest never is.")
-    with st.form("study"):
+    with st.form("study", enter_to_submit=False):
         fields, _ = training_form("sweep_")
         space_col, how_col = st.columns([3, 2])
         space = space_col.text_area(

@@ -205,3 +205,20 @@ def test_damage_is_still_named_after_a_resume_is_cancelled(tmp_path, monkeypatch
     registry.cancel("hurt")  # its files did not change, yet the row is read again
     (run,) = registry.list()
     assert run.state == "cancelled" and run.error.startswith(DAMAGED)
+
+
+def test_a_job_still_starting_is_not_called_damaged(tmp_path, monkeypatch, tiny_zip):
+    monkeypatch.setattr("fer_core.runs.launcher.ensure_worker", lambda *a: None)  # nothing picks the job up
+    registry = Registry(tmp_path / "runs")
+    run_id = registry.submit(TrainConfig(data=str(tiny_zip), epochs=1, name="starting"))
+    (tmp_path / "runs" / "starting").mkdir(exist_ok=True)  # the folder exists before its trainer writes config.json
+    import subprocess
+    import sys
+    launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "fer_core"])  # still loading
+    try:
+        registry.index.update(run_id, state="running", started="2026-01-01T00:00:00", pid=launcher.pid)
+        (run,) = registry.list()
+        assert run.state == "running" and not (run.error or "")
+    finally:
+        launcher.kill()
+        launcher.wait()

@@ -248,3 +248,10 @@ def test_the_page_shows_the_final_evaluation_moving(isolated):
         at = open_page()
     (bar,) = [e.proto for e in at.get("progress") if "evaluating the best epoch" in e.proto.text]
     assert "25%" in bar.text and bar.value == 25
+
+
+def test_enter_in_a_field_of_the_train_forms_does_not_queue_a_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    forms = {f.proto.form.form_id: f.proto.form for f in at.get("form")}
+    assert "new_run" in forms and all(not form.enter_to_submit for form in forms.values())
