@@ -14,7 +14,7 @@ import sys
 
 from .errors import FERError
 from .labels import EMOTIONS
-from .paths import default_checkpoint, os_reason, shown, write_text_atomic
+from .paths import BadNameError, default_checkpoint, os_reason, shown, write_text_atomic
 
 
 def _fraction(text: str) -> float:
@@ -51,6 +51,9 @@ def cmd_data_report(args) -> int:
 def cmd_data_audit(args) -> int:
     from .data.audit import audit_dataset
     from .data.fer2013 import load_dataset
+    from .paths import output_file
+    if args.out:
+        output_file(args.out, "--out file")
     result = audit_dataset(load_dataset(args.data))
     if args.out:
         write_text_atomic(args.out, result.exclude_text())
@@ -393,6 +396,8 @@ def cmd_export(args) -> int:
     from .data.fer2013 import load_dataset
     from .evaluation.export_check import check_int8, verify_export
     from .models.loading import export_onnx
+    from .paths import output_file
+    output_file(args.onnx, "--onnx file", ".onnx")  # before minutes of quantizing and checking
     if args.int8:
         return _export_int8(args, check_int8)
     path = export_onnx(args.checkpoint, args.onnx)
@@ -417,8 +422,6 @@ def _export_int8(args, check_int8) -> int:
     from .models.loading import cached_export
     from .models.quantize import calibration_faces, quantize_onnx
     dataset = load_dataset(args.data)  # calibration and the check need the real faces
-    if not str(args.onnx).endswith(".onnx"):
-        raise FERError(f"{args.onnx}: the output file should end in .onnx")
     path = quantize_onnx(cached_export(args.checkpoint), args.onnx, calibration_faces(args.data))
     check = check_int8(args.checkpoint, path, dataset["test"])
     for mode, c in check["modes"].items():
@@ -799,6 +802,9 @@ def command_parser(parser: argparse.ArgumentParser, words: list[str]) -> argpars
     return parser
 
 
+MAY_BE_EMPTY = {"notes"}  # free text; every other option given as "" is refused
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     parser = build_parser()
@@ -807,8 +813,15 @@ def main(argv: list[str] | None = None) -> int:
     if extras:  # a typo: point to the help of the command it was given to, not the top-level one
         command_parser(parser, [w for w in argv if not w.startswith("-")]).error(
             f"unrecognized arguments: {' '.join(extras)}")
+    empty = [k for k, v in vars(args).items() if v == "" and k not in MAY_BE_EMPTY]
+    if empty:  # an empty value is a mistake (an unset shell variable), never "use the default"
+        print(f"error: --{empty[0].replace('_', '-')} was given an empty value", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
+    except BadNameError as exc:  # a bad name is a bad value, as argparse's own: exit 2 from every command
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except FERError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

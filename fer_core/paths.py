@@ -186,6 +186,20 @@ def read_text_file(path: str | os.PathLike, what: str = "file", max_bytes: int =
                     f"save it as UTF-8 text") from None
 
 
+def output_file(path: str | os.PathLike, what: str = "output file", suffix: str | None = None) -> Path:
+    """A user-given file to write, checked before any work: not a folder, in a folder that exists (no folders are
+    made for it: a typo must not make a tree somewhere), ending in `suffix` when one is required."""
+    path = Path(path).expanduser()
+    if suffix and path.suffix.lower() != suffix:
+        raise FERError(f"{what} {shown(path, 200)} should end in {suffix}")
+    if is_folder(path):
+        raise FERError(f"{what} {shown(path, 200)} is a folder: give a file name")
+    if not is_folder(path.parent if str(path.parent) else "."):
+        raise FERError(f"{what} {shown(path, 200)}: the folder {shown(path.parent, 200)} does not exist; create it "
+                       f"first")
+    return path
+
+
 MAX_JSON_BYTES = 8 * 2**20  # a model card with its confusion matrices and curves is under 100 KB
 
 

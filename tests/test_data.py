@@ -235,3 +235,24 @@ def test_the_integration_tests_find_fer2013_where_users_put_it(tmp_path, monkeyp
     assert conftest.find_fer2013() == tmp_path / "repo" / "data" / "archive.zip"
     monkeypatch.setenv("FER_DATA", str(archive))
     assert conftest.find_fer2013() == archive
+
+
+def test_a_zip_of_undecodable_megabytes_is_read_in_bounded_memory_with_few_warnings(tmp_path, caplog):
+    import logging
+    import tracemalloc
+
+    from fer_core.data import readers
+    source = tmp_path / "zeros.zip"
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(120):
+            zf.writestr(f"train/happy/Training_{i}.jpg", b"\0" * 2**20)  # 120 MiB unpacked, 140 KB stored
+        for label, name in ((0, "angry"), (4, "sad")):
+            zf.writestr(f"train/{name}/Training_x{label}.jpg", encode(face(label, label)))
+    tracemalloc.start()
+    with caplog.at_level(logging.WARNING):
+        dataset = readers.read_image_tree(source, strict=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(dataset.problems) == 120 and len(dataset["train"]) + len(dataset["val"]) + len(dataset["test"]) == 2
+    assert peak < 2 * readers.CHUNK_BYTES + 16 * 2**20  # a chunk at a time, not the 120 MiB
+    assert len(caplog.records) <= readers._Problems.LOGGED + 1

@@ -749,3 +749,32 @@ def test_bench_zoo_skips_a_card_whose_checkpoint_lies_outside_and_goes_on(projec
     out = capsys.readouterr().out
     assert "evil" in out and "points outside" in out and "broken" in out and "skipped" in out
     assert "reference-small" in out and " ms (" in out  # the good card was measured all the same
+
+
+def test_outputs_are_checked_before_the_work_and_no_folder_is_made_for_them(project, tmp_path, capsys, monkeypatch):
+    import fer_core.data.audit as audit_module
+    monkeypatch.setattr(audit_module, "audit_dataset", lambda *a, **k: pytest.fail("audited before the check"))
+    for argv in (["export", "model.pt", "--int8", "--onnx", str(tmp_path / "no" / "such" / "m.onnx")],
+                 ["export", "model.pt", "--int8", "--onnx", str(tmp_path)],
+                 ["data", "audit", "--out", str(tmp_path / "no" / "such" / "exclude.txt")]):
+        assert cli(argv) == 1
+        err = capsys.readouterr().err
+        assert one_line_error(err) and ("does not exist" in err or "is a folder" in err or "should end" in err), err
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("argv", [["train", "--out", ""], ["tune", "--storage", "", "--space", "lr=0.01:0.1",
+                                                               "--trials", "1"],
+                                  ["data", "audit", "--out", ""], ["evaluate", "--data", ""]])
+def test_an_empty_value_is_refused_not_taken_for_the_default(argv, project, capsys):
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert one_line_error(err) and "empty value" in err
+
+
+def test_a_bad_name_exits_2_from_every_command(project, compare_world, capsys):
+    run, data = str(compare_world["runs"] / "small-a"), str(compare_world["data"])
+    for argv in (["ship", run, "--name", "../x", "--data", data], ["train", "--name", "../x", "--data", data],
+                 ["tune", "--study", "../x", "--space", "lr=0.01:0.1", "--trials", "1", "--data", data]):
+        assert cli(argv) == 2, argv
+        capsys.readouterr()

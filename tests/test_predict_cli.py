@@ -71,11 +71,11 @@ def test_explain_into_a_file_an_empty_name_or_a_missing_parent_is_refused_first(
                                                                                 tmp_path):
     blocker = tmp_path / "taken"
     blocker.write_text("not a folder")
-    for out, words in ((blocker, "is not a folder"), ("", "not an empty value"),
-                       (tmp_path / "no" / "maps", "parent folder does not exist")):
+    for out, words, exit_code in ((blocker, "is not a folder", 1), ("", "--explain was given an empty value", 2),
+                                  (tmp_path / "no" / "maps", "parent folder does not exist", 1)):
         code = main(["predict", str(photo), "--checkpoint", str(tiny_checkpoint), "--explain", str(out)])
         captured = capsys.readouterr()
-        assert code == 1 and captured.out == "" and words in captured.err and captured.err.count("\n") == 1
+        assert code == exit_code and captured.out == "" and words in captured.err and captured.err.count("\n") == 1
     assert blocker.read_text() == "not a folder" and not (tmp_path / "no").exists()
 
 

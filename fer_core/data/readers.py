@@ -30,6 +30,9 @@ _USAGE_PREFIX = re.compile(r"^(Training|PublicTest|PrivateTest)_", re.IGNORECASE
 
 
 class _Problems(list):
+    """Every skipped or resized item, one line each; the first few are logged, then one line says how many more."""
+    LOGGED = 5
+
     def __init__(self, strict: bool):
         super().__init__()
         self.strict = strict
@@ -37,7 +40,10 @@ class _Problems(list):
     def add(self, line: str) -> None:
         if self.strict:
             raise DataError(line)
-        log.warning(line)
+        if len(self) < self.LOGGED:
+            log.warning(line)
+        elif len(self) == self.LOGGED:
+            log.warning("... more images skipped or resized: `data report` lists them all")
         self.append(line)
 
 
@@ -76,9 +82,7 @@ def read_image_tree(source: Path, strict: bool) -> FER2013:
         raise DataError(f"no images found in {source}: expected <split>/<emotion>/*.jpg "
                         f"(e.g. train/happy/Training_1.jpg). {HOW_TO_GET}")
 
-    raw = [read(handle) for _, handle, _, _ in records]  # sequential: a ZipFile is not thread-safe
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # cv2 releases the GIL
-        decoded = list(pool.map(_decode, raw, chunksize=256))
+    decoded = _decode_all(records, read)
 
     ok, images = [], []
     for record, (img, note) in zip(records, decoded):
@@ -107,6 +111,25 @@ def _split_of(parts: tuple[str, ...]) -> str | None:
         if part.lower() in SPLIT_DIRS:
             return SPLIT_DIRS[part.lower()]
     return None
+
+
+CHUNK_BYTES = 32 * 2**20  # read this much, decode it, let it go: a large archive never sits in memory whole
+
+
+def _decode_all(records: list, read) -> list[tuple[np.ndarray | None, str]]:
+    """Each record's decoded image, reading the files in chunks of about CHUNK_BYTES (sequentially: a ZipFile is
+    not thread-safe) and decoding each chunk on every core (cv2 releases the GIL)."""
+    decoded: list = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        chunk, size = [], 0
+        for _, handle, _, _ in records:
+            chunk.append(read(handle))
+            size += len(chunk[-1])
+            if size >= CHUNK_BYTES:
+                decoded += pool.map(_decode, chunk, chunksize=64)
+                chunk, size = [], 0
+        decoded += pool.map(_decode, chunk, chunksize=64)
+    return decoded
 
 
 def _decode(data: bytes) -> tuple[np.ndarray | None, str]:
