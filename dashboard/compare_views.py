@@ -55,9 +55,18 @@ def summary_rows(entries: list[Entry]) -> list[dict]:
                for c in ("disgust", "fear")},  # the rare and the most confused class: what balancing is for
             "training min": None if e.training_seconds is None else round(e.training_seconds / 60, 1),
             "device": e.device or "", "images/s": None if e.images_per_s is None else round(e.images_per_s),
-            "note": e.note,
+            "note": "; ".join(n for n in (_quick_run_note(test_tta or e.report("test", False)), e.note) if n),
         })
     return rows
+
+
+FULL_PRIVATE_TEST = 3589
+
+
+def _quick_run_note(report: dict | None) -> str:
+    """A mark for figures measured on part of PrivateTest (a --limit run): not comparable with the others."""
+    n = (report or {}).get("n")
+    return f"quick run: PrivateTest figures on {n} images only, not comparable" if n and n < FULL_PRIVATE_TEST else ""
 
 
 def cell_indices(labels: np.ndarray, probs: np.ndarray, true: int, predicted: int) -> np.ndarray:

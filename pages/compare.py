@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -294,30 +295,40 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
             st.caption(f"{len(idx)} images" + (f", the {CELL_IMAGES} most confident shown" if len(idx) > CELL_IMAGES else ""))
             if len(idx):
                 shown = idx[:CELL_IMAGES]
-                st.image([data.images[i] for i in shown], width=96,
-                         caption=[f"{predicted} {probs[i, p]:.0%}" + (f" · {true} {probs[i, t]:.0%}" if t != p else "")
-                                  for i in shown])
-                if heat:
-                    cell_heat_rows(entry, data.images[shown], t, p, (entry.tta_views or DEFAULT_VIEWS) if tta else 1)
+                captions = [f"{predicted} {probs[i, p]:.0%}" + (f" · {true} {probs[i, t]:.0%}" if t != p else "")
+                            for i in shown]
+                tiles = cell_heat_tiles(entry, data.images[shown], t, p,
+                                        (entry.tta_views or DEFAULT_VIEWS) if tta else 1) if heat else None
+                if tiles is None:
+                    st.image([data.images[i] for i in shown], width=96, caption=captions)
+                else:  # each face beside its own maps, so no map is matched to its face by position alone
+                    st.image(tiles, width=96 * (3 if t != p else 2), caption=captions)
                 with st.expander("Probabilities of these images"):
                     table = pd.DataFrame(np.round(100 * probs[shown], 1), columns=list(EMOTIONS))
                     table.insert(0, "image", [str(data.ids[i]) for i in shown])
                     st.dataframe(table, hide_index=True)
 
 
-def cell_heat_rows(entry: Entry, faces: np.ndarray, t: int, p: int, views: int) -> None:
-    """The cell's faces under the maps of the predicted class, then of the true class (what made it say one
-    instead of the other)."""
+def cell_heat_tiles(entry: Entry, faces: np.ndarray, t: int, p: int, views: int) -> list[np.ndarray] | None:
+    """Each of the cell's faces beside its heat map for the predicted class and, where it differs, the true class
+    (what made it say one instead of the other); None, with the reason shown, where there are none."""
     if entry.checkpoint is None:
         st.info(f"No heat maps for {entry.name}: {entry.note or 'it has no checkpoint here'}.")
-        return
+        return None
     try:
-        rows = [(p, "what made it say")] + ([(t, "the evidence it saw for")] if t != p else [])
-        for target, words in rows:
-            st.caption(f"Heat maps: {words} *{EMOTIONS[target]}*" + (f" ({views} TTA views)" if views > 1 else ""))
-            st.image(cell_heat_maps(str(entry.checkpoint), faces, target, views), width=96)
+        targets = [p] + ([t] if t != p else [])
+        maps = [cell_heat_maps(str(entry.checkpoint), faces, target, views) for target in targets]
     except (SaliencyUnavailable, FERError) as exc:
         st.info(f"No heat maps for {entry.name}: {exc}.")
+        return None
+    st.caption("Each face, then where the network found *" + "*, then *".join(EMOTIONS[k] for k in targets) + "*"
+               + (f" ({views} TTA views)" if views > 1 else "") + " (red: most).")
+    tiles = []
+    for face, row in zip(faces, zip(*maps)):
+        side = row[0].shape[0]
+        enlarged = cv2.cvtColor(cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR), cv2.COLOR_GRAY2RGB)
+        tiles.append(np.concatenate([enlarged, *row], axis=1))
+    return tiles
 
 
 def mean_heat_maps(chosen: list[Entry], data_box) -> None:

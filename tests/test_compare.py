@@ -101,3 +101,13 @@ def test_cli_ensemble_prints_metrics_and_saves(compare_world, tmp_path, capsys):
     [(name, card)] = list_ensembles(tmp_path)
     assert name == "duo" and "0-small-a.pt" in card.read_text()
     assert main(["ensemble", checkpoints[0]]) == 2
+
+
+def test_a_quick_run_is_marked_beside_full_results():
+    from fer_core.cards.catalog import RUN, Entry
+    report = {"n": 64, "accuracy": 0.17, "macro_f1": 0.1, "per_class": {c: {"recall": 0.0} for c in EMOTIONS}}
+    full = {**report, "n": 3589, "accuracy": 0.7}
+    quick = Entry(key="run:q", name="q", kind=RUN, arch="fer_vgg_small", reports={"test": {"plain": report, "tta": report}})
+    whole = Entry(key="run:w", name="w", kind=RUN, arch="fer_vgg_small", reports={"test": {"plain": full, "tta": full}})
+    rows = {r["name"]: r for r in summary_rows([quick, whole])}
+    assert "quick run" in rows["q"]["note"] and "64 images" in rows["q"]["note"] and rows["w"]["note"] == ""

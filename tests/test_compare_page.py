@@ -73,12 +73,12 @@ def test_heat_maps_of_a_cell_for_both_classes_and_the_mean_per_emotion(page):
         page.selectbox(key="cell_pred").select(predicted).run()
         assert not page.exception and not page.error
         counts = [int(m.group(1)) for c in page.caption if (m := re.match(r"(\d+) images", c.value))]
-        return [c.value for c in page.caption if c.value.startswith("Heat maps:")], sum(n > 0 for n in counts)
+        return [c.value for c in page.caption if c.value.startswith("Each face, then")], sum(n > 0 for n in counts)
     off_diagonal = next((t, p) for t in EMOTIONS for p in EMOTIONS if t != p and heat_rows(t, p)[1])
     heads, models = heat_rows(*off_diagonal)
-    assert len(heads) == 2 * models  # per model with images in the cell: the predicted class's, then the true one's
-    assert heads[0].startswith(f"Heat maps: what made it say *{off_diagonal[1]}*")
-    assert heads[1].startswith(f"Heat maps: the evidence it saw for *{off_diagonal[0]}*")
+    assert len(heads) == models  # per model with images in the cell: each face beside its two maps
+    assert heads[0].startswith(f"Each face, then where the network found *{off_diagonal[1]}*, then *{off_diagonal[0]}*")
+    assert page.get("image"), "faces shown with their maps side by side"
     page.toggle(key="mean_heat").set_value(True).run()
     assert not page.exception and not page.error
     means = [img for img in page.get("image") if img.captions == list(EMOTIONS)]
