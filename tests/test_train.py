@@ -259,3 +259,19 @@ def test_a_teacher_that_is_no_model_is_refused_before_the_run_folder_takes_the_n
     err = capsys.readouterr().err
     assert code == 1 and "not a readable checkpoint" in err and "Traceback" not in err
     assert not (runs / "kept").exists()  # the name is still free
+
+
+def test_training_in_process_gives_the_signal_handlers_back(make_kaggle_zip, tmp_path):
+    import signal
+
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.train import main as train
+    def mine(*_):
+        return None
+    previous = {sig: signal.signal(sig, mine) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        train(TrainConfig(data=str(make_kaggle_zip()), out=str(tmp_path), epochs=1, batch_size=16, tta_views=2))
+        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGINT) is mine
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

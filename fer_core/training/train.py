@@ -54,14 +54,21 @@ class StopFlag:
 
     def __init__(self):
         self.stop = False
+        self._previous: dict = {}
 
     def install(self) -> "StopFlag":
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
-                signal.signal(sig, lambda *_: setattr(self, "stop", True))
+                self._previous[sig] = signal.signal(sig, lambda *_: setattr(self, "stop", True))
             except ValueError:  # not the main thread (e.g. tests)
                 pass
         return self
+
+    def restore(self) -> None:
+        """Put back the handlers install() replaced."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
     def everywhere(self, ddp: Distributed, device) -> bool:
         """True on every rank when any rank was asked to stop."""
@@ -280,81 +287,84 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
         step_model = torch.compile(step_model)
 
     stop = StopFlag().install()
-    if ddp.is_main:
-        where = device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else "")
-        run.update_status(state="running", pid=os.getpid(), epoch=progress.epoch, epochs=cfg.epochs, device=where,
-                          precision=precision_name(bf16),
-                          provenance={**provenance(), "dataset": resolve_data_path(cfg.data).name},
-                          parameters=count_parameters(model), batch_size=batch_size * ddp.world,
-                          train_images=len(train_split), started=now(), error=None)
-        print(f"run {run.path}: {cfg.arch} ({count_parameters(model):,} parameters) on {where} in "
-              f"{precision_name(bf16)}, {len(train_split)} training images, batch {batch_size * ddp.world}",
-              file=sys.stderr)
-    if cfg.labels == "ferplus-soft":  # the crowd's vote shares, drawn like a clean teacher's probabilities
-        batches.teacher = TeacherTargets(torch.from_numpy(train_split.targets).to(device))
-    if cfg.teacher:  # after the status: the run shows as running and a stop is heard while the teacher labels
-        batches.teacher = teacher_targets(cfg.teacher, train_split.images, device, cfg.teacher_views,
-                                          cfg.augment(), seed=epoch_seed(cfg.seed, -1), mirror=cfg.teacher_mirror,
-                                          stop=(lambda: stop.stop) if ddp.world == 1 else None)
-        if batches.teacher is None or stop.everywhere(ddp, device):  # every rank decides alike
-            _cancelled(run, progress.epoch, "while the teacher labelled", ddp)
-            return
-
-    meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS),
-            "train_config": asdict(cfg)}
-    # a run that is an Optuna trial reports each epoch to it, and beats its heartbeat while it trains
-    with TrialReporter(cfg.trial, cfg.epochs) if cfg.trial else contextlib.nullcontext() as trial:
-        epoch = progress.epoch
-        for epoch in range(progress.epoch + 1, cfg.epochs + 1):
-            report = (lambda done, total, seconds, e=epoch: run.update_status(epoch_batches=[e, done, total, seconds])
-                      ) if ddp.is_main else None
-            stats = train_one_epoch(step_model, batches, criterion, optimizer, schedule, epoch, cfg, stop, ema=ema,
-                                    on_progress=report)
-            if not stats.pop("complete"):
-                _cancelled(run, epoch - 1, f"during epoch {epoch}", ddp)
-                return
-            eval_model = ema.module if ema else model  # the weights that are evaluated and saved
-            stats.update(evaluate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
-            if cfg.track_test:  # every rank, like val: a stop at a target accuracy is decided alike everywhere
-                stats.update(evaluate(eval_model, splits["test"], device, "test", cfg.track_test_views))
-            schedule.after_epoch(stats["val_accuracy"])
-            improved = progress.update(stats["val_accuracy"], stats["seconds"])
-            progress.epoch = epoch
-            if ddp.is_main:
-                line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": now()}
-                weights = {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
-                           "val_accuracy": stats["val_accuracy"]}
-                resume_state = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()} if ema else {}
-                run.record_epoch(line, best=weights if improved else None, last={
-                    **weights, **resume_state, "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                    "best_val_accuracy": progress.best_val_accuracy, "stale_epochs": progress.stale_epochs,
-                    "elapsed": progress.elapsed})
-                run.update_status(epoch=epoch, best_val_accuracy=progress.best_val_accuracy)
-                print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
-                      f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
-                      f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
-            if stop.everywhere(ddp, device):
-                _cancelled(run, epoch, f"after epoch {epoch}", ddp)
-                return
-            if trial is not None and trial.report(epoch, stats["val_accuracy"]):
-                run.update_status(state="pruned", epoch=epoch)
-                print(f"pruned after epoch {epoch}: the study's pruner stopped this trial", file=sys.stderr)
-                return
-            if cfg.stop_at_test_accuracy is not None and stats["test_accuracy"] >= cfg.stop_at_test_accuracy:
-                if ddp.is_main:
-                    print(f"PrivateTest accuracy {stats['test_accuracy']:.4f} reached the target "
-                          f"{cfg.stop_at_test_accuracy}: stopping", file=sys.stderr)
-                break
-            if cfg.patience and progress.stale_epochs >= cfg.patience:
-                if ddp.is_main:
-                    print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
-                break
-        if ddp.world > 1:
-            dist.barrier()  # best.pt is complete before rank 0 reads it back
+    try:
         if ddp.is_main:
-            run.update_status(phase="evaluating")  # the page says so instead of an ETA of zero
-            final_eval(run, splits, cfg.tta_views, device, training_seconds=progress.elapsed)
-            run.update_status(state="finished", epoch=epoch, phase=None)
+            where = device_name(device) + (f" x{ddp.world} processes" if ddp.world > 1 else "")
+            run.update_status(state="running", pid=os.getpid(), epoch=progress.epoch, epochs=cfg.epochs, device=where,
+                              precision=precision_name(bf16),
+                              provenance={**provenance(), "dataset": resolve_data_path(cfg.data).name},
+                              parameters=count_parameters(model), batch_size=batch_size * ddp.world,
+                              train_images=len(train_split), started=now(), error=None)
+            print(f"run {run.path}: {cfg.arch} ({count_parameters(model):,} parameters) on {where} in "
+                  f"{precision_name(bf16)}, {len(train_split)} training images, batch {batch_size * ddp.world}",
+                  file=sys.stderr)
+        if cfg.labels == "ferplus-soft":  # the crowd's vote shares, drawn like a clean teacher's probabilities
+            batches.teacher = TeacherTargets(torch.from_numpy(train_split.targets).to(device))
+        if cfg.teacher:  # after the status: the run shows as running and a stop is heard while the teacher labels
+            batches.teacher = teacher_targets(cfg.teacher, train_split.images, device, cfg.teacher_views,
+                                              cfg.augment(), seed=epoch_seed(cfg.seed, -1), mirror=cfg.teacher_mirror,
+                                              stop=(lambda: stop.stop) if ddp.world == 1 else None)
+            if batches.teacher is None or stop.everywhere(ddp, device):  # every rank decides alike
+                _cancelled(run, progress.epoch, "while the teacher labelled", ddp)
+                return
+
+        meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS),
+                "train_config": asdict(cfg)}
+        # a run that is an Optuna trial reports each epoch to it, and beats its heartbeat while it trains
+        with TrialReporter(cfg.trial, cfg.epochs) if cfg.trial else contextlib.nullcontext() as trial:
+            epoch = progress.epoch
+            for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+                report = (lambda done, total, seconds, e=epoch: run.update_status(epoch_batches=[e, done, total, seconds])
+                          ) if ddp.is_main else None
+                stats = train_one_epoch(step_model, batches, criterion, optimizer, schedule, epoch, cfg, stop, ema=ema,
+                                        on_progress=report)
+                if not stats.pop("complete"):
+                    _cancelled(run, epoch - 1, f"during epoch {epoch}", ddp)
+                    return
+                eval_model = ema.module if ema else model  # the weights that are evaluated and saved
+                stats.update(evaluate(eval_model, splits["val"], device))  # every rank: same decisions, no messages
+                if cfg.track_test:  # every rank, like val: a stop at a target accuracy is decided alike everywhere
+                    stats.update(evaluate(eval_model, splits["test"], device, "test", cfg.track_test_views))
+                schedule.after_epoch(stats["val_accuracy"])
+                improved = progress.update(stats["val_accuracy"], stats["seconds"])
+                progress.epoch = epoch
+                if ddp.is_main:
+                    line = {"epoch": epoch, **stats, "lr": optimizer.param_groups[0]["lr"], "time": now()}
+                    weights = {**meta, "state_dict": eval_model.state_dict(), "epoch": epoch,
+                               "val_accuracy": stats["val_accuracy"]}
+                    resume_state = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()} if ema else {}
+                    run.record_epoch(line, best=weights if improved else None, last={
+                        **weights, **resume_state, "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
+                        "best_val_accuracy": progress.best_val_accuracy, "stale_epochs": progress.stale_epochs,
+                        "elapsed": progress.elapsed})
+                    run.update_status(epoch=epoch, best_val_accuracy=progress.best_val_accuracy)
+                    print(f"epoch {epoch}/{cfg.epochs}: loss {stats['train_loss']:.3f} acc {stats['train_accuracy']:.3f} | "
+                          f"val loss {stats['val_loss']:.3f} acc {stats['val_accuracy']:.4f} F1 {stats['val_macro_f1']:.3f} | "
+                          f"{stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f}s", file=sys.stderr, flush=True)
+                if stop.everywhere(ddp, device):
+                    _cancelled(run, epoch, f"after epoch {epoch}", ddp)
+                    return
+                if trial is not None and trial.report(epoch, stats["val_accuracy"]):
+                    run.update_status(state="pruned", epoch=epoch)
+                    print(f"pruned after epoch {epoch}: the study's pruner stopped this trial", file=sys.stderr)
+                    return
+                if cfg.stop_at_test_accuracy is not None and stats["test_accuracy"] >= cfg.stop_at_test_accuracy:
+                    if ddp.is_main:
+                        print(f"PrivateTest accuracy {stats['test_accuracy']:.4f} reached the target "
+                              f"{cfg.stop_at_test_accuracy}: stopping", file=sys.stderr)
+                    break
+                if cfg.patience and progress.stale_epochs >= cfg.patience:
+                    if ddp.is_main:
+                        print(f"early stopping: no val improvement for {cfg.patience} epochs", file=sys.stderr)
+                    break
+            if ddp.world > 1:
+                dist.barrier()  # best.pt is complete before rank 0 reads it back
+            if ddp.is_main:
+                run.update_status(phase="evaluating")  # the page says so instead of an ETA of zero
+                final_eval(run, splits, cfg.tta_views, device, training_seconds=progress.elapsed)
+                run.update_status(state="finished", epoch=epoch, phase=None)
+    finally:
+        stop.restore()  # an in-process caller (a notebook, pytest) gets its Ctrl-C and SIGTERM back
 
 
 def _cancelled(run: RunFolder, epochs_done: int, when: str, ddp: Distributed) -> None:
