@@ -20,14 +20,15 @@ def draw_faces(rgb: np.ndarray, faces, copy: bool = True) -> np.ndarray:
     """`rgb` (H, W, 3) uint8 with each face's box and label; `faces` are FaceResults (box, label, confidence)."""
     out = rgb.copy() if copy else rgb
     h, w = out.shape[:2]
-    thick = max(2, round(min(h, w) / 250))
-    font_scale = max(0.5, min(h, w) / 700)
+    thick = max(1, round(min(h, w) / 250))
+    font_scale = max(0.3, min(h, w) / 700)
     for face in faces:
         x, y, bw, bh = face.box
         color = hex_to_rgb(EMOTION_COLORS[face.label])
         cv2.rectangle(out, (x, y), (x + bw, y + bh), color, thick)
         text = f"{face.label} {face.confidence:.0%}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick // 2 + 1)
+        x = max(0, min(x, w - tw - 2 * thick))  # the label stays inside a small photo
         top = y - th - base - 2 * thick if y - th - base - 2 * thick >= 0 else y + bh  # below the box at the top edge
         cv2.rectangle(out, (x, top), (x + tw + 2 * thick, top + th + base + 2 * thick), color, -1)
         ink = (0, 0, 0) if sum(color) > 450 else (255, 255, 255)
