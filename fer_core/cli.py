@@ -140,8 +140,8 @@ def cmd_evaluate(args) -> int:
         raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR --name default`")
     views = args.tta_views if args.tta else 1
-    if args.stress and not args.photos:
-        raise FERError("--stress goes with --photos DIR (it stresses whole photos)")
+    if (args.stress or args.record) and not args.photos:
+        raise FERError(f"--{'stress' if args.stress else 'record'} goes with --photos DIR (whole photos)")
     if args.photos:
         return _evaluate_photos(args, views)
     # on FER2013 the figure is the point: PyTorch, as the model cards measure, unless an engine is asked for
@@ -210,18 +210,29 @@ def _card_figure(checkpoint: str, split: str, views: int) -> str:
             f"(--amp off) moves the figure by a few tenths")
 
 
+def _card_to_record(checkpoint: str):
+    """The model card `evaluate --photos --record` writes to: a card of ours, inside the models folder."""
+    from .cards.model_cards import FORMAT
+    from .models.loading import renamed_model
+    from .paths import models_dir, path_inside, read_json_object
+    card = renamed_model(checkpoint).with_suffix(".json")
+    if not card.is_file():
+        raise FERError(f"--record keeps the figures in the model's card, and {card} does not exist: record "
+                       f"shipped models (models/<name>.pt or an ensemble's .json)")
+    if card.resolve() != path_inside(models_dir(), card.name, "model card").resolve():
+        raise FERError(f"--record writes only into the model cards of the models folder ({models_dir()}); "
+                       f"{card} is elsewhere")
+    if read_json_object(card, "model card").get("format") != FORMAT:
+        raise FERError(f"{card} is not a model card of ours: --record writes only into those")
+    return card
+
+
 def _evaluate_photos(args, views: int) -> int:
     """evaluate --photos: the whole pipeline (find, frame, classify) on labelled photos."""
     from .inference.photos import load_photo_set, score_photos
     from .inference.recognizer import EmotionRecognizer
     photos = load_photo_set(args.photos)  # before the model loads: a wrong folder is one line at once
-    card = None
-    if args.record:  # the model's card, before minutes of work
-        from .models.loading import renamed_model
-        card = renamed_model(args.checkpoint).with_suffix(".json")
-        if not card.is_file():
-            raise FERError(f"--record keeps the figures in the model's card, and {card} does not exist: record "
-                           f"shipped models (models/<name>.pt or an ensemble's .json)")
+    card = _card_to_record(args.checkpoint) if args.record else None  # before minutes of work
     rec = EmotionRecognizer.load(args.checkpoint, engine=args.engine, batch=views)
     report = score_photos(rec, photos, views, stress=args.stress,
                           progress=None if args.json else progress_bar(f"photos of {photos.name}"))
@@ -477,13 +488,11 @@ def _heat_map_folder(text: str) -> None:
 
     from .paths import is_folder
     folder = Path(text)
-    if not text:
-        raise FERError("--explain needs a folder for the heat maps, not an empty value")
     if is_folder(folder):
         return
     if folder.exists() or folder.is_symlink():
         raise FERError(f"--explain {shown(folder, 200)} is not a folder")
-    if not is_folder(folder.parent if str(folder.parent) else "."):
+    if not is_folder(folder.parent):
         raise FERError(f"--explain {shown(folder, 200)}: its parent folder does not exist; create it first")
     try:
         folder.mkdir()
@@ -813,9 +822,12 @@ def main(argv: list[str] | None = None) -> int:
     if extras:  # a typo: point to the help of the command it was given to, not the top-level one
         command_parser(parser, [w for w in argv if not w.startswith("-")]).error(
             f"unrecognized arguments: {' '.join(extras)}")
-    empty = [k for k, v in vars(args).items() if v == "" and k not in MAY_BE_EMPTY]
+    empty = [k for k, v in vars(args).items()
+             if (v == "" or (isinstance(v, list) and "" in v)) and k not in MAY_BE_EMPTY]
     if empty:  # an empty value is a mistake (an unset shell variable), never "use the default"
-        print(f"error: --{empty[0].replace('_', '-')} was given an empty value", file=sys.stderr)
+        flag = f"--{empty[0].replace('_', '-')}" if f"--{empty[0].replace('_', '-')}" in argv or any(
+            a.startswith(f"--{empty[0].replace('_', '-')}=") for a in argv) else empty[0].upper()
+        print(f"error: {flag} was given an empty value", file=sys.stderr)
         return 2
     try:
         return args.func(args)

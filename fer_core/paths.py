@@ -194,7 +194,7 @@ def output_file(path: str | os.PathLike, what: str = "output file", suffix: str 
         raise FERError(f"{what} {shown(path, 200)} should end in {suffix}")
     if is_folder(path):
         raise FERError(f"{what} {shown(path, 200)} is a folder: give a file name")
-    if not is_folder(path.parent if str(path.parent) else "."):
+    if not is_folder(path.parent):
         raise FERError(f"{what} {shown(path, 200)}: the folder {shown(path.parent, 200)} does not exist; create it "
                        f"first")
     return path
@@ -212,6 +212,8 @@ def read_json_object(path: str | os.PathLike, what: str = "JSON file", max_bytes
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{what} {shown(path, 200)} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise error(f"{what} {shown(path, 200)} is not JSON we read ({shown(exc, 100)})") from None
     except RecursionError:
         raise error(f"{what} {shown(path, 200)} is nested too deeply to be one of ours") from None
     if not isinstance(value, dict):
@@ -338,10 +340,23 @@ def publish(root: str | os.PathLike, names: list[str], doing: str = "writing") -
             made = stage / name
             if not made.exists():
                 continue
-            if target.exists() or target.is_symlink():
-                kept = kept or replaced_dir(root)
+            if not (target.exists() or target.is_symlink()):
+                os.replace(made, target)
+                continue
+            kept = kept or replaced_dir(root)
+            if made.is_dir() or target.is_dir():  # folders cannot be replaced in one step: swap, and swap back
                 os.replace(target, kept / name)
-            os.replace(made, target)
+                try:
+                    os.replace(made, target)
+                except OSError:
+                    os.replace(kept / name, target)
+                    raise
+            else:  # the old file is kept by a second link (or a copy), then replaced in one step
+                try:
+                    os.link(target, kept / name, follow_symlinks=False)
+                except OSError:
+                    shutil.copy2(target, kept / name, follow_symlinks=False)
+                os.replace(made, target)
     except BaseException as exc:  # any exit: the staging folder goes (finally); re-raised
         if isinstance(exc, OSError) or (is_storage_failure(exc) and not isinstance(exc, StorageError)):
             raise storage_error(exc, doing, root) from None
@@ -354,11 +369,10 @@ REPLACED = ".replaced"
 
 
 def replaced_dir(root: str | os.PathLike) -> Path:
-    """A new folder `root/.replaced/<UTC time>-<pid>` for the files a publish replaces."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    folder = path_inside(root, f"{REPLACED}/{stamp}-{os.getpid()}")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    """A new folder `root/.replaced/<UTC time>-<random>` for the files a publish replaces."""
+    parent = path_inside(root, REPLACED)
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%dT%H%M%SZ-", time.gmtime()), dir=parent))
 
 
 def remove_stale_staging(root: Path, older_than_s: float = 6 * 3600) -> None:

@@ -567,7 +567,10 @@ def real_photos_section(entries: list[Entry]) -> None:
     chosen = st.selectbox("Confusion matrix of", labels, key="photo_confusion")
     entry, row = found[labels.index(chosen)]
     figures = entry.real_photos[row["photos"]][row["copy"]]["tta" if row["TTA"] != "off" else "plain"]
-    st.plotly_chart(photo_confusion_figure(figures, chosen), key="photo_confusion_chart")
+    try:
+        st.plotly_chart(photo_confusion_figure(figures, chosen), key="photo_confusion_chart")
+    except (KeyError, TypeError, ValueError):
+        st.info(f"{entry.name}'s card holds no readable confusion matrix for this row.")
     if figures.get("by_stress"):
         st.dataframe(pd.DataFrame([{"stress": k, "faces found %": round(100 * v["faces_found"], 1),
                                     "right %": round(100 * v["accuracy"], 1)} for k, v in figures["by_stress"].items()]),

@@ -218,3 +218,10 @@ def crash_in_epoch(monkeypatch):
             return real_epoch(*args, **kw)
         monkeypatch.setattr(train_module, "train_one_epoch", real_epoch if epoch is None else crashing)
     return arm
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser and real-dataset tests are slow by nature: the fast lane (`pytest -m "not slow"`) leaves them out."""
+    for item in items:
+        if item.get_closest_marker("browser") or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.slow)

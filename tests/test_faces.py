@@ -173,3 +173,39 @@ def test_the_thorough_search_finds_cut_and_small_faces_and_no_face_in_a_cup():
     for hard in (tight, small):
         assert detector.detect(hard, thorough=True), hard.shape
     assert detector.detect(np.ascontiguousarray(skimage.data.coffee()), thorough=True) == []
+
+
+def test_a_heat_map_of_a_levelled_face_is_turned_back_onto_the_photo():
+    from fer_core.inference.annotate import draw_saliency
+    from fer_core.inference.framing import crop_face, crop_region
+    from fer_core.inference.recognizer import FaceResult
+    gray = _two_eyes((150, 180), (250, 220))
+    rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    box, angle = (100, 100, 200, 200), 21.8
+    side = crop_region(box, gray.shape)[2]
+    levelled = crop_face(gray, box, size=side, angle=angle)
+    saliency = (levelled < 100).astype(np.float32)  # the map marks the eyes as the network saw them, levelled
+    face = FaceResult(box, "happy", 0.9, {}, angle=angle, saliency={"happy": saliency})
+    drawn = draw_saliency(rgb, [face])
+    red = drawn[..., 0].astype(int) - drawn[..., 2].astype(int)  # JET: red where the map is high, blue where low
+    for x, y in ((150, 180), (250, 220)):  # the eyes where they are in the photo
+        assert red[y, x] > 40, (x, y)
+    assert red[200, 200] < 0 and red[180, 250] < 0  # between the eyes, and where a map left unturned would put one
+
+
+def test_faces_found_by_a_retry_are_boxed_where_they_are_in_the_photo():
+    photo = astronaut_rgb()
+    detector = FaceDetector()
+    (face,) = detector.detect(photo)
+    x, y, fw, fh = face.box
+    x0, y0 = x + fw // 10, y + fh // 6
+    tight = np.ascontiguousarray(photo[y0:y + fh - fh // 8, x0:x + fw - fw // 10])
+    (found,) = detector.detect(tight, thorough=True)
+    assert box_iou(found.box, (x - x0, y - y0, fw, fh)) > 0.5  # it may reach past the tight crop's edges
+    h, w = photo.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0)
+    turned = cv2.warpAffine(photo, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    (tilted,) = detector.detect(turned, thorough=True)
+    cx, cy = matrix @ np.array([x + fw / 2, y + fh / 2, 1.0])
+    tx, ty, tw, th = tilted.box
+    assert abs(tx + tw / 2 - cx) < 0.25 * fw and abs(ty + th / 2 - cy) < 0.25 * fh

@@ -28,10 +28,10 @@ def votes_row(**counts) -> list[int]:
     return row
 
 
-def write_votes(path, rows: dict[int, list[int]]):
+def write_votes(path, rows: dict[int, list[int]], usage=lambda row: "Training"):
     """A fer2013new.csv of FER+'s 35,887 rows: the given rows' votes, ten 'unknown' votes elsewhere."""
     default = votes_row(unknown=10)
-    lines = [HEADER] + [f"Training,fer{i:07d}.png," + ",".join(map(str, rows.get(i, default)))
+    lines = [HEADER] + [f"{usage(i)},fer{i:07d}.png," + ",".join(map(str, rows.get(i, default)))
                         for i in range(ferplus.ROWS)]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -92,11 +92,22 @@ def test_the_kaggle_zip_joins_through_the_index(crowd_zip):
         assert split.subset(np.arange(2)).targets.shape == (2, 7)
 
 
-def test_fer2013_csv_joins_by_row(tmp_path, make_fer_csv):
-    source = make_fer_csv(per_usage=2)
-    votes = write_votes(tmp_path / "fer2013new.csv", {i: votes_row(anger=7, neutral=3) for i in range(2 * 7 * 3)})
-    crowd = ferplus.with_crowd_labels(load_dataset(source), votes)
-    assert len(crowd) == 2 * 7 * 3 and all((s.labels == EMOTIONS.index("angry")).all() for s in crowd.splits.values())
+def test_fer2013_csv_joins_by_row_and_must_keep_its_order(tmp_path, make_fer_csv):
+    source = make_fer_csv(per_usage=2)  # rows: Training (14), PublicTest (14), PrivateTest (14), each 2 per class
+    columns = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]  # FER2013's order
+    usage = lambda row: ("Training", "PublicTest", "PrivateTest")[row // 14] if row < 42 else "Training"  # noqa: E731
+    # row i's crowd says the emotion after its FER2013 label: a misaligned join would show as wrong labels
+    rows = {i: votes_row(**{columns[(i // 2 % 7 + 1) % 7]: 9}) for i in range(42)}
+    votes = write_votes(tmp_path / "fer2013new.csv", rows, usage)
+    dataset = load_dataset(source)
+    crowd = ferplus.with_crowd_labels(dataset, votes)
+    for name in ("train", "val", "test"):
+        assert list(crowd[name].labels) == [(label + 1) % 7 for label in dataset[name].labels]
+    shuffled = tmp_path / "sorted.csv"
+    lines = source.read_text().splitlines()
+    shuffled.write_text("\n".join([lines[0], *lines[15:29], *lines[1:15], *lines[29:]]) + "\n")  # splits swapped
+    with pytest.raises(DataError, match="not in fer2013.csv's row order"):
+        ferplus.with_crowd_labels(load_dataset(shuffled), votes)
 
 
 def test_training_on_the_vote_shares_and_evaluating_on_the_majority(crowd_zip, tmp_path, capsys):

@@ -673,6 +673,7 @@ def _bad_cards(models: Path) -> None:
     (models / "latin1.json").write_bytes('{"name": "caf\xe9"}'.encode("latin-1"))
     (models / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
     (models / "list.json").write_text("[1, 2]")
+    (models / "bigint.json").write_text('{"format": "fer_core.model_card/1", "n": ' + "9" * 5000 + "}")
 
 
 def test_one_bad_card_hides_itself_not_the_others(project, compare_world, capsys):
@@ -688,7 +689,7 @@ def test_one_bad_card_hides_itself_not_the_others(project, compare_world, capsys
     assert {"reference-elu", "reference-small"} <= {e.name for e in card_entries(models)}
     assert cli(["results-table"]) == 0 and "reference-small" in capsys.readouterr().out
     assert cli(["calibrate"]) == 0 and "reference-small" in capsys.readouterr().out
-    for card in ("deep.json", "latin1.json", "list.json"):
+    for card in ("deep.json", "latin1.json", "list.json", "bigint.json"):
         assert cli(["predict", str(REPO / "tests"), "--checkpoint", str(models / card)]) == 1
         err = capsys.readouterr().err
         assert "Traceback" not in err and "RecursionError" not in err and err.count("\n") <= 2, err

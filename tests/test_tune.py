@@ -159,7 +159,7 @@ def test_tell_counts_only_the_trials_own_run_folder(tmp_path):
     folder.update_status(state="finished")
     (folder.path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.9}) + "\n")
     state, value, error = _tell(study, trial, folder.path, f"s#0@{storage}")
-    assert (state, value) == ("failed", None) and "never started" in error
+    assert (state, value) == ("failed", None) and "another storage" in error
     assert load(runs).trials[0].state == optuna.trial.TrialState.FAIL
 
 
@@ -209,10 +209,16 @@ def test_a_crafted_run_attribute_cannot_make_tune_touch_another_folder(tmp_path,
     study = open_study("s", storage, "tpe", "median", dims, 5)
     trial = study.ask({d.name: d.distribution() for d in dims})
     trial.set_user_attr("run", str(victim.path))  # what a crafted database says
+    twin = RunFolder.create(runs, "s-000", "fer_vgg_small")  # this trial's name, finished: never marked failed
+    twin.write_config({"arch": "fer_vgg_small", "trial": "s#0@sqlite:///another.db"})
+    twin.update_status(state="finished")
+    second = study.ask({d.name: d.distribution() for d in dims})
+    second.set_user_attr("run", str(twin.path))
     study._storage.record_heartbeat(trial._trial_id)
+    study._storage.record_heartbeat(second._trial_id)
     time.sleep(3)
-    open_study("s", storage, "tpe", "median", dims, 5)  # marks the stale trial failed
-    assert victim.status()[0]["state"] == "finished"
+    open_study("s", storage, "tpe", "median", dims, 5)  # marks the stale trials failed
+    assert victim.status()[0]["state"] == "finished" and twin.status()[0]["state"] == "finished"
 
 
 @pytest.mark.timeout(600)

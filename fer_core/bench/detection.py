@@ -43,7 +43,7 @@ def run(args) -> int:
     detector = FaceDetector(args.yunet)
     photos = load_photo_set(args.photos) if args.photos else None
     images = [read_image(p) for p in photos.paths] if photos else []
-    locate = FaceDetector()  # places the stress copy as evaluate --photos does
+    locate = FaceDetector(from_environment=False)  # places the stress copy as evaluate --photos does
     clean_faces = [locate.detect(rgb) for rgb in images]
     stress = [stressed(rgb, i, faces[0].box if faces else None) for i, (rgb, faces) in enumerate(zip(images, clean_faces))]
     negative = negatives()

@@ -80,6 +80,8 @@ def record_real_photos(card_path: str | Path, report: dict, hardware: str) -> di
     and the hardware its milliseconds were measured on."""
     card = read_json_object(card_path, "model card")
     photos = card.get("real_photos") if isinstance(card.get("real_photos"), dict) else {}
+    photos = {k: v for k, v in photos.items() if isinstance(v, dict)
+              and all(isinstance(m, dict) for m in v.values())}  # a hand-edited entry is dropped, not crashed on
     figures = {k: report[k] for k in PHOTO_FIGURES if k in report}
     figures.update(date=datetime.now(timezone.utc).date().isoformat(), hardware=hardware)
     if report.get("by_stress"):
@@ -93,18 +95,25 @@ def real_photo_rows(name: str, real_photos: dict) -> list[dict]:
     """One row per photo set, copy and mode of a card's real_photos, for tables."""
     rows = []
     for photo_set, copies in sorted(real_photos.items()):
-        for copy, modes in sorted(copies.items()):
-            for mode, r in sorted(modes.items()):
-                rows.append({"model": name, "photos": photo_set, "copy": copy,
-                             "TTA": f"{r.get('tta_views')} views" if mode == "tta" else "off",
-                             "faces found %": round(100 * r["faces_found"], 1),
-                             "right %": round(100 * r["accuracy"], 1),
-                             "right with a face %": round(100 * r["accuracy_with_face"], 1),
-                             "macro-F1": round(r["macro_f1"], 3),
-                             **{f"{e} %": None if v is None else round(100 * v) for e, v in r["per_class"].items()},
-                             "ms per photo": round(r["ms_per_photo"], 1) if r.get("ms_per_photo") else None,
-                             "measured": f"{r.get('date')}, {r.get('hardware')}"})
+        for copy, modes in sorted(copies.items() if isinstance(copies, dict) else []):
+            for mode, r in sorted(modes.items() if isinstance(modes, dict) else []):
+                try:
+                    rows.append(_photo_row(name, photo_set, copy, mode, r))
+                except (KeyError, TypeError, AttributeError, ValueError):  # a hand-edited card: that row is left out
+                    continue
     return rows
+
+
+def _photo_row(name: str, photo_set: str, copy: str, mode: str, r: dict) -> dict:
+    return {"model": name, "photos": photo_set, "copy": copy,
+            "TTA": f"{r.get('tta_views')} views" if mode == "tta" else "off",
+            "faces found %": round(100 * r["faces_found"], 1),
+            "right %": round(100 * r["accuracy"], 1),
+            "right with a face %": round(100 * r["accuracy_with_face"], 1),
+            "macro-F1": round(r["macro_f1"], 3),
+            **{f"{e} %": None if v is None else round(100 * v) for e, v in r["per_class"].items()},
+            "ms per photo": round(r["ms_per_photo"], 1) if r.get("ms_per_photo") else None,
+            "measured": f"{r.get('date')}, {r.get('hardware')}"}
 
 
 def portable_config(config: dict) -> tuple[dict, str | None]:

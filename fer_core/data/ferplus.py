@@ -5,9 +5,10 @@ follow `fer2013.csv`, row for row. A fer2013.csv source therefore joins by row; 
 keeps no row order, so it joins through the index shipped beside this module (`ferplus_kaggle_index.csv.gz`:
 FER+ row -> file inside the Kaggle zip, matched by content; the 175 images without a usable row are left out).
 
-What the crowd's votes become, following FERPlus's own `ferplus.py`:
+What the crowd's votes become, following FERPlus's own `ferplus.py` but for one change:
 - contempt, which FER2013's seven classes lack, is folded into disgust (both are expressions of rejection,
-  and disgust is FER2013's rarest class);
+  and disgust is FER2013's rarest class) before the majority is taken, so disgust and contempt votes together
+  can make a majority neither had alone (FERPlus's 8 classes keep them apart);
 - a single vote for an emotion is dropped as noise (FERPlus's outlier removal);
 - the majority is the emotion with more than half of the remaining votes; images whose majority is no
   emotion ("unknown", "not a face") or that have no majority are left out;
@@ -61,23 +62,30 @@ def find_votes_file(path: str | os.PathLike | None = None) -> Path:
     return candidate
 
 
-def read_votes(path: str | os.PathLike) -> np.ndarray:
-    """The (ROWS, 10) vote counts of fer2013new.csv, in VOTE_COLUMNS order; DataError for anything else."""
+@dataclass
+class Votes:
+    counts: np.ndarray  # (ROWS, 10) in VOTE_COLUMNS order
+    usage: np.ndarray   # (ROWS,) "Training", "PublicTest" or "PrivateTest": the split fer2013.csv gives each row
+
+
+def read_votes(path: str | os.PathLike) -> Votes:
+    """fer2013new.csv's vote counts and usage; DataError for anything else."""
     text = read_text_file(path, "FER+ votes file", error=DataError)
     reader = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(reader, [])]
     if header[2:] != list(VOTE_COLUMNS):
         raise DataError(f"{shown(path, 200)} is not FER+'s fer2013new.csv: its header is not "
                         f"'Usage,Image name,{','.join(VOTE_COLUMNS)}'")
-    votes = []
+    votes, usage = [], []
     for line_no, row in enumerate(reader, start=2):
         try:
             votes.append([int(v or 0) for v in row[2:12]] + [0] * (12 - max(len(row), 2)))
         except ValueError:
             raise DataError(f"{shown(path, 200)} line {line_no}: vote counts are not integers") from None
+        usage.append(row[0].strip() if row else "")
     if len(votes) != ROWS:
         raise DataError(f"{shown(path, 200)} has {len(votes)} rows: FER+ has one per FER2013 image ({ROWS})")
-    return np.asarray(votes, dtype=np.int64)[:, :len(VOTE_COLUMNS)]
+    return Votes(np.asarray(votes, dtype=np.int64)[:, :len(VOTE_COLUMNS)], np.asarray(usage))
 
 
 def crowd_labels(votes: np.ndarray) -> CrowdLabels:
@@ -109,23 +117,43 @@ def _rows_of(ids: np.ndarray, fmt: str, index: dict[str, int]) -> np.ndarray:
     return np.array([index.get("/".join(PurePosixPath(i).parts[-3:]), -1) for i in ids], dtype=np.int64)
 
 
-def with_crowd_labels(dataset: FER2013, votes_file: str | os.PathLike | None = None) -> FER2013:
-    """`dataset` relabelled by the crowd: each split keeps the images with a FER+ majority, labelled with it,
-    and carries the vote shares as `targets`. DataError when the votes file or the join is unusable."""
-    crowd = crowd_labels(read_votes(find_votes_file(votes_file)))
+USAGE_OF_SPLIT = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+def joined_rows(dataset: FER2013, votes: Votes) -> dict[str, np.ndarray]:
+    """Per split, each image's FER+ row (-1 where it has none). DataError when nothing joins, or when a CSV's rows
+    are not in fer2013.csv's order (a row's split differs from the one FER+ gives that row)."""
     index = {} if dataset.format == "csv" else read_index()
-    splits, matched = {}, 0
+    rows_of, matched = {}, 0
     for name, split in dataset.splits.items():
         rows = _rows_of(split.ids, dataset.format, index)
-        valid = (rows >= 0) & (rows < ROWS)
-        matched += int(valid.sum())
-        keep = valid.copy()
-        keep[valid] = crowd.majority[rows[valid]] >= 0
-        kept = split.subset(keep)
-        splits[name] = Split(kept.images, crowd.majority[rows[keep]], kept.ids, crowd.soft[rows[keep]])
+        rows[(rows < 0) | (rows >= ROWS)] = -1
+        joined = rows >= 0
+        if dataset.format == "csv" and not dataset.val_from_train and joined.any():
+            moved = votes.usage[rows[joined]] != USAGE_OF_SPLIT[name]
+            if moved.any():
+                raise DataError(f"{shown(dataset.source, 200)} is not in fer2013.csv's row order ({int(moved.sum())} "
+                                f"{name} rows are another split in FER+): FER+ joins a CSV by row, so it must be the "
+                                f"original file, unfiltered and unsorted")
+        matched += int(joined.sum())
+        rows_of[name] = rows
     if not matched:
         raise DataError(f"none of the images of {shown(dataset.source, 200)} has a FER+ row: FER+ labels join "
                         "the Kaggle zip (or its folder) through the shipped index, and fer2013.csv by row")
+    return rows_of
+
+
+def with_crowd_labels(dataset: FER2013, votes_file: str | os.PathLike | None = None) -> FER2013:
+    """`dataset` relabelled by the crowd: each split keeps the images with a FER+ majority, labelled with it,
+    and carries the vote shares as `targets`. DataError when the votes file or the join is unusable."""
+    votes = read_votes(find_votes_file(votes_file))
+    crowd = crowd_labels(votes.counts)
+    splits = {}
+    for name, rows in joined_rows(dataset, votes).items():
+        keep = rows >= 0
+        keep[keep] = crowd.majority[rows[keep]] >= 0
+        kept = dataset.splits[name].subset(keep)
+        splits[name] = Split(kept.images, crowd.majority[rows[keep]], kept.ids, crowd.soft[rows[keep]])
     return FER2013(dataset.source, dataset.format, splits, dataset.val_from_train, list(dataset.problems))
 
 
@@ -147,14 +175,13 @@ class CrowdComparison:
 
 def compare_with_crowd(dataset: FER2013, votes_file: str | os.PathLike | None = None) -> CrowdComparison:
     """FER2013's label beside the crowd's, image by image (the Dataset page's disagreement view)."""
-    raw = read_votes(find_votes_file(votes_file))
-    crowd = crowd_labels(raw)
-    index = {} if dataset.format == "csv" else read_index()
+    votes = read_votes(find_votes_file(votes_file))
+    crowd = crowd_labels(votes.counts)
     parts = []
-    for name, split in dataset.splits.items():
-        rows = _rows_of(split.ids, dataset.format, index)
-        ok = (rows >= 0) & (rows < ROWS)
-        parts.append((split.ids[ok], np.full(ok.sum(), name), split.labels[ok], crowd.majority[rows[ok]], raw[rows[ok]]))
+    for name, rows in joined_rows(dataset, votes).items():
+        split, ok = dataset.splits[name], rows >= 0
+        parts.append((split.ids[ok], np.full(ok.sum(), name), split.labels[ok], crowd.majority[rows[ok]],
+                      votes.counts[rows[ok]]))
     ids, splits, labels, majority, votes = (np.concatenate(column) for column in zip(*parts))
     return CrowdComparison(ids, splits, labels, majority, votes)
 

@@ -29,8 +29,10 @@ def draw_faces(rgb: np.ndarray, faces, copy: bool = True) -> np.ndarray:
         text = f"{face.label} {face.confidence:.0%}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick // 2 + 1)
         x = max(0, min(x, w - tw - 2 * thick))  # the label stays inside a small photo
-        top = y - th - base - 2 * thick if y - th - base - 2 * thick >= 0 else y + bh  # below the box at the top edge
-        cv2.rectangle(out, (x, top), (x + tw + 2 * thick, top + th + base + 2 * thick), color, -1)
+        label_h = th + base + 2 * thick
+        top = y - label_h if y - label_h >= 0 else y + bh  # below the box at the top edge ...
+        top = max(0, min(top, h - label_h))  # ... and inside the photo when the box fills it
+        cv2.rectangle(out, (x, top), (x + tw + 2 * thick, top + label_h), color, -1)
         ink = (0, 0, 0) if sum(color) > 450 else (255, 255, 255)
         cv2.putText(out, text, (x + thick, top + th + thick), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink,
                     thick // 2 + 1, cv2.LINE_AA)
@@ -56,6 +58,11 @@ def draw_saliency(rgb: np.ndarray, faces, emotion: str | None = None) -> np.ndar
         if saliency is None:
             continue
         x0, y0, side = crop_region(face.box, rgb.shape)
+        if face.angle:  # the map is of the levelled crop: turn it back as the face sits in the photo
+            saliency = cv2.resize(saliency, (side, side), interpolation=cv2.INTER_LINEAR) \
+                if saliency.shape != (side, side) else saliency
+            saliency = cv2.warpAffine(saliency, cv2.getRotationMatrix2D((side / 2, side / 2), -face.angle, 1.0),
+                                      (side, side), flags=cv2.INTER_LINEAR, borderValue=0)
         top, left, bottom, right = max(0, y0), max(0, x0), min(h, y0 + side), min(w, x0 + side)
         if bottom > top and right > left:
             part = saliency[top - y0:bottom - y0, left - x0:right - x0]

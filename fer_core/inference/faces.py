@@ -40,8 +40,9 @@ class FaceDetector:
     Haar unless a YuNet model path is given or in $FER_YUNET_MODEL."""
 
     def __init__(self, yunet_model: str | os.PathLike | None = None, detect_side: int = 320,
-                 min_face_fraction: float = 0.08, yunet_threshold: float = 0.7):
-        yunet_model = yunet_model if yunet_model not in (None, "") else os.environ.get(YUNET_ENV) or None
+                 min_face_fraction: float = 0.08, yunet_threshold: float = 0.7, from_environment: bool = True):
+        if yunet_model in (None, ""):  # `from_environment=False`: Haar, whatever $FER_YUNET_MODEL says
+            yunet_model = os.environ.get(YUNET_ENV) if from_environment else None
         self.detect_side = detect_side
         self.min_face_fraction = min_face_fraction
         if yunet_model:
@@ -108,14 +109,14 @@ class FaceDetector:
             if kind == "pad":  # a tight crop: the cascade needs some room around a face
                 pad = round(PAD_FRACTION * max(h, w))
                 padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-                faces = [_clipped(replace(f, box=(f.box[0] - pad, f.box[1] - pad, *f.box[2:])), w, h)
+                faces = [replace(f, box=(f.box[0] - pad, f.box[1] - pad, *f.box[2:]))
                          for f in self._confirmed(padded, self._scan(padded, None))]
             elif kind == "upscale":  # a small photo: faces under the cascade's 24-pixel window
                 if max(h, w) >= SMALL_PHOTO:
                     continue
                 factor = SMALL_PHOTO / max(h, w)
                 big = cv2.resize(rgb, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_CUBIC)
-                faces = [_clipped(replace(f, box=tuple(round(v / factor) for v in f.box)), w, h)
+                faces = [replace(f, box=tuple(round(v / factor) for v in f.box))
                          for f in self._confirmed(big, self._scan(big, None))]
             elif kind == "finer":
                 faces = self._confirmed(rgb, self._finer(rgb))
@@ -128,8 +129,9 @@ class FaceDetector:
                 for f in self._confirmed(turned, self._scan(turned, None)):
                     x, y, bw, bh = f.box
                     cx, cy = back @ np.array([x + bw / 2, y + bh / 2, 1.0])
-                    faces.append(_clipped(Face((round(cx - bw / 2), round(cy - bh / 2), bw, bh), f.score, angle), w, h))
-            faces = [f for f in faces if f.box[2] > 0 and f.box[3] > 0]
+                    faces.append(Face((round(cx - bw / 2), round(cy - bh / 2), bw, bh), f.score, angle + f.angle))
+            # a box may reach past the photo (a face cut by its edge): the crop replicates the edge, as FER2013's
+            faces = [f for f in faces if _overlaps(f.box, w, h)]
             if faces:
                 return faces
         return []
@@ -152,8 +154,7 @@ class FaceDetector:
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         side = max(20, round(self.min_face_fraction * min(small.shape[:2])))
         boxes = self._haar_alt2.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(side, side))
-        return sorted((_clipped(Face(tuple(round(v / scale) for v in b)), w, h) for b in boxes),
-                      key=lambda f: -f.box[2] * f.box[3])
+        return sorted((Face(tuple(round(int(v) / scale) for v in b)) for b in boxes), key=lambda f: -f.box[2] * f.box[3])
 
     def _search(self, rgb: np.ndarray, region: tuple[int, int, int, int], scale: float, min_side: int) -> list[Face]:
         """Faces in `region` of `rgb`, searched at `scale` (Haar: at least `min_side` pixels at that scale),
@@ -189,10 +190,11 @@ class FaceDetector:
                                          tuple(sorted(((r[4], r[5]), (r[6], r[7]))))) for r in rows]
 
 
-def _clipped(face: Face, width: int, height: int) -> Face:
-    x, y, w, h = face.box
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
-    return replace(face, box=(x0, y0, max(0, x1 - x0), max(0, y1 - y0)))
+def _overlaps(box: tuple[int, int, int, int], width: int, height: int) -> bool:
+    """True when at least half of `box` lies inside a width x height photo."""
+    x, y, w, h = box
+    inside = max(0, min(width, x + w) - max(0, x)) * max(0, min(height, y + h) - max(0, y))
+    return w > 0 and h > 0 and inside >= 0.5 * w * h
 
 
 def grown_box(box: tuple[int, int, int, int], growth: float, width: int, height: int) -> tuple[int, int, int, int]:

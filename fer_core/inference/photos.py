@@ -76,8 +76,10 @@ def _csv_pairs(path: Path) -> tuple[list[tuple[Path, str]], list[str]]:
 def score_photos(recognizer, photos: PhotoSet, views: int = 1, stress: bool = False, progress=None) -> dict:
     """What `evaluate --photos` reports: faces found, accuracy over all photos (no face = wrong) and over those
     with a face, macro-F1, per-class accuracy, the confusion matrix (a last column for 'no face'), milliseconds per
-    photo (reading, detection, framing and classification), and with `stress` the same per stress kind."""
-    locate = FaceDetector() if stress else None  # places each stress on the clean photo, the same for every pipeline
+    photo (detection, framing and classification of the decoded photo), and with `stress` the same per stress
+    kind. An unreadable photo counts as wrong and is listed."""
+    # places each stress on the clean photo: Haar's plain scan, the same for every pipeline and environment
+    locate = FaceDetector(from_environment=False) if stress else None
     predicted, seconds, unreadable = [], [], []
     for i, path in enumerate(photos.paths):
         try:
@@ -85,6 +87,8 @@ def score_photos(recognizer, photos: PhotoSet, views: int = 1, stress: bool = Fa
         except ImageError as exc:
             unreadable.append({"file": str(path), "reason": str(exc)})
             predicted.append(-1)
+            if progress is not None:
+                progress(i + 1, len(photos.paths))
             continue
         if stress:
             clean = locate.detect(rgb)

@@ -41,7 +41,7 @@ class FaceResult:
     angle: float = 0.0  # degrees the face was turned (counter-clockwise) to level its eyes before cropping
     whole_image: bool = False  # no face was found: the whole photo was read as one face, as the user asked
     # with explain: {emotion: Grad-CAM map in [0, 1]} over the square region the network saw (crop_face's, the
-    # box with its margin), at that region's size in image pixels
+    # box in FER2013's frame), at that region's size in image pixels, as the network saw it: levelled by `angle`
     saliency: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:

@@ -7,6 +7,7 @@ figure measured where it will run, not one read from a table written on another 
 from __future__ import annotations
 
 import os
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -54,10 +55,14 @@ def train_images_per_s(arch: str, device: torch.device, batch_size: int, seconds
     return batch_size * steps / (time.perf_counter() - start), steps, model
 
 
+_THREADS = threading.Lock()  # the thread count is the process's: one estimate at a time sets and restores it
+
+
 def training_threads() -> int:
     """The threads a training job's PyTorch uses: its own process, where nothing lowers them ($OMP_NUM_THREADS,
     else every core)."""
-    return int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+    first = (os.environ.get("OMP_NUM_THREADS") or "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else os.cpu_count() or 1
 
 
 def expected_training(cfg: TrainConfig, train_images: int = FER2013_TRAINING_IMAGES, seconds: float = 3.0) -> dict:
@@ -67,13 +72,14 @@ def expected_training(cfg: TrainConfig, train_images: int = FER2013_TRAINING_IMA
     device = resolve_device(cfg.device)
     bf16 = use_bf16(device, cfg.amp)
     batch = 128 if cfg.batch_size == "auto" else int(cfg.batch_size)
-    caller_threads = torch.get_num_threads()  # the dashboard keeps fewer for itself; a training job has them all
-    torch.set_num_threads(training_threads())
-    try:
-        speed, _, _ = train_images_per_s(cfg.arch, device, batch, seconds, bf16, cfg.crop, cfg.augment())
-        where = device_name(device)
-    finally:
-        torch.set_num_threads(caller_threads)
+    with _THREADS:
+        caller_threads = torch.get_num_threads()  # the dashboard keeps fewer for itself; a training job has them all
+        torch.set_num_threads(training_threads())
+        try:
+            speed, _, _ = train_images_per_s(cfg.arch, device, batch, seconds, bf16, cfg.crop, cfg.augment())
+            where = device_name(device)
+        finally:
+            torch.set_num_threads(caller_threads)
     per_epoch = min(cfg.epoch_size or train_images, train_images)
     return {"images_per_s": speed, "epoch_s": per_epoch / speed, "training_s": cfg.epochs * per_epoch / speed,
             "device": where, "precision": precision_name(bf16), "batch_size": batch}

@@ -57,7 +57,7 @@ def make_pruner(name: str, epochs: int):
     raise ValueError(f"unknown pruner '{name}': expected one of {', '.join(PRUNERS)}")
 
 
-def storage_of(url: str, on_stale_trial=None):
+def storage_of(url: str, on_stale_trial=None, create_tables: bool = True):
     """Optuna's database storage at `url`, with the heartbeat that lets a dead worker's trial be failed
     (`on_stale_trial(study, trial)` is then called for it)."""
     import warnings
@@ -68,13 +68,14 @@ def storage_of(url: str, on_stale_trial=None):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                      heartbeat_stale_trial_callback=on_stale_trial)
+                                      heartbeat_stale_trial_callback=on_stale_trial,
+                                      skip_table_creation=not create_tables)
 
 
-def load_trial(ref: TrialRef, epochs: int):
+def load_trial(ref: TrialRef, epochs: int, create_tables: bool = True):
     """The optuna.Trial `ref` names, in its study with the study's pruner."""
     import optuna
-    storage = storage_of(ref.storage)
+    storage = storage_of(ref.storage, create_tables=create_tables)
     study_id = storage.get_study_id_from_name(ref.study)
     pruner = make_pruner(storage.get_study_user_attrs(study_id).get(PRUNER_ATTR, "none"), epochs)
     study = optuna.load_study(study_name=ref.study, storage=storage, pruner=pruner)
@@ -90,7 +91,7 @@ def check_trial(text: str, epochs: int) -> None:
     if ref.storage.startswith("sqlite:///") and not Path(ref.storage[len("sqlite:///"):]).is_file():
         raise FERError(f"--trial {ref.study}#{ref.number}: its database {ref.storage} does not exist")
     try:
-        load_trial(ref, epochs)
+        load_trial(ref, epochs, create_tables=False)  # a check adds no tables to whatever database it is given
     except Exception as exc:  # a file that is no database, a study or trial not there, a server that does not answer
         reason = "no such study or trial" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:200]
         raise FERError(f"--trial {ref.study}#{ref.number}: cannot use it ({type(exc).__name__}: {reason})") from None

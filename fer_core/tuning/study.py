@@ -58,9 +58,10 @@ def run_name(study_name: str, number: int) -> str:
     return f"{study_name}-{number:03d}"
 
 
-def is_trial_run(folder: Path, study_name: str, number: int) -> bool:
+def is_trial_run(folder: Path, study_name: str, number: int, storage: str | None = None) -> bool:
     """True when `folder` is the run folder that trial `number` of study `study_name` made: named for the trial,
-    with the trial in its config.json. A folder of the same name from another study or storage is not."""
+    with the trial in its config.json (and, given `storage`, the same storage): a folder of the same name from
+    another study is not, nor from another storage when the storage is known."""
     if folder.name != run_name(study_name, number) or not (folder / RunFolder.CONFIG).is_file():
         return False
     config, _ = RunFolder(folder).config()
@@ -68,7 +69,7 @@ def is_trial_run(folder: Path, study_name: str, number: int) -> bool:
         ref = TrialRef.parse(str(config.get("trial") or ""))
     except ValueError:
         return False
-    return (ref.study, ref.number) == (study_name, number)
+    return (ref.study, ref.number) == (study_name, number) and storage in (None, ref.storage)
 
 
 def _mark_run_failed(study, trial) -> None:
@@ -76,6 +77,7 @@ def _mark_run_failed(study, trial) -> None:
     folder is the storage's word: it is touched only when it is this trial's own run (is_trial_run)."""
     folder = Path(str(trial.user_attrs.get("run") or ""))
     if (trial.user_attrs.get("run") and is_trial_run(folder, study.study_name, trial.number)
+            and RunFolder(folder).status()[0].get("state") not in ("finished", "pruned")  # an ended run stays so
             and not RunFolder(folder).trainer_alive()):
         RunFolder(folder).record_failure("its tune worker stopped: no heartbeat from this trial, marked failed "
                                          "in the study")
@@ -183,8 +185,8 @@ def run_study(study, base: TrainConfig, dims: list[Dimension], storage: str, tri
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         study._storage.record_heartbeat(trial._trial_id)  # until the trainer's own heartbeat takes over
         log(f"trial {trial.number}: {name} with {_params_text(trial.params)}")
-        stopped = _train(cfg, study, trial, queue, log)
-        state, value, error = _tell(study, trial, folder, str(ref))
+        stopped, failure = _train(cfg, study, trial, queue, log)
+        state, value, error = _tell(study, trial, folder, str(ref), failure)
         report.add(number=trial.number, run=str(folder), state=state, value=value, params=trial.params, error=error)
         log(f"trial {trial.number}: {state}" + (f", best PublicTest {value:.4f}" if value is not None else "")
             + (f" ({error})" if error else ""))
@@ -198,22 +200,23 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def _train(cfg: TrainConfig, study, trial, queue, log) -> bool:
-    """Train one trial; True when the user stopped it (the loop then stops too)."""
+def _train(cfg: TrainConfig, study, trial, queue, log) -> tuple[bool, str | None]:
+    """Train one trial: (the user stopped it, so the loop stops too; why it failed, when it did)."""
     if queue is None:
         from ..training import train
         try:
             train.main(cfg)
         except KeyboardInterrupt:
-            return True
+            return True, None
         except Exception as exc:  # noqa: BLE001 - a failed trial is told as failed; the study goes on
             log(f"trial {trial.number} failed: {type(exc).__name__}: {exc}")
-        return RunFolder(run_path(cfg.out, cfg.name)).status()[0].get("state") == "cancelled"
+            return False, f"{type(exc).__name__}: {exc}"[:500]
+        return RunFolder(run_path(cfg.out, cfg.name)).status()[0].get("state") == "cancelled", None
     run_id = queue.submit(cfg, sweep=study.study_name)
     while True:
         run = queue.get(run_id)
         if run.state not in ("queued", "running"):
-            return run.state == "cancelled"
+            return run.state == "cancelled", run.error
         study._storage.record_heartbeat(trial._trial_id)  # while it waits in the queue, and trains
         time.sleep(POLL_S)
         queue.list()  # reconciles the row with its run folder
@@ -225,13 +228,15 @@ def _fail(study, trial, error: str) -> None:
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def _tell(study, trial, folder: Path, ref: str) -> tuple[str, float | None, str | None]:
+def _tell(study, trial, folder: Path, ref: str, failure: str | None = None) -> tuple[str, float | None, str | None]:
     """Tell the study how the trial's run ended: (state, objective value, error). Only a run folder this trial
-    made counts: its config.json must name the trial (`ref`), else the trial failed, whatever the folder holds."""
+    made counts: its config.json must name the trial (`ref`), else the trial failed, whatever the folder holds.
+    `failure`: why training failed, where the trainer said so."""
     import optuna
     run = RunFolder(folder)
-    if not is_trial_run(folder, study.study_name, trial.number) or run.config()[0].get("trial") != ref:
-        error = f"no run folder of this trial at {folder}: the run never started"
+    if not is_trial_run(folder, study.study_name, trial.number, TrialRef.parse(ref).storage):
+        error = failure or (f"the run folder {folder} belongs to another trial (another storage?)" if folder.exists()
+                            else f"no run folder of this trial at {folder}: the run never started")
         _fail(study, trial, error)
         return "failed", None, error
     state = run.status()[0].get("state")
@@ -243,7 +248,7 @@ def _tell(study, trial, folder: Path, ref: str) -> tuple[str, float | None, str 
     if state == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return "pruned", best, None
-    error = str(run.status()[0].get("error") or f"the run ended {state}")
+    error = str(run.status()[0].get("error") or failure or f"the run ended {state}")
     _fail(study, trial, error)
     return "failed", None, error
 
