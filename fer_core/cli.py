@@ -140,15 +140,23 @@ def cmd_evaluate(args) -> int:
         raise FERError(f"no default model at {default_checkpoint()}: pass --checkpoint, or train one and "
                        f"`python -m fer_core ship RUN_DIR --name default`")
     views = args.tta_views if args.tta else 1
-    if (args.stress or args.record) and not args.photos:
-        raise FERError(f"--{'stress' if args.stress else 'record'} goes with --photos DIR (whole photos)")
+    if args.stress and not args.photos:
+        raise FERError("--stress goes with --photos DIR (whole photos)")
+    if args.record and not (args.photos or args.labels == "ferplus"):
+        raise FERError("--record keeps real-photo figures (--photos DIR) or the FER+ benchmark (--labels ferplus) "
+                       "in the model's card")
     if args.photos:
         return _evaluate_photos(args, views)
+    card = _card_to_record(args.checkpoint) if args.record else None  # before the work
     # on FER2013 the figure is the point: PyTorch, as the model cards measure, unless an engine is asked for
     engine = args.engine or (None if args.faces else os.environ.get("FER_ENGINE") or "torch")
     report = score_model(args.checkpoint, resolve_device(args.device), data=args.data, split=args.split,
                          faces=args.faces, whole_image=args.whole_image, views=views, amp=args.amp,
                          engine=engine, labels=args.labels, ferplus=args.ferplus)
+    if args.record:
+        from .cards.model_cards import record_ferplus
+        record_ferplus(card, args.split, report)
+        print(f"recorded in {card}", file=sys.stderr)
     scored_on = str(args.faces) if args.faces else args.split
     if args.json:
         print(json.dumps(report, indent=2))
@@ -638,8 +646,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --photos: a stress copy made in memory (tight crops, small faces, tilts, "
                                "grayscale, dark, JPEG quality 20; one per photo, the same every run)")
     evaluate.add_argument("--record", action="store_true",
-                          help="with --photos: keep the figures in the model's card (Compare's 'On real photos', the "
-                               "README's zoo)")
+                          help="with --photos or --labels ferplus: keep the figures in the model's card (Compare's "
+                               "'On real photos', the README's zoo)")
     evaluate.add_argument("--labels", choices=("fer2013", "ferplus"), default="fer2013",
                           help="FER2013's own labels, or the FER+ crowd's majority (the FER+ benchmark; images "
                                "without a majority left out)")

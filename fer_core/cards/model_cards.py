@@ -91,6 +91,18 @@ def record_real_photos(card_path: str | Path, report: dict, hardware: str) -> di
     return update_card(card_path, real_photos=photos)
 
 
+def record_ferplus(card_path: str | Path, split: str, report: dict) -> dict:
+    """Keep an `evaluate --labels ferplus` figure in the card: ferplus[val|test][plain|tta] (the FER+ benchmark)."""
+    card = read_json_object(card_path, "model card")
+    ferplus = card.get("ferplus") if isinstance(card.get("ferplus"), dict) else {}
+    mode = "tta" if report.get("tta") else "plain"
+    ferplus.setdefault(split, {})[mode] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+                                           "n": report["n"], "tta_views": report.get("tta_views", 1),
+                                           "engine": report.get("engine"),
+                                           "date": datetime.now(timezone.utc).date().isoformat()}
+    return update_card(card_path, ferplus=ferplus)
+
+
 def real_photo_rows(name: str, real_photos: dict) -> list[dict]:
     """One row per photo set, copy and mode of a card's real_photos, for tables."""
     rows = []
