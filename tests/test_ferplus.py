@@ -123,7 +123,7 @@ def test_training_on_the_vote_shares_and_evaluating_on_the_majority(crowd_zip, t
     assert main(["evaluate", "--checkpoint", str(out / "crowd" / "best.pt"), "--data", str(data), "--labels",
                  "ferplus", "--ferplus", str(votes), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["labels"] == "ferplus" and report["per_class"]["happy"]["support"] == report["n"] == 21
+    assert report["label_source"] == "ferplus" and report["per_class"]["happy"]["support"] == report["n"] == 21
 
 
 def test_crowd_labels_are_checked_before_a_run_starts(crowd_zip, tmp_path, capsys, monkeypatch):

@@ -162,7 +162,8 @@ def test_a_ship_stopped_while_measuring_leaves_models_as_it_was(project, compare
         raise KeyboardInterrupt
     monkeypatch.setattr(model_cards, "measure_card", killed)
     with pytest.raises(KeyboardInterrupt):
-        model_cards.ship_run(compare_world["runs"] / "small-a", "default", data=str(compare_world["data"]))
+        model_cards.ship_run(compare_world["runs"] / "small-a", "default", data=str(compare_world["data"]),
+                             replace=True)
     assert sorted(p.name for p in (project / "models").iterdir()) == ["default.pt"]
     assert (project / "models" / "default.pt").read_bytes() == b"the old default"
 
@@ -410,7 +411,7 @@ def test_cancel_of_a_crafted_row_kills_nothing(project, lookalike, capsys):
     (runs / "crafted" / "trainer.lock").write_text(str(lookalike.pid))  # even a lock file naming it
     code = cli(["runs", "cancel", "crafted", "--runs-dir", str(runs)])
     err = capsys.readouterr().err
-    assert code == 1 and one_line_error(err) and "not signalled" in err
+    assert code == 1 and one_line_error(err) and "nothing to cancel" in err
     time.sleep(0.3)
     assert lookalike.poll() is None
 
@@ -418,6 +419,7 @@ def test_cancel_of_a_crafted_row_kills_nothing(project, lookalike, capsys):
 def test_cancel_signals_the_process_that_holds_the_lock(project, lookalike):
     runs = project / "runs"
     folder = _ended_run(runs, "training")
+    (folder / "status.json").write_text(json.dumps({"state": "running"}))  # a trainer at work
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
 from fer_core.runs.folder import TrainerLock
@@ -642,6 +644,7 @@ def test_ship_needs_a_name_and_never_replaces_a_model_unasked(project, compare_w
     assert time.perf_counter() - started < 5  # refused before measuring anything
     assert tree(models) == {"default.pt", "default.json"}
     assert cli(["ship", str(run), "--name", "default", "--replace", "--data", str(data)]) == 0
+    assert "measuring models/default" in capsys.readouterr().err  # a progress bar while it measures, not silence
     assert json.loads((models / "default.json").read_text())["name"] == "default"
     (kept,) = (models / ".replaced").iterdir()
     assert (kept / "default.pt").read_bytes() == b"the old default"
@@ -779,3 +782,31 @@ def test_a_bad_name_exits_2_from_every_command(project, compare_world, capsys):
                  ["tune", "--study", "../x", "--space", "lr=0.01:0.1", "--trials", "1", "--data", data]):
         assert cli(argv) == 2, argv
         capsys.readouterr()
+
+
+def test_an_ensemble_whose_members_folder_links_outside_is_refused_before_evaluating(project, compare_world, capsys,
+                                                                                    monkeypatch, tmp_path):
+    import fer_core.cards.ensembles as ensembles
+    monkeypatch.setattr(ensembles, "ensemble_metrics", lambda *a, **k: pytest.fail("evaluated before the check"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project / "models" / "duo.members").symlink_to(outside, target_is_directory=True)
+    runs = compare_world["runs"]
+    code = cli(["ensemble", str(runs / "small-a" / "best.pt"), str(runs / "elu-b" / "best.pt"), "--name", "duo",
+                "--data", str(compare_world["data"])])
+    err = capsys.readouterr().err
+    assert code == 1 and one_line_error(err) and "outside" in err and list(outside.iterdir()) == []
+
+
+def test_calibrate_skips_a_foreign_predictions_file_in_one_line(project, compare_world, capsys):
+    import shutil
+    models = project / "models"
+    for path in compare_world["models"].iterdir():
+        if path.is_file():
+            shutil.copy(path, models / path.name)
+    np_file = models / "reference-small.predictions.npz"
+    np_file.write_bytes(b"not an npz")
+    assert cli(["calibrate"]) == 0
+    captured = capsys.readouterr()
+    assert "reference-small" in captured.err and "not a complete predictions file" in captured.err
+    assert "Traceback" not in captured.err and "reference-elu" in captured.out

@@ -32,7 +32,8 @@ def test_a_photo_shows_the_annotated_image_a_chart_and_downloads(page):
     at = upload_photos(page, [("astronaut.jpg", jpeg_bytes(astronaut_rgb()))])
     assert not at.exception and not at.error
     captions = [img.captions[0] for img in at.get("image")]
-    assert len(captions) == 1 and captions[0].startswith("astronaut.jpg: ") and "%" in captions[0]
+    assert len(captions) == 2 and captions[0].startswith("astronaut.jpg: ") and "%" in captions[0]
+    assert captions[1].startswith("what the network read")  # the 48x48 face, beside its chart
     assert len(at.get("plotly_chart")) == 1
     assert [b.label for b in at.get("download_button")] == ["Annotated PNG", "Results as CSV", "Results as JSON"]
     assert any(md.value.startswith("**Face 1:") for md in at.markdown)
@@ -44,9 +45,9 @@ def test_heat_maps_show_beside_each_face_and_in_the_png(page):
     at.toggle(key="explain").set_value(True).run()
     assert not at.exception and not at.warning
     images = at.get("image")
-    assert len(images) == 2 and images[1].captions[0].startswith("where it found ")
+    assert len(images) == 3 and images[2].captions[0].startswith("where it found ")
     at.selectbox(key="explain_emotion").select("sad").run()
-    assert not at.exception and at.get("image")[1].captions[0].startswith("where it found sad (")
+    assert not at.exception and at.get("image")[2].captions[0].startswith("where it found sad (")
     assert next(b for b in at.get("download_button") if b.label == "Annotated PNG").proto.url != plain_png
 
 
@@ -57,7 +58,7 @@ def test_an_onnx_model_predicts_and_says_why_it_has_no_heat_maps(page, tiny_chec
     page.toggle(key="explain").set_value(True).run()
     at = upload_photos(page, [("astronaut.jpg", jpeg_bytes(astronaut_rgb()))])
     assert not at.exception and any("PyTorch checkpoint" in w.value for w in at.warning)
-    assert len(at.get("image")) == 1 and len(at.get("plotly_chart")) == 1
+    assert len(at.get("image")) == 2 and len(at.get("plotly_chart")) == 1  # the photo and what the network read
 
 
 def test_every_bad_file_gets_its_message_and_the_good_ones_still_work(page):
@@ -69,13 +70,15 @@ def test_every_bad_file_gets_its_message_and_the_good_ones_still_work(page):
     assert len(errors) == len(BAD_IMAGES)
     for (name, _, message), error in zip(BAD_IMAGES, errors):
         assert name in error and message in error
-    captions = [img.captions[0] for img in at.get("image")]
+    captions = [img.captions[0] for img in at.get("image") if not img.captions[0].startswith("what the network")]
     assert [c.split(":")[0] for c in captions] == ["astronaut.jpg", "cmyk.jpg"]  # CMYK is converted, not refused
 
 
 def test_a_photo_without_a_face_says_so_and_the_switch_classifies_crops(page):
     at = upload_photos(page, [("noise.jpg", photo_jpeg())])
     assert any("No face found in noise.jpg" in i.value for i in at.info)
+    next(b for b in at.button if b.label == "Read the whole photo as one face").click().run()
+    assert not at.exception and any("the whole photo was read as one face" in md.value for md in at.markdown)
     at.toggle(key="whole_image").set_value(True).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
 

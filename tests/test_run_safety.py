@@ -61,7 +61,7 @@ def test_a_bad_run_name_is_refused_by_train_name(nest, tiny_zip, name, capsys):
     code = cli(["train", "--data", tiny_zip, "--out", str(runs), f"--name={name}", "--epochs", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
-    assert "run name" in err
+    assert "run name" in err or (name == "" and "--name was given an empty value" in err)
     assert sorted(p.name for p in runs.iterdir()) == ["keep-me"]
     assert sorted(p.name for p in runs.parent.iterdir()) == ["canary.txt", "runs"]
 

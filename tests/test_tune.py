@@ -117,7 +117,7 @@ def test_a_trial_whose_worker_died_is_failed_in_the_study_and_in_its_run(tmp_pat
     study = open_study("s", storage, "tpe", "median", dims, 5)
     trial = study.ask({d.name: d.distribution() for d in dims})
     folder = RunFolder.create(runs, "s-000", "fer_vgg_small")  # what its trainer had written when it died
-    folder.write_config({"arch": "fer_vgg_small"})
+    folder.write_config({"arch": "fer_vgg_small", "trial": f"s#{trial.number}@{storage}"})
     folder.update_status(state="running")
     trial.set_user_attr("run", str(folder.path))
     study._storage.record_heartbeat(trial._trial_id)
@@ -320,7 +320,7 @@ def test_train_with_a_trial_that_cannot_be_used_is_one_line_and_makes_no_run_fol
     from fer_core.tuning.space import parse_space
     from fer_core.tuning.study import open_study
     open_study("real", f"sqlite:///{existing}", "random", "none", parse_space(["lr=0.01:0.1"]), 1)
-    for ref, words in ((f"s#0@sqlite:///{junk}", "DatabaseError"), (f"s#0@sqlite:///{tmp_path / 'none.db'}",
+    for ref, words in ((f"s#0@sqlite:///{junk}", "cannot use it"), (f"s#0@sqlite:///{tmp_path / 'none.db'}",
                                                                      "does not exist"),
                        (f"nosuch#0@sqlite:///{existing}", "no such study or trial")):
         code = main(["train", "--data", str(data), "--epochs", "1", "--trial", ref, "--out", str(runs)])

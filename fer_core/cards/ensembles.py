@@ -106,7 +106,7 @@ def save_ensemble(name: str, members: list[dict], metrics: dict, tta_views: int,
     models_dir = Path(models_dir or default_models_dir())
     check_ensemble_name(name, models_dir, overwrite)
     if not 2 <= len(members) <= MAX_MEMBERS:
-        raise FERError(f"an ensemble needs 2 to {MAX_MEMBERS} members, not {len(members)}")
+        raise FERError(f"an ensemble needs at least two members and at most {MAX_MEMBERS}, not {len(members)}")
     with publish(models_dir, [f"{name}.members", *card_files(name, weights=False)], f"saving the ensemble '{name}' to"
                  ) as stage:
         entries = []

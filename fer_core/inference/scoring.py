@@ -50,6 +50,6 @@ def score_model(checkpoint: str | os.PathLike, device, *, data: str | None = Non
     elif split == "test":  # the same figure without the test images that have a copy in Training
         report["clean"] = clean_report(labels, predicted, leaked_test_mask(dataset))
     ran = engine_name(model, device, amp)  # "PyTorch bf16", "ONNX Runtime int8"...
-    report.update(checkpoint=str(checkpoint), split=None if faces else split, engine=ran, labels=label_source,
+    report.update(checkpoint=str(checkpoint), split=None if faces else split, engine=ran, label_source=label_source,
                   precision=ran.replace("PyTorch ", "").replace("ONNX Runtime", "onnxruntime"))
     return report

@@ -57,8 +57,8 @@ def reconcile(folder: Path, row, returncode: int | None = None) -> dict:
     metrics, metrics_problem = run.metrics(writing=training)
     evaluation, eval_problem = run.evaluation()
     _, config_problem = run.config()
-    if row["state"] in ACTIVE and config_problem.endswith("is missing"):
-        config_problem = ""  # a job still starting (its trainer writes config.json once PyTorch has loaded)
+    if row["state"] in ACTIVE and config_problem.endswith("is missing") and not status and not status_problem:
+        config_problem = ""  # a job still starting: its trainer writes config.json (then status.json) once loaded
     update: dict = {"epochs_done": len(metrics),
                     "best_val_accuracy": max((m["val_accuracy"] for m in metrics), default=None),
                     "test_accuracy": evaluation["test"]["plain"]["accuracy"] if evaluation else None,
