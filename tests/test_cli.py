@@ -109,6 +109,7 @@ def test_ship_card_only_writes_a_reference_card_that_compare_and_the_table_show(
     assert "| ref-seed_cnn | seed_cnn |" in row and "| weighted |" in row and "2 x 16 images" in row
 
 
+@pytest.mark.slow
 def test_bench_prints_figures(make_kaggle_zip, capsys):
     assert main(["bench", "--data", str(make_kaggle_zip()), "--arch", "fer_vgg_small", "--seconds", "0.1",
                  "--device", "cpu", "--batch-size", "8", "--no-predict"]) == 0
@@ -123,6 +124,7 @@ def test_bench_prints_figures(make_kaggle_zip, capsys):
         assert "agree    default model, PrivateTest (21 images), TTA off: bf16 and fp32 top-1 agree on" in out
 
 
+@pytest.mark.slow
 def test_bench_training_times_each_option_against_the_default(capsys):
     assert main(["bench", "training", "--arch", "seed_cnn", "--seconds", "0.01", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -138,6 +140,7 @@ def test_bench_predict_times_pytorch_and_onnxruntime_side_by_side(capsys):
     assert "models/default.pt" in out and "1 threads" in out
 
 
+@pytest.mark.slow
 def test_bench_time_to_accuracy_trains_and_reports_when_the_target_is_reached(make_kaggle_zip, capsys):
     args = ["bench", "--data", str(make_kaggle_zip()), "--arch", "seed_cnn", "--seconds", "0.1", "--device", "cpu",
             "--batch-size", "8", "--no-predict", "--epochs", "2", "--epoch-size", "16"]

@@ -62,6 +62,7 @@ def test_the_readme_marks_its_use_block_runnable():
     assert sum(marked for marked, _ in command_lines((REPO / "README.md").read_text())) >= 4
 
 
+@pytest.mark.slow
 def test_the_runnable_blocks_run_as_written_on_a_tiny_dataset(tmp_path, make_kaggle_zip):
     """In a fresh folder: photo.jpg and clip.mp4 are a face photo and a short video, the dataset is a tiny
     synthetic FER2013, models/ holds the shipped default, and `runs/RUN` is the run the block trained."""

@@ -37,6 +37,7 @@ def _log(run):
     return open(path).read()[-1500:] if os.path.exists(path) else "(no log)"
 
 
+@pytest.mark.slow
 def test_a_submitted_job_runs_to_completion_in_its_own_process(registry, tiny_zip):
     run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=2, **TINY))
     assert registry.get(run_id).state in ("queued", "running")
@@ -49,6 +50,7 @@ def test_a_submitted_job_runs_to_completion_in_its_own_process(registry, tiny_zi
     assert (folder / "best.pt").exists() and (folder / "eval.json").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_is_reported_as_interrupted_and_resume_counts_epochs_once(registry, tiny_zip):
     # 40 short epochs: the run cannot end between two polls once it has done 2
     run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=40, **TINY))
@@ -67,6 +69,7 @@ def test_sigkill_is_reported_as_interrupted_and_resume_counts_epochs_once(regist
     assert epochs == list(range(1, 41))
 
 
+@pytest.mark.slow
 def test_cancel_keeps_the_checkpoint_and_resume_finishes(registry, tiny_zip):
     run_id = registry.submit(TrainConfig(data=tiny_zip, epochs=40, **TINY))
     wait_for(registry, run_id, lambda r: r.state == "running" and r.epochs_done >= 1)

@@ -127,6 +127,7 @@ def test_resume_after_a_crash_counts_every_epoch_once_and_matches(tmp_path, tiny
     assert final(crashed) == pytest.approx(final(straight), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_ddp_with_two_cpu_processes_writes_one_run(tmp_path, tiny_zip):
     """The torchrun code path (DistributedDataParallel, sharded epochs, rank-0 writes) on gloo."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",

@@ -52,6 +52,7 @@ def test_the_form_estimates_the_chosen_budget_from_a_probe_on_this_machine(isola
     assert "100 images/s here" in estimate and "About **0 min**" in estimate  # 42 tiny images x 30 / 100 per s
 
 
+@pytest.mark.slow
 def test_start_from_the_form_runs_a_job_that_the_page_then_shows_finished(isolated):
     at = open_page()
     fill_tiny_run(at)
@@ -103,6 +104,7 @@ def test_a_local_pretrained_file_must_be_named(isolated):
     assert Registry(isolated).list() == []  # not silently trained from scratch
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_study_queues_its_trials_one_at_a_time_and_they_finish(isolated):
     import optuna

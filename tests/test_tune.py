@@ -221,6 +221,7 @@ def test_a_crafted_run_attribute_cannot_make_tune_touch_another_folder(tmp_path,
     assert victim.status()[0]["state"] == "finished" and twin.status()[0]["state"] == "finished"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_queued_trials_run_as_jobs_of_the_registry(tmp_path, make_kaggle_zip, capsys):
     from fer_core.runs.registry import Registry
@@ -286,6 +287,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_workers_share_a_study_through_postgresql(postgres, tmp_path, make_kaggle_zip):
     import optuna
