@@ -119,30 +119,31 @@ def zoo_table(cards: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def _ferplus(card: dict) -> str:
+def _percent(card: dict, keys: tuple, digits: int = 1) -> str:
+    """A card's figure at `keys` (nested) as a percentage, or "—" where the card has none."""
+    value = card
     try:
-        return f"{100 * card['ferplus']['test']['tta']['accuracy']:.2f}%"
-    except (KeyError, TypeError):
+        for key in keys:
+            value = value[key]
+        return f"{100 * float(value):.{digits}f}%"
+    except (KeyError, TypeError, ValueError):
         return "—"
+
+
+def _ferplus(card: dict) -> str:
+    """FER+ PrivateTest with TTA where `evaluate --labels ferplus --record` measured it."""
+    return _percent(card, ("ferplus", "test", "tta", "accuracy"), 2)
 
 
 def _real_photos(card: dict) -> str:
     """Right % over all cfee photos with TTA, clean / stress, where `evaluate --photos --record` measured it."""
-    cells = []
-    for copy in ("clean", "stress"):
-        try:
-            cells.append(f"{100 * card['real_photos']['cfee'][copy]['tta']['accuracy']:.1f}%")
-        except (KeyError, TypeError):
-            cells.append("—")
+    cells = [_percent(card, ("real_photos", "cfee", copy, "tta", "accuracy")) for copy in ("clean", "stress")]
     return " / ".join(cells) if cells != ["—", "—"] else "—"
 
 
 def _ck48(card: dict) -> str:
     """CK+48 accuracy with TTA where `evaluate --faces` measured it (docs/results.md, Beyond FER2013)."""
-    try:
-        return f"{100 * card['beyond_fer2013']['CK+48']['accuracy_tta']:.1f}%"
-    except (KeyError, TypeError):
-        return "—"
+    return _percent(card, ("beyond_fer2013", "CK+48", "accuracy_tta"))
 
 
 def _speed(card: dict) -> str:
