@@ -57,6 +57,22 @@ def test_auto_measures_once_per_model_file_and_again_when_the_file_changes(tiny_
     assert len(calls) == 3
 
 
+def test_a_choice_made_on_noise_is_made_again_once_the_dataset_is_there(tiny_checkpoint, make_kaggle_zip, monkeypatch,
+                                                                         tmp_path):
+    calls = []
+    monkeypatch.setattr(engines, "measure_engines", lambda *a, **k: calls.append(a) or {"torch": {"ms": 1.0,
+                                                                                                 "agreement": 1.0}})
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "nowhere.zip"))
+    assert engines.probe_source() == "noise"
+    engines.choose_engine(tiny_checkpoint, 8)
+    engines.choose_engine(tiny_checkpoint, 8)
+    assert len(calls) == 1
+    monkeypatch.setenv("FER_DATA", str(make_kaggle_zip()))
+    assert engines.probe_source() == "FER2013"
+    engines.choose_engine(tiny_checkpoint, 8)  # the probe would now run on real faces: measured again
+    assert len(calls) == 2
+
+
 def test_auto_falls_back_to_pytorch_when_onnx_runtime_cannot_run_the_model(tiny_checkpoint, tiny_data,
                                                                            monkeypatch):
     def broken(*args, **kw):

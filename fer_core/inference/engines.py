@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.sources import resolve_data_path
 from ..errors import FERError
 from ..evaluation.metrics import predict_images
 from ..models.loading import cached_export, file_identity, load_model, model_digest, renamed_model
@@ -100,6 +101,16 @@ def _choices_file() -> Path:
     return default_cache_dir() / "engines.json"
 
 
+def probe_source() -> str:
+    """What the probe compares engines on here: "FER2013" where the dataset is found, else "noise". Part of a
+    remembered choice's key: a choice made on noise (int8 refused more often) is made again once the data is here."""
+    try:
+        resolve_data_path()
+    except FERError:
+        return "noise"
+    return "FER2013"
+
+
 def _probe_faces(n: int = PROBE_FACES) -> np.ndarray:
     """Faces to compare the engines' answers on: FER2013 training faces where the dataset is here, else noise
     (which still catches an engine that is broken, not one that is slightly off)."""
@@ -147,7 +158,8 @@ def choose_engine(path: str | os.PathLike, batch: int, device: str | torch.devic
     if device.type != "cpu" or path.suffix == ".onnx":
         return "torch" if path.suffix != ".onnx" else "onnxruntime"
     key = hashlib.sha256(json.dumps({"model": file_identity(path), "batch": batch, "device": str(device),
-                                     **machine_signature(threads)}, sort_keys=True).encode()).hexdigest()[:24]
+                                     "probe": probe_source(), **machine_signature(threads)},
+                                    sort_keys=True).encode()).hexdigest()[:24]
     try:
         known = json.loads(_choices_file().read_text())
     except (OSError, ValueError):
