@@ -203,9 +203,9 @@ def progress_bar(desc: str):
 
 def _card_figure(checkpoint: str, split: str, views: int) -> str:
     """What the model's card says for this split and TTA setting, to set beside the figure just measured."""
-    from .models.loading import renamed_model
+    from .models.loading import card_of
     from .paths import read_json_object
-    card_path = renamed_model(checkpoint).with_suffix(".json")
+    card_path = card_of(checkpoint)
     try:
         card = read_json_object(card_path, "model card")
         report = card["metrics"][split]["tta" if views > 1 else "plain"]
@@ -221,9 +221,9 @@ def _card_figure(checkpoint: str, split: str, views: int) -> str:
 def _card_to_record(checkpoint: str):
     """The model card `evaluate --photos --record` writes to: a card of ours, inside the models folder."""
     from .cards.model_cards import FORMAT
-    from .models.loading import renamed_model
+    from .models.loading import card_of
     from .paths import models_dir, path_inside, read_json_object
-    card = renamed_model(checkpoint).with_suffix(".json")
+    card = card_of(checkpoint)
     if not card.is_file():
         raise FERError(f"--record keeps the figures in the model's card, and {card} does not exist: record "
                        f"shipped models (models/<name>.pt or an ensemble's .json)")

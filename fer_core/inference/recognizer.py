@@ -112,8 +112,8 @@ class EmotionRecognizer:
 
     def use_card_temperatures(self, path: str | os.PathLike) -> None:
         """Take the temperatures from the model card beside `path` (models/<name>.json, or the ensemble card)."""
-        from ..models.loading import renamed_model
-        card_path = renamed_model(path).with_suffix(".json")
+        from ..models.loading import card_of
+        card_path = card_of(path)
         try:
             card = read_json_object(card_path, "model card")
             temperatures = {mode: float(card["calibration"][mode]["temperature"]) for mode in ("plain", "tta")}

@@ -39,6 +39,11 @@ def renamed_model(path: str | os.PathLike) -> Path:
     return path
 
 
+def card_of(path: str | os.PathLike) -> Path:
+    """Where the model card of the model file at `path` is: models/<name>.json beside it (an old name followed)."""
+    return renamed_model(path).with_suffix(".json")
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """A network ready to predict, in eval mode where it is a PyTorch module."""
     path = renamed_model(path)
