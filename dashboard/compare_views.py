@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry
-from fer_core.cards.model_cards import ENSEMBLE, EXPERIMENT, REFERENCE, SHIPPED
+from fer_core.cards import ENSEMBLE, EXPERIMENT, REFERENCE, RUN, SHIPPED, UNSAVED_ENSEMBLE, Entry
 from fer_core.labels import EMOTIONS
 
 SPLIT_NAMES = {"val": "PublicTest (val)", "test": "PrivateTest (test)"}

@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import streamlit as st
 
-from fer_core.data.archive import verify_archive
-from fer_core.data.dataset import check_trainable, FER2013
-from fer_core.data.fer2013 import load_dataset
-from fer_core.data.sources import resolve_data_path
+from fer_core.data import FER2013, load_dataset, resolve_data_path
 from fer_core.errors import DataError
-from fer_core.paths import atomic_write, data_dir
 
 SESSION_KEY = "data_path"
 
@@ -67,28 +62,3 @@ def require_dataset() -> FER2013:
                    "Open **Home** to upload Kaggle's `archive.zip` or give a path.")
         st.stop()
     return dataset
-
-
-def upload_target() -> Path:
-    """Where an uploaded dataset is kept: data/fer2013.zip."""
-    return data_dir() / "fer2013.zip"
-
-
-def save_upload(uploaded, replace: bool = False) -> Path:
-    """Keep an uploaded zip as data/fer2013.zip once it is checked: the archive's limits, every member's checksum
-    and encryption (without extracting it to memory), then a FER2013 with at least two classes to train on.
-
-    A refused upload leaves nothing behind (DataError, StorageError); a dataset already at the target is
-    replaced only with `replace`."""
-    target = upload_target()
-    if target.exists() and not replace:
-        raise DataError(f"{target} already holds a dataset: confirm that the upload should replace it")
-    with atomic_write(target, "saving the upload to") as tmp:
-        with open(tmp, "wb") as fh:
-            shutil.copyfileobj(uploaded, fh)
-        try:
-            verify_archive(tmp)
-            check_trainable(load_dataset(tmp, use_cache=False))
-        except DataError as exc:  # named as the user knows it, not by its temporary file
-            raise DataError(str(exc).replace(str(tmp), getattr(uploaded, "name", None) or "the upload")) from None
-    return target

@@ -7,11 +7,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from fer_core.data.audit import AuditResult, audit_dataset
-from fer_core.data.dataset import FER2013
-from fer_core.data.ferplus import CrowdComparison, compare_with_crowd, find_votes_file
+from fer_core.data import FER2013, AuditResult, CrowdComparison, audit_dataset, compare_with_crowd, find_votes_file
+from fer_core.training import class_weights
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
-from fer_core.training.balance import class_weights
 
 SPLIT_NAMES = {"train": "train (Training)", "val": "val (PublicTest)", "test": "test (PrivateTest)"}
 

@@ -7,9 +7,9 @@ import os
 import streamlit as st
 import torch
 
-from fer_core.evaluation.tta import DEFAULT_VIEWS
-from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.models.loading import file_identity, load_model
+from fer_core.evaluation import DEFAULT_VIEWS
+from fer_core.inference import EmotionRecognizer
+from fer_core.models import file_identity, load_model
 
 
 @st.cache_resource(show_spinner="Loading the model (the first time on this machine, timing its engines)…",

@@ -5,14 +5,14 @@ models") exported ONNX models and finished runs.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from fer_core.errors import FERError
+from fer_core.models import ModelCard
 from fer_core.paths import default_checkpoint
 from fer_core.paths import models_dir as default_models_dir
 from fer_core.paths import runs_dir as default_runs_dir
-from fer_core.runs.folder import RunFolder
-from fer_core.runs.registry import Registry
+from fer_core.runs import Registry, RunFolder
 
 
 def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None, more: bool = True
@@ -27,7 +27,7 @@ def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | N
         choices.append((f"Default model{_figures_label(_card_figures(default.with_suffix('.json')))}", default))
     shipped = [(f"Shipped model: {path.stem}", _card_figures(path.with_suffix(".json")), path)
                for path in sorted(models_dir.glob("*.pt")) if path != default]
-    from fer_core.models.ensemble import list_ensembles
+    from fer_core.models import list_ensembles
     ensembles = [(f"Ensemble: {name}", _card_figures(card), card) for name, card in list_ensembles(models_dir)]
     for group in (shipped, ensembles):  # best PrivateTest (TTA) first, as Compare lists them
         for label, figures, path in sorted(group, key=lambda item: -item[1][0]):
@@ -47,18 +47,10 @@ def _card_figures(card_path: Path) -> tuple[float, float | None]:
     """(PrivateTest accuracy with TTA, ms per face measured by `bench zoo` or None) from a model card; (0, None)
     without one."""
     try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError):
+        card = ModelCard.read(card_path)
+    except FERError:
         return 0.0, None
-    try:
-        accuracy = float(card["metrics"]["test"]["tta"]["accuracy"])
-    except (KeyError, TypeError, ValueError):
-        accuracy = 0.0
-    try:
-        ms = float(card["speed"]["ms_per_face"])
-    except (KeyError, TypeError, ValueError):
-        ms = None
-    return accuracy, ms
+    return card.accuracy("test", tta=True) or 0.0, card.number("speed", "ms_per_face")
 
 
 def _figures_label(figures: tuple[float, float | None]) -> str:

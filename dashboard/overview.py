@@ -7,13 +7,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from dashboard.data_access import (SESSION_KEY, chosen_path, current_dataset, missing_dataset_reason, save_upload,
-                                   upload_target)
+from dashboard.data_access import SESSION_KEY, chosen_path, current_dataset, missing_dataset_reason
 from dashboard.links import page_link
-from fer_core.cards.model_cards import headline, load_cards
+from fer_core.cards import headline, load_cards
+from fer_core.data import save_upload, upload_target
+from fer_core.runs import Registry
 from fer_core.errors import FERError
 from fer_core.paths import data_dir
-from fer_core.runs.registry import Registry
 
 
 def render_home() -> None:
@@ -89,7 +89,7 @@ def device_panel() -> None:
             props = torch.cuda.get_device_properties(i)
             st.write(f"GPU {i}: **{props.name}**, {props.total_memory / 2**30:.0f} GiB")
     else:
-        from fer_core.training.probe import training_threads
+        from fer_core.training import training_threads
         threads, training = torch.get_num_threads(), training_threads()
         st.write(f"**CPU** only: training jobs use {training} thread{'s' if training != 1 else ''} "
                  f"(the dashboard itself {threads}, leaving the rest to your browser). Training works but is slow; "

@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from fer_core.runs.folder import RunFolder
-from fer_core.runs.index import Run
+from fer_core.runs import Run, RunFolder
 
 STATE_BADGES = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
                 "cancelled": "⏹️ cancelled", "pruned": "✂️ pruned", "interrupted": "⚠️ interrupted",

@@ -6,9 +6,9 @@ import numpy as np
 import streamlit as st
 
 from dashboard import model_cache
-from fer_core.evaluation.saliency import class_mean_maps, saliency_maps
-from fer_core.inference.annotate import saliency_overlay
-from fer_core.models.loading import file_identity, load_model
+from fer_core.evaluation import class_mean_maps, saliency_maps
+from fer_core.inference import saliency_overlay
+from fer_core.models import file_identity, load_model
 
 TILE = 96  # pixels per face tile
 

@@ -12,9 +12,8 @@ from dataclasses import fields
 import streamlit as st
 import torch
 
-from fer_core.models.devices import available_devices
-from fer_core.models.registry import list_models
-from fer_core.training.config import GROUPS, Option, TrainConfig, options, value_type
+from fer_core.models import available_devices, list_models
+from fer_core.training import GROUPS, Option, options, TrainConfig, value_type
 
 
 def training_form(prefix: str) -> tuple[dict, int]:

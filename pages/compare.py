@@ -17,21 +17,17 @@ from dashboard.data_access import chosen_path, dataset_at, dataset_version
 from dashboard.saliency_views import cell_heat_maps, class_means, face_tiles
 from dashboard.study_views import load as load_study
 from dashboard.study_views import study_figures, study_names, trials_table
-from fer_core.cards.catalog import RUN, UNSAVED_ENSEMBLE, Entry, all_entries, architectures_without_cards
-from fer_core.cards.model_cards import EXPERIMENT, real_photo_rows
-from fer_core.evaluation.calibration import calibrate, reliability, scaled
-from fer_core.cards.ensembles import ensemble_metrics, save_ensemble
-from fer_core.data.sources import resolve_data_path
+from fer_core.cards import (EXPERIMENT, RUN, Entry, NoPredictions, all_entries, architectures_without_cards, ensemble_members,
+                            ensemble_metrics, entry_views, prediction_job, predictions_at_hand, real_photo_rows,
+                            save_ensemble, unsaved_ensemble)
+from fer_core.data import resolve_data_path
 from fer_core.errors import FERError
-from fer_core.evaluation.metrics import metrics_report
-from fer_core.evaluation.prediction_cache import cached_predictions, prediction_cache_path, predictions
-from fer_core.evaluation.saliency import SaliencyUnavailable
-from fer_core.evaluation.significance import mcnemar
-from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
+from fer_core.evaluation import (DEFAULT_VIEWS, MAX_VIEWS, SaliencyUnavailable, calibrate, mcnemar, metrics_report,
+                                 reliability, scaled)
 from fer_core.labels import EMOTIONS
-from fer_core.models.loading import file_identity
+from fer_core.models import file_identity
 from fer_core.paths import data_dir, models_dir, runs_dir
-from fer_core.tuning.study import default_storage
+from fer_core.tuning import default_storage
 
 NO_CELL = "—"
 CELL_IMAGES = 24  # images shown per model in the cell explorer
@@ -217,8 +213,8 @@ def calibration(chosen: list[Entry], split: str, tta: bool, label: dict) -> None
 
 
 def _known_predictions(entry: Entry, split: str, tta: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """(probabilities, labels) already at hand, without running a network: a card's stored predictions, or the
-    prediction cache of a checkpoint on the dataset in use."""
+    """(probabilities, labels) already at hand, without running a network: a card's stored predictions (with
+    their own labels, no dataset needed), or the prediction cache of a checkpoint on the dataset in use."""
     if entry.stored is not None:
         return entry.stored.get(split, tta), entry.stored.labels[split]
     dataset_path = st.session_state.get("_compare_dataset")
@@ -226,7 +222,7 @@ def _known_predictions(entry: Entry, split: str, tta: bool) -> tuple[np.ndarray,
         return None
     try:
         dataset = dataset_at(dataset_path)
-        probs = cached_predictions(entry.checkpoint, dataset, split, (entry.tta_views or DEFAULT_VIEWS) if tta else 1)
+        probs = predictions_at_hand(entry, dataset, split, tta)
     except (FERError, OSError):
         return None
     return None if probs is None else (probs, dataset[split].labels)
@@ -298,7 +294,7 @@ def cell_explorer(chosen: list[Entry], split: str, tta: bool, data_box) -> None:
                 captions = [f"{predicted} {probs[i, p]:.0%}" + (f" · {true} {probs[i, t]:.0%}" if t != p else "")
                             for i in shown]
                 tiles = cell_heat_tiles(entry, data.images[shown], t, p,
-                                        (entry.tta_views or DEFAULT_VIEWS) if tta else 1) if heat else None
+                                        entry_views(entry, tta)) if heat else None
                 if tiles is None:
                     st.image([data.images[i] for i in shown], width=96, caption=captions)
                 else:  # each face beside its own maps, so no map is matched to its face by position alone
@@ -365,32 +361,20 @@ def mean_heat_maps(chosen: list[Entry], data_box) -> None:
             st.image(face_tiles(faces, maps), width=96, caption=list(EMOTIONS))
 
 
-def _task_key(checkpoint: Path, dataset, dataset_path: str, split: str, views: int) -> str:
-    """The prediction cache file (named by the checkpoint's and the dataset's versions) and the dataset's version."""
-    return f"{prediction_cache_path(checkpoint, dataset, split, views)}@{dataset_version(dataset_path)}"
-
-
 def entry_predictions(entry: Entry, dataset_path: str, split: str, tta: bool) -> np.ndarray | None:
-    """Per-image probabilities in the order of the dataset's split: stored in the card, else predicted."""
-    if entry.stored is not None:
-        labels = dataset_at(dataset_path)[split].labels
-        if entry.stored.matches(split, labels):
-            return entry.stored.get(split, tta)
-        if entry.checkpoint is None:
-            st.warning(f"{entry.name}: its stored predictions were made on another version of the dataset.")
-            return None
-    if entry.checkpoint is None:
-        st.info(f"No per-image predictions: {entry.note or 'this model has no checkpoint here'}.")
-        return None
-    views = (entry.tta_views or DEFAULT_VIEWS) if tta else 1
+    """Per-image probabilities in the order of the dataset's split: at hand (stored or cached), else predicted in
+    the background while the page shows progress (None until then)."""
     try:
         dataset = dataset_at(dataset_path)
-        probs = cached_predictions(entry.checkpoint, dataset, split, views)
+        probs = predictions_at_hand(entry, dataset, split, tta)
         if probs is not None:
             return probs
+        key, job, args = prediction_job(entry, dataset, split, tta)
+        views = entry_views(entry, tta)
         label = f"Predicting {SPLIT_NAMES[split]} with {entry.name}" + (f" ({views} TTA views)" if views > 1 else "")
-        return run_in_background(_task_key(entry.checkpoint, dataset, dataset_path, split, views), label,
-                                 predictions, str(entry.checkpoint), dataset, split, views)
+        return run_in_background(f"{key}@{dataset_version(dataset_path)}", label, job, *args)
+    except NoPredictions as exc:
+        st.info(str(exc))
     except FERError as exc:
         st.warning(f"{entry.name}: {exc}")
     except Exception as exc:  # an unexpected failure stays in this column; the page goes on
@@ -494,8 +478,9 @@ def evaluate_ensemble(members: list[Entry], dataset_path: str | None, views: int
     dataset = dataset_at(dataset_path) if dataset_path else None
     sources = [m.stored if m.stored is not None else m.checkpoint for m in members]
     try:
-        key = "ensemble:" + "+".join(m.key if m.stored is not None
-                                     else _task_key(m.checkpoint, dataset, dataset_path, "test", views) for m in members)
+        # a member being trained changes its checkpoint: its version is part of the key
+        key = f"ensemble:{views}:" + "+".join(m.key if m.stored is not None else f"{m.key}@{file_identity(m.checkpoint)}"
+                                              for m in members) + (f"@{dataset_version(dataset_path)}" if dataset else "")
         outcome = run_in_background(key, "Evaluating the ensemble (member predictions are cached)", ensemble_metrics,
                                     sources, dataset, views)
     except FERError as exc:
@@ -507,14 +492,8 @@ def evaluate_ensemble(members: list[Entry], dataset_path: str | None, views: int
     if outcome is None:
         return None
     metrics, averaged = outcome
-    name = "ensemble of " + " + ".join(m.name for m in members)
-    st.session_state["ensemble_entry"] = Entry(
-        key="session:ensemble", name=name, kind=UNSAVED_ENSEMBLE, arch="ensemble",
-        parameters=sum(m.parameters or 0 for m in members), reports=metrics, tta_views=views,
-        note="not saved: save it below to use it on Predict", stored=averaged)
-    st.session_state["ensemble_members"] = [
-        {"name": m.name, "checkpoint": str(m.checkpoint) if m.checkpoint else None, "arch": m.arch,
-         "parameters": m.parameters, "training_seconds": m.training_seconds, "hardware": m.device} for m in members]
+    st.session_state["ensemble_entry"] = unsaved_ensemble(members, metrics, averaged, views)
+    st.session_state["ensemble_members"] = ensemble_members(members)
     return True
 
 

@@ -21,8 +21,7 @@ from dashboard.dataset_views import (
     sample_strip,
     thumbnails,
 )
-from fer_core.data.dataset import dataset_report
-from fer_core.data.ferplus import votes_text
+from fer_core.data import dataset_report, votes_text
 from fer_core.errors import FERError
 from fer_core.labels import EMOTIONS
 

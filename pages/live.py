@@ -16,9 +16,8 @@ from dashboard import model_cache
 from dashboard.live_chart import history_figure
 from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
-from fer_core.evaluation.tta import MAX_VIEWS
-from fer_core.inference.live import LiveProcessor, LiveSettings
-from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.evaluation import MAX_VIEWS
+from fer_core.inference import EmotionRecognizer, LiveProcessor, LiveSettings
 
 ICE_ENV = "FER_ICE_SERVERS"
 

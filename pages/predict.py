@@ -16,14 +16,10 @@ from PIL import Image
 from dashboard import model_cache
 from dashboard.model_picker import model_choices
 from fer_core.errors import FERError
-from fer_core.evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
-from fer_core.evaluation.saliency import SaliencyUnavailable
-from fer_core.inference.annotate import draw_faces, draw_saliency, face_heat_map
-from fer_core.inference.faces import YUNET_ENV, FaceDetector
-from fer_core.inference.framing import crop_face, crop_region
-from fer_core.inference.images import IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, read_image
-from fer_core.inference.recognizer import EmotionRecognizer, FaceResult
-from fer_core.inference.video import AnnotatedVideoWriter, video_info
+from fer_core.evaluation import DEFAULT_VIEWS, MAX_VIEWS, SaliencyUnavailable
+from fer_core.inference import (IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_PIXELS, VIDEO_EXTENSIONS, YUNET_ENV,
+                                EmotionRecognizer, FaceDetector, FaceResult, analyse_video, crop_face, crop_region,
+                                draw_faces, draw_saliency, face_heat_map, face_rows, read_image)
 from fer_core.labels import EMOTION_COLORS, EMOTIONS
 
 OTHER_CHECKPOINT = "Another checkpoint file…"
@@ -119,13 +115,6 @@ def png_bytes(rgb) -> bytes:
     return buf.getvalue()
 
 
-def face_rows(file: str, faces: list[dict], **extra) -> list[dict]:
-    """CSV rows: one per face, box and every probability as columns."""
-    return [{"file": file, **extra, "face": i + 1, "x": f["box"][0], "y": f["box"][1], "w": f["box"][2],
-             "h": f["box"][3], "label": f["label"], "confidence": f["confidence"], **f["probabilities"]}
-            for i, f in enumerate(faces)]
-
-
 def photos_tab(rec: EmotionRecognizer, options: dict) -> None:
     files = st.file_uploader(
         "Photos", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], accept_multiple_files=True,
@@ -208,38 +197,31 @@ def video_tab(rec: EmotionRecognizer, options: dict) -> None:
         return
     key = (video.file_id, every_n, options["views"], options["detect"], rec.source)
     if st.button("Analyse video", type="primary", key="analyse"):
-        st.session_state["video_result"] = analyse_video(rec, video, every_n, options) | {"key": key}
+        st.session_state["video_result"] = analyse_upload(rec, video, every_n, options) | {"key": key}
     result = st.session_state.get("video_result")
     if result and result["key"] == key:
         show_video_result(result)
 
 
-def analyse_video(rec: EmotionRecognizer, video, every_n: int, options: dict) -> dict:
+def analyse_upload(rec: EmotionRecognizer, video, every_n: int, options: dict) -> dict:
+    """The upload analysed (inference.analyse_video) into what show_video_result shows, or its error."""
     suffix = Path(video.name).suffix.lower()
+    progress = st.progress(0.0, text=f"Analysing {video.name}…")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(video.getvalue())
-        frames = []
         try:
-            info = video_info(path, name=video.name)
-            expected = -(-info.frames // every_n) if info.frames else 0
-            progress = st.progress(0.0, text=f"Analysing {video.name}…")
-            writer = AnnotatedVideoWriter(Path(tmp) / "annotated", fps=(info.fps or 30.0) / every_n)
-            with writer:
-                for frame in rec.predict_video(path, every_n, tta=True, views=options["views"], detect=options["detect"],
-                                               keep_frames=True):
-                    writer.write(draw_faces(frame.frame, frame.faces, copy=False))
-                    frames.append(frame.to_dict())
-                    done = min(1.0, len(frames) / expected) if expected else 0.0
-                    progress.progress(done, text=f"Frame {frame.index + 1:,}" + (f" of {info.frames:,}" if info.frames else ""))
-            progress.empty()
-            annotated = writer.path.read_bytes() if frames else None
+            result = analyse_video(rec, path, every_n, options["views"], options["detect"], annotated_dir=tmp,
+                                   name=video.name, progress=lambda done, text: progress.progress(done, text=text))
+            annotated = result.annotated.read_bytes() if result.annotated else None
         except FERError as exc:
             return {"name": video.name, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - a broken video must not take the page down
             return {"name": video.name, "error": f"{video.name} could not be processed ({type(exc).__name__}: {exc})"}
-    return {"name": video.name, "frames": frames, "video": annotated, "mime": writer.mime, "fps": info.fps,
-            "suffix": writer.path.suffix}
+        finally:
+            progress.empty()
+    return {"name": video.name, "frames": result.frames, "video": annotated, "mime": result.mime, "fps": result.fps,
+            "suffix": result.annotated.suffix if result.annotated else None}
 
 
 def show_video_result(result: dict) -> None:

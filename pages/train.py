@@ -10,14 +10,12 @@ from dashboard.data_access import chosen_path, current_dataset
 from dashboard.links import page_link
 from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress
 from dashboard.train_form import training_form
-from fer_core.data.sources import check_dataset
+from fer_core.data import check_dataset
+from fer_core.runs import Registry, RunFolder
+from fer_core.training import PRUNERS, sweepable, TrainConfig
+from fer_core.tuning import SAMPLERS
 from fer_core.errors import FERError
 from fer_core.paths import runs_dir
-from fer_core.runs.folder import RunFolder
-from fer_core.runs.registry import Registry
-from fer_core.training.config import TrainConfig, sweepable
-from fer_core.training.trial import PRUNERS
-from fer_core.tuning.study import SAMPLERS
 
 
 @st.cache_resource
@@ -56,7 +54,7 @@ def new_run_tab(registry: Registry, no_data: str) -> None:
 
 def show_estimate(fields: dict) -> None:
     """The chosen budget's training time here, from a probe of its training step (not a table from another CPU)."""
-    from fer_core.training.probe import expected_training
+    from fer_core.training import expected_training
     try:
         config = TrainConfig(**{**fields, "data": fields.get("data") or chosen_path()})
         config.validate()
@@ -99,8 +97,7 @@ def study_tab(no_data: str) -> None:
                              help="a study with this name continues (same space and pruner); a new name starts one")
         submitted = st.form_submit_button("Start study", type="primary", disabled=bool(no_data), help=no_data or None)
     if submitted:
-        from fer_core.tuning.launch import start_study
-        from fer_core.tuning.space import parse_space
+        from fer_core.tuning import parse_space, start_study
         try:
             if not name.strip():
                 raise ValueError("give the study a name")

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Lowest first: a module may import from its own layer or below, never above.
 LAYERS = [
-    ["fer_core.errors", "fer_core.labels", "fer_core.paths"],
+    ["fer_core.errors", "fer_core.labels", "fer_core.paths", "fer_core.exports"],
     ["fer_core.data", "fer_core.models"],
     # the run folder is what training writes: its format sits beside training, below the jobs that manage runs
     ["fer_core.training", "fer_core.evaluation", "fer_core.runs.folder"],
@@ -25,7 +25,11 @@ LAYERS = [
     ["dashboard"],
     ["pages"],
 ]
-TOP_LEVEL_MODULES = {"__init__.py", "__main__.py", "cli.py", "errors.py", "labels.py", "paths.py"}
+TOP_LEVEL_MODULES = {"__init__.py", "__main__.py", "errors.py", "exports.py", "labels.py", "paths.py"}
+SUBPACKAGES = ["data", "models", "training", "evaluation", "runs", "cards", "tuning", "inference"]
+# the one door between the UI and the library: each subpackage's __all__, and the shared top-level modules
+SURFACE = {"fer_core.errors", "fer_core.labels", "fer_core.paths", *(f"fer_core.{p}" for p in SUBPACKAGES)}
+UI = ["dashboard", "pages"]
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -174,3 +178,127 @@ def test_only_the_run_folder_names_a_run_file():
                 if isinstance(node, ast.Constant) and node.value in names:
                     offending.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
     assert offending == []
+
+
+def test_every_subpackage_is_placed_in_a_layer():
+    """A new subpackage must be given its layer: it never falls silently into the top one."""
+    listed = {m for layer in LAYERS for m in layer}
+    found = {f"fer_core.{p.name}" for p in (REPO / "fer_core").iterdir() if (p / "__init__.py").is_file()}
+    assert sorted(found - listed) == [], "add these subpackages to LAYERS (and to docs/architecture.md's table)"
+    assert {f"fer_core.{p}" for p in SUBPACKAGES} <= found
+
+
+def documented_layers(text: str) -> dict[int, set[str]]:
+    """The packages per layer in docs/architecture.md's table (`data/` -> fer_core.data, `__init__` -> fer_core)."""
+    layers: dict[int, set[str]] = {}
+    for row in text.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in cells[1].replace("`", "").split(","):
+                name = name.strip().rstrip("/").replace("/", ".")
+                module = name if name in UI else "fer_core" if name == "__init__" else f"fer_core.{name}"
+                layers.setdefault(int(cells[0]), set()).add(module)
+    return layers
+
+
+def test_the_architecture_doc_shows_the_layers_this_test_keeps():
+    documented = documented_layers((REPO / "docs" / "architecture.md").read_text())
+    assert documented == {i: set(layer) for i, layer in enumerate(LAYERS)}
+
+
+def surface_violations(paths: list[Path], root: Path = REPO) -> list[str]:
+    """Imports from the library in `paths` that do not go through the surface, as 'file:line: what'."""
+    import importlib
+    problems = []
+    for path in paths:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in sorted((n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))),
+                           key=lambda n: n.lineno):
+            if isinstance(node, ast.Import):
+                wanted = [(a.name, None) for a in node.names if a.name.split(".")[0] == "fer_core"]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "fer_core" and not node.level:
+                wanted = [(node.module, a.name) for a in node.names]
+            else:
+                continue
+            for module, name in wanted:
+                if module == "fer_core" and name is not None:
+                    module, name = f"fer_core.{name}", None
+                if module not in SURFACE:
+                    problems.append(f"{path.relative_to(root)}:{node.lineno}: imports {module}: use the surface "
+                                    f"(a subpackage's __all__, errors, labels or paths)")
+                elif name is not None and name not in getattr(importlib.import_module(module), "__all__", [name]):
+                    problems.append(f"{path.relative_to(root)}:{node.lineno}: imports {name} from {module}, which is "
+                                    f"not in its __all__: add it there, or keep it inside the library")
+    return problems
+
+
+def ui_files() -> list[Path]:
+    return sorted(p for folder in UI for p in (REPO / folder).rglob("*.py"))
+
+
+def test_the_dashboard_and_pages_use_only_the_library_surface():
+    assert surface_violations(ui_files()) == []
+    used = {m for path in ui_files() for m, _ in imports_of(path, module_name(path, REPO))
+            if m in SURFACE}
+    assert len(used) <= 12, sorted(used)
+
+
+def test_the_surface_check_catches_an_import_of_an_inner_module_or_name(tmp_path):
+    page = tmp_path / "page.py"
+    page.write_text("from fer_core.cards import Entry\n\n\ndef f():\n    from fer_core.cards.catalog import Entry\n"
+                    "from fer_core.data import _private_thing\nimport fer_core.inference.recognizer\n"
+                    "from fer_core import training\n")
+    assert surface_violations([page], tmp_path) == [
+        "page.py:5: imports fer_core.cards.catalog: use the surface (a subpackage's __all__, errors, labels or paths)",
+        "page.py:6: imports _private_thing from fer_core.data, which is not in its __all__: add it there, or keep "
+        "it inside the library",
+        "page.py:7: imports fer_core.inference.recognizer: use the surface (a subpackage's __all__, errors, labels or "
+        "paths)"]
+
+
+def test_the_surface_holds_only_what_the_ui_uses():
+    """The surface stays small: a name no page or dashboard module imports any more leaves __all__."""
+    import importlib
+    used = {(node.module, a.name) for path in ui_files() for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module for a in node.names}
+    unused = [f"fer_core.{p}.{name}" for p in SUBPACKAGES
+              for name in importlib.import_module(f"fer_core.{p}").__all__ if (f"fer_core.{p}", name) not in used]
+    assert unused == []
+
+
+@pytest.mark.parametrize("package", SUBPACKAGES)
+def test_every_surface_name_resolves(package):
+    import importlib
+    module = importlib.import_module(f"fer_core.{package}")
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+
+
+# the modules that parse JSON that is not a model card, each with what it reads
+JSON_READERS = {
+    "fer_core/paths.py": "read_json_object itself, the one checked reader",
+    "fer_core/inference/engines.py": "the remembered engine choices",
+    "fer_core/data/leakage.py": "the cached ids of leaked test images",
+    "fer_core/data/cache.py": "the decoded dataset's description",
+    "fer_core/runs/folder.py": "the run folder's files",
+    "fer_core/runs/index.py": "a run's config in the SQLite index",
+    "fer_core/runs/worker.py": "a queued run's config",
+    "fer_core/cards/catalog.py": "a run's config in the SQLite index",
+    "pages/live.py": "the user's ICE servers",
+}
+
+
+def test_only_the_card_type_parses_a_model_card():
+    """models/card.py's ModelCard reads every card; no other module opens JSON itself unless it is listed above."""
+    offending = []
+    for folder in ("fer_core", "dashboard", "pages"):
+        for path in (REPO / folder).rglob("*.py"):
+            rel = str(path.relative_to(REPO))
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = ast.unparse(node.func)
+                if name == "read_json_object" and rel != "fer_core/models/card.py" or (
+                        name in ("json.loads", "json.load") and rel not in JSON_READERS):
+                    offending.append(f"{rel}:{node.lineno}: {name}")
+    assert offending == [], "read cards with fer_core.models.card.ModelCard"

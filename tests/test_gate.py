@@ -343,7 +343,7 @@ def data_dir(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kind", BAD_ARCHIVES)
 def test_a_bad_upload_is_refused_and_leaves_nothing(tmp_path, data_dir, kind):
-    from dashboard.data_access import save_upload
+    from fer_core.data import save_upload
     make, message = BAD_ARCHIVES[kind]
     with open(make(tmp_path / f"{kind}.zip"), "rb") as upload, pytest.raises(DataError, match=message):
         save_upload(upload)
@@ -351,7 +351,7 @@ def test_a_bad_upload_is_refused_and_leaves_nothing(tmp_path, data_dir, kind):
 
 
 def test_an_upload_replaces_a_dataset_only_when_confirmed(data_dir, make_kaggle_zip):
-    from dashboard.data_access import save_upload
+    from fer_core.data import save_upload
     data_dir.mkdir()
     (data_dir / "fer2013.zip").write_bytes(b"the user's working dataset")
     with pytest.raises(DataError, match="confirm"):

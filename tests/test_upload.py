@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from dashboard import data_access
+from fer_core.data import upload as data_access
 from fer_core.errors import DataError
 
 

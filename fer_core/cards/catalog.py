@@ -11,17 +11,22 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, FERError
 from ..models.ensemble import member_paths
 from ..paths import UnsafePathError, is_regular_file, models_dir, path_inside, runs_dir
 from ..runs.folder import RunFolder
-from .model_cards import ENSEMBLE, EXPERIMENT, REFERENCE, SHIPPED, card_kind, load_cards
+from .model_cards import ENSEMBLE, EXPERIMENT, REFERENCE, SHIPPED, card_kind, load_cards, member_record
 from .predictions import CardPredictions, load_predictions
 
 RUN, UNSAVED_ENSEMBLE = "run", "unsaved ensemble"  # the entry kinds beside the card kinds
+
+
+class NoPredictions(FERError):
+    """An entry with neither stored per-image predictions nor a checkpoint to make them."""
 
 
 @dataclass
@@ -171,3 +176,54 @@ def architectures_without_cards(entries: list[Entry]) -> list[str]:
     from ..models.registry import list_models
     carded = {e.arch for e in entries if e.kind in (SHIPPED, REFERENCE)}
     return [a for a in list_models() if a not in carded]
+
+
+# ----------------------------------------------------------------------------- an entry's per-image predictions
+
+def entry_views(entry: Entry, tta: bool) -> int:
+    """The TTA views an entry is predicted with: its own (a card's), else the default; 1 without TTA."""
+    from ..evaluation.tta import DEFAULT_VIEWS
+    return (entry.tta_views or DEFAULT_VIEWS) if tta else 1
+
+
+def predictions_at_hand(entry: Entry, dataset, split: str, tta: bool) -> np.ndarray | None:
+    """Per-image probabilities in the order of `dataset`'s split without running a network: the card's stored
+    ones, else the prediction cache of the entry's checkpoint; None when they must be predicted (`prediction_job`).
+    FERError when they cannot be had: stored for another version of the dataset with no checkpoint to predict
+    again; NoPredictions when neither stored nor a checkpoint."""
+    from ..evaluation.prediction_cache import cached_predictions
+    if entry.stored is not None:
+        if entry.stored.matches(split, dataset[split].labels):
+            return entry.stored.get(split, tta)
+        if entry.checkpoint is None:
+            raise FERError("its stored predictions were made on another version of the dataset")
+    if entry.checkpoint is None:
+        raise NoPredictions(f"No per-image predictions: {entry.note or 'this model has no checkpoint here'}.")
+    return cached_predictions(entry.checkpoint, dataset, split, entry_views(entry, tta))
+
+
+def prediction_job(entry: Entry, dataset, split: str, tta: bool) -> tuple[str, Callable[..., np.ndarray], tuple]:
+    """(key, function, arguments) that predict an entry's probabilities on a split into the prediction cache:
+    the key names the cache file (the checkpoint's and the dataset's versions), so one job runs per result."""
+    from ..evaluation.prediction_cache import prediction_cache_path, predictions
+    views = entry_views(entry, tta)
+    return (str(prediction_cache_path(entry.checkpoint, dataset, split, views)), predictions,
+            (str(entry.checkpoint), dataset, split, views))
+
+
+# ----------------------------------------------------------------------------- ensembles of entries
+
+def ensemble_members(entries: list[Entry]) -> list[dict]:
+    """What save_ensemble records of each entry (ensembles.member_record: name, checkpoint, arch, parameters,
+    training time, hardware); an entry without a checkpoint has None there and cannot be saved."""
+    return [member_record(e.name, e.checkpoint, arch=e.arch, parameters=e.parameters,
+                          training_seconds=e.training_seconds, epochs_trained=e.epochs, hardware=e.device)
+            for e in entries]
+
+
+def unsaved_ensemble(members: list[Entry], metrics: dict, averaged: CardPredictions, views: int) -> Entry:
+    """The entry of an ensemble evaluated from `members` (ensembles.ensemble_metrics) but not saved yet."""
+    return Entry(key="session:ensemble", name="ensemble of " + " + ".join(m.name for m in members),
+                 kind=UNSAVED_ENSEMBLE, arch="ensemble", parameters=sum(m.parameters or 0 for m in members),
+                 reports=metrics, tta_views=views, note="not saved: save it below to use it on Predict",
+                 stored=averaged)

@@ -16,7 +16,8 @@ from ..errors import FERError
 from ..evaluation.metrics import metrics_report, reports_from_predictions
 from ..evaluation.prediction_cache import predictions
 from ..models.checkpoints import export_half
-from ..models.ensemble import ENSEMBLE_ARCH, MAX_MEMBERS
+from ..models.card import ENSEMBLE_ARCH
+from ..models.ensemble import MAX_MEMBERS
 from ..paths import check_name, named_path, path_inside, publish
 from ..paths import models_dir as default_models_dir
 from .model_cards import ENSEMBLE, card_files, new_card, write_card

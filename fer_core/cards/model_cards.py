@@ -13,7 +13,6 @@ Beside a card, `models/<name>.predictions.npz` (card_predictions) holds its per-
 """
 from __future__ import annotations
 
-import json
 import logging
 import platform
 from datetime import datetime, timezone
@@ -26,30 +25,16 @@ from ..data.leakage import leaked_test_mask
 from ..errors import FERError
 from ..evaluation.metrics import reports_from_predictions, split_predictions
 from ..models.checkpoints import export_half
-from ..models.ensemble import ENSEMBLE_ARCH
+from ..models.card import (ENSEMBLE, EXPERIMENT, FORMAT, KINDS, REFERENCE, SHIPPED, ModelCard,  # noqa: F401 (re-exported)
+                           card_kind)
 from ..models.precision import precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
-from ..paths import (REPLACED, derived_name, is_plain_name, is_regular_file, named_path, publish, read_json_object,
-                     write_text_atomic)
+from ..paths import REPLACED, is_regular_file, named_path, publish
 from ..paths import models_dir as default_models_dir
 from ..runs.folder import RunFolder, evaluation_problem
 from .predictions import calibration_of, predictions_path, save_predictions
 
 log = logging.getLogger(__name__)
-
-FORMAT = "fer_core.model_card/1"
-# shipped: weights in models/, meant for use; reference: a study's card (architectures at equal budget, class
-# balancing); experiment: an ablation or a recipe that lost (card only); ensemble: a saved ensemble.
-SHIPPED, REFERENCE, EXPERIMENT, ENSEMBLE = KINDS = ("shipped", "reference", "experiment", "ensemble")
-
-
-def card_kind(card: dict) -> str:
-    """The card's kind; cards written before kinds existed are told apart by their fields."""
-    if card.get("kind") in KINDS:
-        return card["kind"]
-    if card.get("arch") == ENSEMBLE_ARCH:
-        return ENSEMBLE
-    return REFERENCE if "checkpoint" in card and card["checkpoint"] is None else SHIPPED
 
 
 def new_card(kind: str, name: str, arch: str, notes: str, **fields) -> dict:
@@ -60,15 +45,13 @@ def new_card(kind: str, name: str, arch: str, notes: str, **fields) -> dict:
 
 
 def write_card(path: str | Path, card: dict) -> None:
-    """A card as it is kept: indented JSON, written atomically through the gate."""
-    write_text_atomic(path, json.dumps(card, indent=2) + "\n")
+    """A card as it is kept (models/card.py): indented JSON, written atomically through the gate."""
+    ModelCard(card).write(path)
 
 
 def update_card(path: str | Path, **fields) -> dict:
     """Set `fields` in the card at `path` (as stored, not as load_cards annotates it); returns the card."""
-    card = {**read_json_object(path, "model card"), **fields}
-    write_card(path, card)
-    return card
+    return ModelCard.read(path).update(**fields).fields
 
 
 PHOTO_FIGURES = ("faces_found", "accuracy", "accuracy_with_face", "macro_f1", "per_class", "confusion_matrix", "columns",
@@ -78,8 +61,7 @@ PHOTO_FIGURES = ("faces_found", "accuracy", "accuracy_with_face", "macro_f1", "p
 def record_real_photos(card_path: str | Path, report: dict, hardware: str) -> dict:
     """Keep an `evaluate --photos` report in the card: real_photos[<set>][clean|stress][plain|tta], with the date
     and the hardware its milliseconds were measured on."""
-    card = read_json_object(card_path, "model card")
-    photos = card.get("real_photos") if isinstance(card.get("real_photos"), dict) else {}
+    photos = ModelCard.read(card_path).section("real_photos")
     photos = {k: v for k, v in photos.items() if isinstance(v, dict)
               and all(isinstance(m, dict) for m in v.values())}  # a hand-edited entry is dropped, not crashed on
     figures = {k: report[k] for k in PHOTO_FIGURES if k in report}
@@ -93,8 +75,7 @@ def record_real_photos(card_path: str | Path, report: dict, hardware: str) -> di
 
 def record_ferplus(card_path: str | Path, split: str, report: dict) -> dict:
     """Keep an `evaluate --labels ferplus` figure in the card: ferplus[val|test][plain|tta] (the FER+ benchmark)."""
-    card = read_json_object(card_path, "model card")
-    ferplus = card.get("ferplus") if isinstance(card.get("ferplus"), dict) else {}
+    ferplus = ModelCard.read(card_path).section("ferplus")
     mode = "tta" if report.get("tta") else "plain"
     ferplus.setdefault(split, {})[mode] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                                            "n": report["n"], "tta_views": report.get("tta_views", 1),
@@ -170,19 +151,26 @@ def make_card(run_dir: str | Path, name: str, notes: str = "", metrics: dict | N
     )
 
 
+def member_record(name: str, checkpoint: str | Path | None, **known) -> dict:
+    """A member as save_ensemble records it: its name and checkpoint (None: no weights here, so the ensemble can be
+    evaluated from stored predictions but not saved), and what is known of arch, parameters, training_seconds,
+    epochs_trained and hardware (so the ensemble's card adds them up)."""
+    fields = ("arch", "parameters", "training_seconds", "epochs_trained", "hardware")
+    return {"name": name, "checkpoint": None if checkpoint is None else str(checkpoint),
+            **{k: known[k] for k in fields if known.get(k) is not None}}
+
+
 def ensemble_member(checkpoint: str | Path) -> dict:
-    """What save_ensemble records of a member: its name, plus, for a finished run's best.pt, the run's
-    architecture, parameters, training time, epochs and hardware (so the ensemble's card adds them up)."""
+    """The member record of a checkpoint file: for a finished run's best.pt, with the run's figures."""
     checkpoint = Path(checkpoint)
     run = RunFolder(checkpoint.parent)
     if checkpoint != run.best:
-        return {"name": checkpoint.stem, "checkpoint": str(checkpoint)}
+        return member_record(checkpoint.stem, checkpoint)
     try:
         card = make_card(run.path, run.name)
     except FERError:  # a best.pt outside a finished run folder: nothing more to say about it
-        return {"name": run.name, "checkpoint": str(checkpoint)}
-    return {"checkpoint": str(checkpoint),
-            **{k: card[k] for k in ("name", "arch", "parameters", "training_seconds", "epochs_trained", "hardware")}}
+        return member_record(run.name, checkpoint)
+    return member_record(card["name"], checkpoint, **{k: v for k, v in card.items() if k not in ("name", "checkpoint")})
 
 
 def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file: str | Path | None = None,
@@ -193,7 +181,7 @@ def measure_card(card_path: str | Path, dataset, device: str = "cpu", model_file
     probabilities are written beside the card. Returns the updated card."""
     from ..models.loading import load_model
     card_path = Path(card_path)
-    card = read_json_object(card_path, "model card")
+    card = ModelCard.read(card_path).fields
     if model_file is None:
         model_file = card_path if card_kind(card) == ENSEMBLE else card_path.parent / card["checkpoint"]
         card["metrics_from"] = f"the shipped file{'s' if card_kind(card) == ENSEMBLE else ''} in models/"
@@ -267,15 +255,14 @@ def load_cards(models_dir: str | Path | None = None) -> list[dict]:
     cards = []
     for path in sorted(Path(models_dir or default_models_dir()).glob("*.json")):
         try:
-            card = read_json_object(path, "model card")
+            model_card = ModelCard.read(path)
         except FERError as exc:  # one bad file hides itself, not the others
             log.warning("ignoring %s", exc)
             continue
-        if card.get("format") == FORMAT:
-            card["card_path"] = str(path)
-            card["name"] = card.get("name") if is_plain_name(card.get("name")) else derived_name(path.stem)
+        if model_card.ours:
+            card = model_card.fields
+            card.update(card_path=str(path), name=model_card.name, kind=model_card.kind)
             problem = evaluation_problem(card["metrics"]) if isinstance(card.get("metrics"), dict) else "no metrics"
-            card["kind"] = card_kind(card)
             if problem and card["kind"] != ENSEMBLE:  # shown as damaged, not as a crash
                 card["metrics"], card["damage"] = {}, f"{path.name}: {problem}"
             cards.append(card)

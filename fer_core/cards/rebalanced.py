@@ -13,9 +13,10 @@ import numpy as np
 from ..data.fer2013 import load_dataset
 from ..errors import FERError
 from ..models.logit_adjust import TAUS, choose_tau, write_adjusted
-from ..paths import named_path, publish, read_json_object
+from ..models.card import ModelCard
+from ..paths import named_path, publish
 from ..paths import models_dir as default_models_dir
-from .model_cards import SHIPPED, card_files, card_kind, check_free, measure_card, write_card
+from .model_cards import SHIPPED, card_files, check_free, measure_card, write_card
 from .predictions import load_predictions, predictions_path
 
 REFERENCE = "Menon et al., Long-tail learning via logit adjustment, ICLR 2021"
@@ -35,8 +36,9 @@ def ship_rebalanced(source: str, name: str, models_dir: str | Path | None = None
     check_free(models_dir, name, True, replace)
     if not source_card_path.is_file():
         raise FERError(f"no shipped model '{source}' in {models_dir}")
-    source_card = read_json_object(source_card_path, "model card")
-    if card_kind(source_card) != SHIPPED or not source_card.get("checkpoint"):
+    source_model = ModelCard.read(source_card_path)
+    source_card = source_model.fields
+    if source_model.kind != SHIPPED or not source_model.checkpoint:
         raise FERError(f"'{source}' is not a shipped network with weights (an ensemble or a reference card): "
                        f"rebalance a single shipped model")
     if source_card.get("logit_adjustment"):
@@ -56,7 +58,7 @@ def ship_rebalanced(source: str, name: str, models_dir: str | Path | None = None
                 notes=(f"{source} with its decisions rebalanced towards rare emotions (logit adjustment, tau "
                        f"{adjustment['tau']}). " + str(source_card.get("notes") or "")).strip())
     with publish(models_dir, card_files(name, weights=True), f"shipping '{name}' to") as stage:
-        write_adjusted(source_card_path.with_name(source_card["checkpoint"]), stage / f"{name}.pt", counts,
+        write_adjusted(source_card_path.with_name(source_model.checkpoint), stage / f"{name}.pt", counts,
                        adjustment["tau"])
         write_card(stage / f"{name}.json", card)
         measure_card(stage / f"{name}.json", dataset, progress=progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import FERError
+from ..models.card import ModelCard
 from ..paths import write_text_atomic
 from ..runs.folder import evaluation_problem
 from .model_cards import headline, load_cards
@@ -121,13 +122,8 @@ def zoo_table(cards: list[dict]) -> str:
 
 def _percent(card: dict, keys: tuple, digits: int = 1) -> str:
     """A card's figure at `keys` (nested) as a percentage, or "—" where the card has none."""
-    value = card
-    try:
-        for key in keys:
-            value = value[key]
-        return f"{100 * float(value):.{digits}f}%"
-    except (KeyError, TypeError, ValueError):
-        return "—"
+    value = ModelCard(card).number(*keys)
+    return "—" if value is None else f"{100 * value:.{digits}f}%"
 
 
 def _ferplus(card: dict) -> str:
@@ -147,8 +143,9 @@ def _ck48(card: dict) -> str:
 
 
 def _speed(card: dict) -> str:
-    speed = card.get("speed")
-    if not isinstance(speed, dict):
+    model_card = ModelCard(card)
+    speed = model_card.section("speed")
+    if model_card.number("speed", "ms_per_face") is None or model_card.number("speed", "ms_per_face_tta") is None:
         return "—"
     engines = {_engine_short(speed.get("engine")), _engine_short(speed.get("engine_tta"))} - {""}
     return f"{speed['ms_per_face']:.1f} / {speed['ms_per_face_tta']:.1f}" + (f" ({', '.join(sorted(engines))})"

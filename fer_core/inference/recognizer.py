@@ -23,9 +23,10 @@ from ..errors import CheckpointError, FERError
 from ..evaluation.calibration import scaled
 from ..evaluation.metrics import predict_images
 from ..evaluation.tta import DEFAULT_VIEWS, MAX_VIEWS
+from ..models.card import ModelCard
 from ..models.precision import memory_format
 from ..labels import EMOTIONS
-from ..paths import default_checkpoint, read_json_object
+from ..paths import default_checkpoint
 from .faces import Face, FaceDetector, whole_image_face
 from .framing import crop_face, crop_region
 from .images import ImageSource, read_image
@@ -113,15 +114,16 @@ class EmotionRecognizer:
     def use_card_temperatures(self, path: str | os.PathLike) -> None:
         """Take the temperatures from the model card beside `path` (models/<name>.json, or the ensemble card)."""
         from ..models.loading import card_of
-        card_path = card_of(path)
         try:
-            card = read_json_object(card_path, "model card")
-            temperatures = {mode: float(card["calibration"][mode]["temperature"]) for mode in ("plain", "tta")}
-        except (FERError, ValueError, KeyError, TypeError):
-            self.temperatures, self.calibration = {}, "uncalibrated (the model has no card with a temperature)"
-            return
-        if not all(0.05 <= t <= 20 for t in temperatures.values()):
-            self.temperatures, self.calibration = {}, "uncalibrated (its card's temperature is out of range)"
+            card = ModelCard.read(card_of(path))
+        except FERError:
+            card = None
+        temperatures = card.temperatures() if card else None
+        if temperatures is None:
+            given = card is not None and card.number("calibration", "plain", "temperature") is not None
+            self.temperatures = {}
+            self.calibration = ("uncalibrated (its card's temperature is out of range)" if given
+                                else "uncalibrated (the model has no card with a temperature)")
             return
         self.temperatures = temperatures
         self.calibration = (f"calibrated on PublicTest (temperature {temperatures['plain']:.2f}, "

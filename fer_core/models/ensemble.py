@@ -19,12 +19,11 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, FERError
-from ..paths import UnsafePathError, existing_file, is_regular_file, path_inside, read_json_object, shown
+from ..paths import UnsafePathError, existing_file, is_regular_file, path_inside, shown
 from ..paths import models_dir as default_models_dir
+from .card import MAX_CARD_BYTES, ModelCard
 from .checkpoints import MAX_CHECKPOINT_BYTES, load_checkpoint, model_from_checkpoint
 
-ENSEMBLE_ARCH = "ensemble"
-MAX_CARD_BYTES = 16 * 2**20
 MAX_MEMBERS = 16  # each member is a whole network in memory and a pass per face
 
 
@@ -49,10 +48,9 @@ def is_ensemble_file(path: str | os.PathLike) -> bool:
     if path.suffix != ".json" or not is_regular_file(path):
         return False
     try:
-        card = read_json_object(path, "model card", MAX_CARD_BYTES)
+        return ModelCard.read(path).is_ensemble
     except FERError:
         return False
-    return card.get("arch") == ENSEMBLE_ARCH
 
 
 def list_ensembles(models_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
@@ -65,12 +63,7 @@ def member_paths(card_path: str | os.PathLike) -> list[Path]:
     """The member checkpoints a saved ensemble's card names, each checked before anything reads it: a
     regular file of a checkpoint's size inside the card's folder. A malformed card is one CheckpointError."""
     card_path = existing_file(card_path, "ensemble card", MAX_CARD_BYTES, CheckpointError)
-    card = read_json_object(card_path, "ensemble card", MAX_CARD_BYTES, CheckpointError)
-    members = card.get("members")
-    if not isinstance(members, list) or not all(isinstance(m, dict) and isinstance(m.get("checkpoint"), str)
-                                                for m in members):
-        raise CheckpointError(f"ensemble card {shown(card_path)} is malformed: 'members' must be a list of "
-                              f"{{\"checkpoint\": \"<file>\"}} entries")
+    members = ModelCard.read(card_path, "ensemble card", CheckpointError).members(CheckpointError)
     if len(members) > MAX_MEMBERS:
         raise CheckpointError(f"ensemble card {shown(card_path)} lists {len(members)} members: at most {MAX_MEMBERS}")
     paths = []

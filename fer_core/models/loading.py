@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, FERError
-from ..paths import atomic_write, default_cache_dir, existing_file, read_json_object
+from ..paths import atomic_write, default_cache_dir, existing_file
+from .card import ModelCard
 from .checkpoints import load_checkpoint, model_from_checkpoint
 from .ensemble import load_ensemble, member_paths
 from .onnx import OnnxModel, export_module
@@ -31,10 +32,10 @@ def renamed_model(path: str | os.PathLike) -> Path:
         return path
     for card in sorted(path.parent.glob("*.json")):
         try:
-            formerly = read_json_object(card, "model card").get("formerly")
+            formerly = ModelCard.read(card).formerly
         except FERError:  # an unreadable or foreign .json: not a card
             continue
-        if isinstance(formerly, list) and path.stem in formerly:
+        if path.stem in formerly:
             return card.with_suffix(path.suffix)
     return path
 
