@@ -12,7 +12,8 @@ from fer_core.models import ModelCard
 from fer_core.paths import default_checkpoint
 from fer_core.paths import models_dir as default_models_dir
 from fer_core.paths import runs_dir as default_runs_dir
-from fer_core.runs import Registry, RunFolder
+from fer_core.rundir import RunFolder
+from fer_core.runs import Registry
 
 
 def model_choices(models_dir: str | Path | None = None, runs_dir: str | Path | None = None, more: bool = True

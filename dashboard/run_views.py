@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from fer_core.runs import Run, RunFolder
+from fer_core.rundir import RunFolder
+from fer_core.runs import Run
 
 STATE_BADGES = {"queued": "⏳ queued", "running": "🏃 running", "finished": "✅ finished", "failed": "❌ failed",
                 "cancelled": "⏹️ cancelled", "pruned": "✂️ pruned", "interrupted": "⚠️ interrupted",

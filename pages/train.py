@@ -11,7 +11,8 @@ from dashboard.links import page_link
 from dashboard.run_views import STATE_BADGES, format_duration, run_log_tail, run_metrics, run_progress
 from dashboard.train_form import training_form
 from fer_core.data import check_dataset
-from fer_core.runs import Registry, RunFolder
+from fer_core.rundir import RunFolder
+from fer_core.runs import Registry
 from fer_core.training import PRUNERS, sweepable, TrainConfig
 from fer_core.tuning import SAMPLERS
 from fer_core.errors import FERError

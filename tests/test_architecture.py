@@ -15,9 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 # Lowest first: a module may import from its own layer or below, never above.
 LAYERS = [
     ["fer_core.errors", "fer_core.labels", "fer_core.paths", "fer_core.exports"],
-    ["fer_core.data", "fer_core.models"],
-    # the run folder is what training writes: its format sits beside training, below the jobs that manage runs
-    ["fer_core.training", "fer_core.evaluation", "fer_core.runs.folder"],
+    # the run folder is what training writes: its format sits below training and the jobs that manage runs
+    ["fer_core.data", "fer_core.models", "fer_core.rundir"],
+    ["fer_core.evaluation"],
+    ["fer_core.training"],
     ["fer_core.runs"],
     ["fer_core.cards", "fer_core.tuning"],
     ["fer_core.inference"],
@@ -26,7 +27,7 @@ LAYERS = [
     ["pages"],
 ]
 TOP_LEVEL_MODULES = {"__init__.py", "__main__.py", "errors.py", "exports.py", "labels.py", "paths.py"}
-SUBPACKAGES = ["data", "models", "training", "evaluation", "runs", "cards", "tuning", "inference"]
+SUBPACKAGES = ["data", "models", "rundir", "evaluation", "training", "runs", "cards", "tuning", "inference"]
 # the one door between the UI and the library: each subpackage's __all__, and the shared top-level modules
 SURFACE = {"fer_core.errors", "fer_core.labels", "fer_core.paths", *(f"fer_core.{p}" for p in SUBPACKAGES)}
 UI = ["dashboard", "pages"]
@@ -112,6 +113,38 @@ def upward_imports(files: dict[str, Path], edges) -> list[str]:
     return problems
 
 
+def two_way_imports(files: dict[str, Path], edges) -> list[str]:
+    """Packages of one layer that import each other: within a layer, imports between packages go one way."""
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+    first: dict[tuple[str, str], str] = {}
+    for module, targets in sorted(edges.items()):
+        for target, line in targets:
+            a, b = package(module), package(target)
+            if a != b and layer_of(module) == layer_of(target):
+                first.setdefault((a, b), f"{files[module].relative_to(REPO)}:{line}")
+    return [f"{a} and {b} import each other ({first[(a, b)]}, {first[(b, a)]})"
+            for a, b in sorted(first) if a < b and (b, a) in first]
+
+
+def test_packages_of_one_layer_import_each_other_one_way_only():
+    files, edges = module_graph(REPO, ["fer_core", "dashboard", "pages"])
+    assert two_way_imports(files, edges) == []
+
+
+def test_the_one_way_check_catches_two_packages_that_import_each_other(tmp_path, monkeypatch):
+    for pkg, other in (("left", "right"), ("right", "left")):
+        (tmp_path / "toy" / pkg).mkdir(parents=True)
+        (tmp_path / "toy" / pkg / "__init__.py").write_text("")
+        (tmp_path / "toy" / pkg / "a.py").write_text(f"from ..{other} import a\n")
+    (tmp_path / "toy" / "__init__.py").write_text("")
+    files, edges = module_graph(tmp_path, ["toy"])
+    monkeypatch.setattr("tests.test_architecture.LAYERS", [["toy.left", "toy.right"], ["toy"]])
+    monkeypatch.setattr("tests.test_architecture.REPO", tmp_path)
+    assert two_way_imports(files, edges) == ["toy.left and toy.right import each other (toy/left/a.py:1, "
+                                             "toy/right/a.py:1)"]
+
+
 def test_no_import_cycles():
     _, edges = module_graph(REPO, ["fer_core", "dashboard", "pages"])
     cycle = find_cycle(edges)
@@ -165,10 +198,10 @@ def test_the_checks_catch_an_upward_import_and_name_its_line(tiny_package, monke
 
 
 def test_only_the_run_folder_names_a_run_file():
-    """One owner of the run folder (runs.folder.RunFolder): nobody else spells a run file's name."""
-    from fer_core.runs.folder import RunFolder
+    """One owner of the run folder (rundir.folder.RunFolder): nobody else spells a run file's name."""
+    from fer_core.rundir.folder import RunFolder
     names = {*RunFolder.RUN_FILES, RunFolder.LOG, RunFolder.LOCK}
-    owner = REPO / "fer_core" / "runs" / "folder.py"
+    owner = REPO / "fer_core" / "rundir" / "folder.py"
     offending = []
     for folder in ("fer_core", "dashboard", "pages"):
         for path in (REPO / folder).rglob("*.py"):
@@ -280,7 +313,7 @@ JSON_READERS = {
     "fer_core/inference/engines.py": "the remembered engine choices",
     "fer_core/data/leakage.py": "the cached ids of leaked test images",
     "fer_core/data/cache.py": "the decoded dataset's description",
-    "fer_core/runs/folder.py": "the run folder's files",
+    "fer_core/rundir/folder.py": "the run folder's files",
     "fer_core/runs/index.py": "a run's config in the SQLite index",
     "fer_core/runs/worker.py": "a queued run's config",
     "fer_core/cards/catalog.py": "a run's config in the SQLite index",

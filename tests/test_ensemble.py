@@ -133,7 +133,7 @@ def test_ensemble_cli_adds_up_its_members_runs(compare_world, tmp_path, capsys):
     import json
 
     from fer_core.cli import main
-    from fer_core.runs.folder import load_eval
+    from fer_core.rundir.folder import load_eval
     runs = [compare_world["runs"] / name for name in ("small-a", "elu-b")]
     assert main(["ensemble", *(str(r / "best.pt") for r in runs), "--data", str(compare_world["data"]),
                  "--tta-views", "2", "--name", "duo", "--models-dir", str(tmp_path)]) == 0

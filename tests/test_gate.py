@@ -422,7 +422,7 @@ def test_cancel_signals_the_process_that_holds_the_lock(project, lookalike):
     (folder / "status.json").write_text(json.dumps({"state": "running"}))  # a trainer at work
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
-from fer_core.runs.folder import TrainerLock
+from fer_core.rundir.folder import TrainerLock
 lock = TrainerLock({str(folder)!r}).acquire()
 print("held", flush=True)
 time.sleep(600)"""], cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -601,7 +601,7 @@ def test_compare_lists_crafted_cards_as_notes_not_exceptions(tmp_path, monkeypat
 
 def test_the_lock_holder_is_found_where_the_lock_table_names_another_device(tmp_path, monkeypatch):
     """btrfs subvolumes and some overlays: /proc/locks and stat disagree on the device, not on the inode."""
-    from fer_core.runs import folder
+    from fer_core.rundir import folder
     lock = folder.TrainerLock(tmp_path).acquire()
     try:
         assert folder.lock_holder(tmp_path) == os.getpid()

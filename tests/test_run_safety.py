@@ -15,7 +15,7 @@ from fer_core.cli import main as cli
 from fer_core.data.sources import check_dataset, resolve_data_path
 from fer_core.errors import DataError, FERError
 from fer_core.paths import BadNameError, UnsafePathError
-from fer_core.runs.folder import RunBusyError, TrainerLock, log_tail, run_path
+from fer_core.rundir.folder import RunBusyError, TrainerLock, log_tail, run_path
 from fer_core.runs.registry import Registry
 from fer_core.training.config import TrainConfig
 from fer_core.training.train import main as train

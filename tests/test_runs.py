@@ -186,7 +186,7 @@ def test_a_registry_file_from_before_the_folder_stamp_is_upgraded(tmp_path):
 
 
 def test_a_settled_run_taken_up_by_a_cli_trainer_shows_running(tmp_path):
-    from fer_core.runs.folder import TrainerLock
+    from fer_core.rundir.folder import TrainerLock
     runs = tmp_path / "runs"
     folder = _ended_run(runs, "again", state="cancelled")
     registry = Registry(runs)

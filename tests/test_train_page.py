@@ -191,7 +191,7 @@ def test_training_reports_its_batches_and_its_final_evaluation(tmp_path, make_ka
     import json
 
     from fer_core.data.fer2013 import load_dataset
-    from fer_core.runs.folder import RunFolder
+    from fer_core.rundir.folder import RunFolder
     from fer_core.training import train as train_module
     from fer_core.training.config import TrainConfig
     monkeypatch.setattr(train_module, "PROGRESS_EVERY_S", 0.0)
@@ -237,7 +237,7 @@ def test_the_page_shows_the_final_evaluation_moving(isolated):
     import json
     import os
 
-    from fer_core.runs.folder import RunFolder
+    from fer_core.rundir.folder import RunFolder
     from fer_core.training.config import TrainConfig
     registry = Registry(isolated)
     run_id = registry.submit(TrainConfig(arch="fer_vgg_small", epochs=2), start_worker=False)

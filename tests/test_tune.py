@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fer_core.cli import main
-from fer_core.runs.folder import RunFolder
+from fer_core.rundir.folder import RunFolder
 from fer_core.tuning.space import SpaceError, parse_space
 from tests.conftest import REPO
 

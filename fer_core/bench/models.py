@@ -21,7 +21,7 @@ from ..evaluation.tta import DEFAULT_VIEWS
 from ..models.devices import resolve_device
 from ..models.precision import autocast, bf16_supported, precision_name
 from ..models.registry import count_parameters, create_model
-from ..runs.folder import RunFolder
+from ..rundir.folder import RunFolder
 from ..training.probe import train_images_per_s
 from .timing import timed
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import CheckpointError, FERError
 from ..models.ensemble import member_paths
 from ..paths import UnsafePathError, is_regular_file, models_dir, path_inside, runs_dir
-from ..runs.folder import RunFolder
+from ..rundir.folder import RunFolder
 from .model_cards import ENSEMBLE, EXPERIMENT, REFERENCE, SHIPPED, card_kind, load_cards, member_record
 from .predictions import CardPredictions, load_predictions
 

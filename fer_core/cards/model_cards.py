@@ -31,7 +31,7 @@ from ..models.precision import precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
 from ..paths import REPLACED, is_regular_file, named_path, publish
 from ..paths import models_dir as default_models_dir
-from ..runs.folder import RunFolder, evaluation_problem
+from ..rundir.folder import RunFolder, evaluation_problem
 from .predictions import calibration_of, predictions_path, save_predictions
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import FERError
 from ..models.card import ModelCard
 from ..paths import write_text_atomic
-from ..runs.folder import evaluation_problem
+from ..rundir.folder import evaluation_problem
 from .model_cards import headline, load_cards
 
 RESULTS_START, RESULTS_END = "<!-- results-table:start -->", "<!-- results-table:end -->"

@@ -1,5 +1,5 @@
 """The model card: the JSON file beside each model in models/ (`models/<name>.json`), read, checked and written
-only here (as the run folder's files are only by runs/folder.py).
+only here (as the run folder's files are only by rundir/folder.py).
 
     card = ModelCard.read("models/default.json")
     card.kind, card.arch, card.report("test", tta=True)["accuracy"], card.temperatures()

@@ -8,5 +8,5 @@ Its public surface, the only names pages/ and dashboard/ may import from it, is 
 from ..exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
-    "RunFolder": "folder", "Run": "index", "Registry": "registry",
+    "Run": "index", "Registry": "registry",
 })

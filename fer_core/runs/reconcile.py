@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..training.trial import TrialRef, TrialRefError
-from .folder import RunFolder, now, pid_alive
+from ..rundir.folder import RunFolder, now, pid_alive
 
 ACTIVE = ("queued", "running")
 ENDED = ("finished", "failed", "cancelled", "pruned")  # what a trainer writes in status.json when it stops

@@ -23,7 +23,7 @@ from ..models.devices import uses_cuda
 from ..paths import BadNameError, UnsafePathError, check_name, runs_dir, shown, storage_error
 from ..training.config import TrainConfig
 from . import launcher
-from .folder import RunFolder, lock_holder, now, pid_alive, run_path, trainer_alive
+from ..rundir.folder import RunFolder, lock_holder, now, pid_alive, run_path, trainer_alive
 from .index import Run, RunIndex
 from .reconcile import ACTIVE, adopted_row, is_settled, reconcile
 

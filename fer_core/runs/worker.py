@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import FERError
 from ..paths import PROJECT_ROOT
 from ..training.config import TrainConfig, config_to_args
-from .folder import RunFolder
+from ..rundir.folder import RunFolder
 from .index import Run
 from .launcher import ensure_worker
 from .registry import BAD_ROW, Registry

@@ -3,7 +3,7 @@ folder, `train_one_epoch` runs one epoch, `evaluate` scores a split.
 
 The pieces live beside it: config.py (the options), batches.py (the epoch's batches on the device),
 loss.py, optim.py (optimizer, schedule, EMA), distill.py (the teacher), distributed.py (torchrun).
-The run folder (runs/folder.py) writes config.json, metrics.jsonl (one line per epoch), best.pt (best
+The run folder (rundir/folder.py) writes config.json, metrics.jsonl (one line per epoch), best.pt (best
 val accuracy), last.pt (resume point), status.json and, at the end, eval.json (val and test, TTA off and on).
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..models.devices import device_name, resolve_device
 from ..models.precision import autocast, memory_format, precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
 from ..paths import StorageError, is_storage_failure, read_text_file, storage_error
-from ..runs.folder import RunFolder, now, provenance
+from ..rundir.folder import RunFolder, now, provenance
 from .batches import BatchSource, auto_batch_size, epoch_seed
 from .config import TrainConfig
 from .distill import TeacherTargets, teacher_targets

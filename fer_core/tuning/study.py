@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import FERError
 from ..paths import NAME_MAX, BadNameError, check_name
-from ..runs.folder import RunFolder, run_path
+from ..rundir.folder import RunFolder, run_path
 from ..training.config import TrainConfig
 from ..training.trial import PRUNER_ATTR, PRUNERS, TrialRef, make_pruner, storage_of
 from .space import Dimension, SpaceError, grid_of, trial_config
