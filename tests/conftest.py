@@ -43,7 +43,7 @@ requires_fer2013 = pytest.mark.skipif(
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session decodes into its own cache, never the user's ~/.cache."""
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
-    # `auto` times the engines on a model's first use (an export, a quantization); tests/test_engines.py does
+    # `auto` times the engines on a model's first use (an export, a quantization); tests/inference/test_engines.py does
     # that on purpose, every other test runs PyTorch as before
     monkeypatch.setenv("FER_ENGINE", "torch")
 

@@ -5,7 +5,7 @@ at the last layer whose feature maps are still at least MIN_SIDE pixels wide (6x
 maps after the last pooling say little about a 48-pixel face) and upsampled to the face. Ensembles average
 their members' maps, TTA averages its views' maps after mapping each back onto the face (mirror undone, shift
 undone). Every map is scaled to [0, 1] by its maximum. Grad-CAM passes the model-randomisation test of
-Adebayo et al. (2018): its maps change when the weights do (tests/test_saliency.py).
+Adebayo et al. (2018): its maps change when the weights do (tests/evaluation/test_saliency.py).
 """
 from __future__ import annotations
 
