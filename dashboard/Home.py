@@ -8,8 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 st.set_page_config(page_title="FER workbench", page_icon="🙂", layout="wide")
 # The first load imports PyTorch and OpenCV (seconds on a small CPU): say so instead of a blank page.
 with st.spinner("Starting the workbench: loading PyTorch and OpenCV (the first time only)…"):
-    from dashboard.overview import render_home  # noqa: E402  (imported under the spinner, on purpose)
-    from dashboard.threads import leave_cores_for_the_browser  # noqa: E402
+    from dashboard.home.page import render_home  # noqa: E402  (imported under the spinner, on purpose)
+    from dashboard.shared.threads import leave_cores_for_the_browser  # noqa: E402
     leave_cores_for_the_browser()
 
 PAGES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard.compare_views import cell_indices, kind_label, most_confused_pair, reading, summary_rows
+from dashboard.compare.views import cell_indices, kind_label, most_confused_pair, reading, summary_rows
 from fer_core.cards.catalog import all_entries, architectures_without_cards, card_entries, run_entries
 from fer_core.cards.ensembles import ensemble_metrics
 from fer_core.errors import CheckpointError

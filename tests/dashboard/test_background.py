@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-import dashboard.background as background
-from dashboard.background import Task, TaskPool
+import dashboard.shared.background as background
+from dashboard.shared.background import Task, TaskPool
 
 
 def _gated(event: threading.Event, progress):

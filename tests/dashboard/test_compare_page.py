@@ -15,7 +15,7 @@ PAGE = str(REPO / "pages" / "compare.py")
 def fresh_worker(monkeypatch):
     """A worker of the test's own, waited for as long as it takes: AppTest does not run the page's
     self-refreshing progress fragment, so a page must not leave its evaluations to it."""
-    import dashboard.background as background
+    import dashboard.shared.background as background
     monkeypatch.setattr(background, "_POOL", background.TaskPool())
     monkeypatch.setattr(background, "QUICK_WAIT_S", 120.0)
     return background

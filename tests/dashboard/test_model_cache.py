@@ -26,7 +26,7 @@ def first_weight(recognizer) -> torch.Tensor:
 
 
 def test_a_reshipped_model_is_reloaded_and_an_unchanged_one_is_not(tmp_path):
-    from dashboard import model_cache
+    from dashboard.shared import model_cache
     path = tmp_path / "default.pt"
     ship(path, 0)
     first = model_cache.recognizer(path)
@@ -37,7 +37,7 @@ def test_a_reshipped_model_is_reloaded_and_an_unchanged_one_is_not(tmp_path):
 
 
 def test_live_reloads_a_reshipped_model_through_the_same_cache(tmp_path):
-    from dashboard import model_cache
+    from dashboard.shared import model_cache
     path = tmp_path / "default.pt"
     ship(path, 0)
     first = model_cache.recognizer(path, onnxruntime_threads=1)  # what Live asks for
@@ -51,4 +51,4 @@ def test_pages_load_models_only_through_the_cache():
         for node in ast.walk(ast.parse(page.read_text())):
             if isinstance(node, ast.Attribute) and node.attr == "load" and getattr(node.value, "id", "") == \
                     "EmotionRecognizer":
-                raise AssertionError(f"{page.name}:{node.lineno} loads a model outside dashboard.model_cache")
+                raise AssertionError(f"{page.name}:{node.lineno} loads a model outside dashboard.shared.model_cache")

@@ -177,7 +177,7 @@ def _running(epochs: int):
 
 def test_progress_moves_within_an_epoch():
     """The bar and the ETA move with the batches, not once per epoch (about 6 minutes on an AVX2 CPU)."""
-    from dashboard.run_views import run_progress
+    from dashboard.train.runs import run_progress
     first = run_progress(_running(4), [], {"epoch_batches": [1, 50, 100, 30.0]})
     assert first.fraction == pytest.approx(0.125) and first.eta_s == pytest.approx(60 * 3.5)
     metrics = [{"seconds": 60.0, "images_per_s": 400.0}]
@@ -224,7 +224,7 @@ def test_training_reports_its_batches_and_its_final_evaluation(tmp_path, make_ka
 
 
 def test_progress_during_the_final_evaluation():
-    from dashboard.run_views import run_progress
+    from dashboard.train.runs import run_progress
     metrics = [{"seconds": 60.0, "images_per_s": 400.0}] * 4
     evaluating = run_progress(_running(4), metrics, {"phase": "evaluating", "evaluation_views": [300, 1200]})
     assert evaluating.fraction == 1.0 and evaluating.evaluation == pytest.approx(0.25)

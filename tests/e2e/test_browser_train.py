@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from dashboard.run_views import STATE_BADGES
+from dashboard.train.runs import STATE_BADGES
 from fer_core.runs.registry import Registry
 from fer_core.training.config import TrainConfig
 from fer_core.training.train import main

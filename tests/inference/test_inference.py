@@ -136,7 +136,7 @@ def test_annotated_video_is_written_and_readable(rec, tmp_path):
 
 
 def test_a_saved_ensemble_loads_and_predicts(tiny_checkpoint, tmp_path):
-    from dashboard.model_picker import model_choices
+    from dashboard.shared.model_picker import model_choices
     from fer_core.cards.ensembles import save_ensemble
     members = [{"name": f"m{i}", "checkpoint": str(tiny_checkpoint)} for i in range(2)]
     card = save_ensemble("pair", members, metrics={}, tta_views=10, models_dir=tmp_path)

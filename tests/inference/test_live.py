@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from dashboard.live_chart import history_figure
+from dashboard.live.chart import history_figure
 from fer_core.inference.faces import Face, box_iou
 from fer_core.inference.live import BackgroundDetector, LiveProcessor, LiveSettings, RateMeter
 from fer_core.inference.recognizer import FaceResult

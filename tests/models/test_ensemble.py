@@ -148,7 +148,7 @@ def test_ensemble_cli_adds_up_its_members_runs(compare_world, tmp_path, capsys):
 
 def test_an_ensemble_saved_under_fer_models_dir_reaches_predict_and_live(two_checkpoints, tmp_path, monkeypatch):
     """Compare saves into paths.models_dir(); Predict and Live list models from the same place."""
-    from dashboard.model_picker import model_choices
+    from dashboard.shared.model_picker import model_choices
     from fer_core.paths import models_dir
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "my-models"))
     members = [{"name": p.stem, "checkpoint": p} for p in two_checkpoints]

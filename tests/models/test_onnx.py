@@ -93,7 +93,7 @@ def test_export_to_a_folder_that_cannot_be_written_is_one_line(tiny_checkpoint, 
 
 
 def test_an_exported_model_in_models_is_a_choice_of_predict_and_live(tiny_checkpoint, tmp_path):
-    from dashboard.model_picker import model_choices
+    from dashboard.shared.model_picker import model_choices
     from fer_core.bench.sample_faces import astronaut_clip
     from fer_core.inference.live import LiveProcessor, LiveSettings
     (tmp_path / "models").mkdir()

@@ -317,7 +317,7 @@ JSON_READERS = {
     "fer_core/runs/index.py": "a run's config in the SQLite index",
     "fer_core/runs/worker.py": "a queued run's config",
     "fer_core/cards/catalog.py": "a run's config in the SQLite index",
-    "pages/live.py": "the user's ICE servers",
+    "dashboard/live/page.py": "the user's ICE servers",
 }
 
 
@@ -344,3 +344,50 @@ def test_the_tests_mirror_the_rooms():
     rooms = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
     assert rooms <= {*SUBPACKAGES, "cli", "dashboard", "e2e", "project"}, sorted(rooms)
     assert sorted(p.name for p in tests.glob("test_*.py")) == []
+
+
+PAGES = ["dataset", "train", "compare", "predict", "live"]
+
+
+def room_violations(root: Path = REPO) -> list[str]:
+    """The UI's rooms: pages/<page>.py is a thin script that runs dashboard/<page>/page.py's render(); a room
+    imports from dashboard/ only itself and dashboard/shared/; shared imports no room."""
+    problems = []
+    for page in sorted((root / "pages").glob("*.py")):
+        tree = ast.parse(page.read_text())
+        imported = {m for m, _ in imports_of(page, module_name(page, root)) if m.split(".")[0] == "dashboard"}
+        statements = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        if imported - {f"dashboard.{page.stem}.page", f"dashboard.{page.stem}.page.render"} or len(statements) > 3:
+            problems.append(f"pages/{page.name}: a page is `from dashboard.{page.stem}.page import render; render()`")
+        if not (root / "dashboard" / page.stem / "page.py").is_file():
+            problems.append(f"pages/{page.name} has no room: dashboard/{page.stem}/page.py")
+    for path in sorted((root / "dashboard").rglob("*.py")):
+        parts = path.relative_to(root / "dashboard").parts
+        room = parts[0] if len(parts) > 1 else None  # Home.py and dashboard/__init__.py sit above the rooms
+        for target, line in imports_of(path, module_name(path, root)):
+            other = target.split(".")[1] if target.startswith("dashboard.") else None
+            if other and room and other not in (room, "shared") and not target.startswith("dashboard.__"):
+                problems.append(f"dashboard/{'/'.join(parts)}:{line}: the {room} room imports {target}: move what both "
+                                f"rooms use to dashboard/shared/")
+    return problems
+
+
+def test_each_page_is_a_thin_script_over_its_room():
+    assert room_violations() == []
+
+
+def test_the_room_check_catches_a_fat_page_and_a_room_reaching_into_another(tmp_path):
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "alpha.py").write_text("import streamlit as st\nst.title('x')\nst.write(1)\nst.write(2)\n"
+                                                 "from dashboard.alpha.page import render\nrender()\n")
+    for room in ("alpha", "beta", "shared"):
+        (tmp_path / "dashboard" / room).mkdir(parents=True)
+        (tmp_path / "dashboard" / room / "__init__.py").write_text("")
+    (tmp_path / "dashboard" / "__init__.py").write_text("")
+    (tmp_path / "dashboard" / "alpha" / "page.py").write_text("from dashboard.beta.views import chart\n")
+    assert room_violations(tmp_path) == [
+        "pages/alpha.py: a page is `from dashboard.alpha.page import render; render()`",
+        "dashboard/alpha/page.py:1: the alpha room imports dashboard.beta.views: move what both rooms use to "
+        "dashboard/shared/",
+        "dashboard/alpha/page.py:1: the alpha room imports dashboard.beta.views.chart: move what both rooms use to "
+        "dashboard/shared/"]

@@ -114,7 +114,7 @@ def test_the_train_form_refuses_each_bad_name(project, make_kaggle_zip, monkeypa
 def test_the_compare_form_refuses_each_bad_ensemble_name(project, compare_world, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    import dashboard.background as background
+    import dashboard.shared.background as background
     monkeypatch.setattr(background, "_POOL", background.TaskPool())
     monkeypatch.setattr(background, "QUICK_WAIT_S", 120.0)
     monkeypatch.setenv("FER_RUNS_DIR", str(compare_world["runs"]))
@@ -367,7 +367,7 @@ def test_an_upload_replaces_a_dataset_only_when_confirmed(data_dir, make_kaggle_
 def test_home_asks_before_replacing_a_dataset(tmp_path, data_dir, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    home = "from dashboard.overview import render_home\nrender_home()"
+    home = "from dashboard.home.page import render_home\nrender_home()"
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "models"))
     data_dir.mkdir()

@@ -209,7 +209,7 @@ def _finished_run(runs: Path, name: str) -> Path:
 ])
 def test_a_run_file_missing_fields_marks_that_run_damaged_and_the_rest_still_shows(tmp_path, monkeypatch, damage,
                                                                                    capsys):
-    from dashboard.compare_views import kind_label, summary_rows
+    from dashboard.compare.views import kind_label, summary_rows
     from fer_core.cards.catalog import all_entries
     runs = tmp_path / "runs"
     for file, text in damage.items():

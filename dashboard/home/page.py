@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from dashboard.data_access import SESSION_KEY, chosen_path, current_dataset, missing_dataset_reason
-from dashboard.links import page_link
+from dashboard.shared.data_access import SESSION_KEY, chosen_path, current_dataset, missing_dataset_reason
+from dashboard.shared.links import page_link
 from fer_core.cards import headline, load_cards
 from fer_core.data import save_upload, upload_target
 from fer_core.runs import Registry

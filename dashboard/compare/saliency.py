@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from dashboard import model_cache
+from dashboard.shared import model_cache
 from fer_core.evaluation import class_mean_maps, saliency_maps
 from fer_core.inference import saliency_overlay
 from fer_core.models import file_identity, load_model

@@ -1,0 +1,1 @@
+"""Dataset: counts and imbalance, samples, the crowd's labels, the data-health audit."""

@@ -1,0 +1,1 @@
+"""Home: where a new user stands (dataset, default model, device, latest runs)."""

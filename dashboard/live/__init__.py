@@ -1,0 +1,1 @@
+"""Live: the webcam through streamlit-webrtc."""

@@ -1,0 +1,1 @@
+"""Predict: photos and videos, with heat maps and downloads."""

@@ -1,0 +1,1 @@
+"""Train: a new run or a study, and the runs, live."""
