@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core.bench.browser import (  # noqa: F401 (re-exported)
+from benchmarks.browser import (  # noqa: F401 (re-exported)
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,

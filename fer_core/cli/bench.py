@@ -8,7 +8,7 @@ def cmd_bench(args) -> int:
     if args.what == "live":
         from ..bench.live import run
     elif args.what == "live-browser":
-        from ..bench.live_browser import run
+        return _live_browser(args)
     elif args.what == "predict":
         from ..bench.predict import run
     elif args.what == "evaluate":
@@ -25,6 +25,21 @@ def cmd_bench(args) -> int:
         from ..bench.models import run_benchmarks as run
     code = run(args)
     return code if isinstance(code, int) else 0  # a benchmark that skipped something says so with 1
+
+
+def _live_browser(args) -> int:
+    """The browser benchmark lives outside the library (benchmarks/, above the dashboard it drives): run it as the
+    script of a source checkout, never imported."""
+    import subprocess
+    import sys
+
+    from ..errors import FERError
+    from ..paths import PROJECT_ROOT
+    if not (PROJECT_ROOT / "benchmarks" / "live_browser.py").is_file():
+        raise FERError("bench live-browser runs from a source checkout: benchmarks/ beside fer_core/ (see README)")
+    options = ["--seconds", str(args.seconds), *(["--server-env", *args.server_env] if args.server_env else []),
+               *(["--no-ceiling"] if args.no_ceiling else [])]
+    return subprocess.run([sys.executable, "-m", "benchmarks.live_browser", *options], cwd=PROJECT_ROOT).returncode
 
 
 def add_parsers(commands) -> None:

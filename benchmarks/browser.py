@@ -12,7 +12,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..paths import PROJECT_ROOT as REPO
+from fer_core.paths import PROJECT_ROOT as REPO
 
 ARTIFACTS = REPO / "test-artifacts"  # git-ignored: screenshots and server logs
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -3,13 +3,15 @@ Live page, and the page's own two rates (frames received, frames processed) are 
 same with a frame callback that does nothing (FER_LIVE_PASS_THROUGH=1): the ceiling of the WebRTC path on
 this machine, browser and encoders included. Our processed rate is reported as a ratio to that ceiling.
 
-    python -m fer_core bench live-browser [--seconds 20]
+    python -m fer_core bench live-browser [--seconds 20]      (or: python -m benchmarks.live_browser ...)
 
 Needs Debian's chromium and Playwright (the test dependencies).
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import platform
 import re
 import statistics
@@ -19,8 +21,8 @@ from pathlib import Path
 
 import cv2
 
-from ..errors import FERError
-from .sample_faces import astronaut_clip
+from fer_core.bench.sample_faces import astronaut_clip
+from fer_core.errors import FERError
 
 PROCESSING = re.compile(r"Processing rate: ([\d.]+) frames per second \((\d+) ms per frame\).*? received from the camera: "
                         r"([\d.]+)")
@@ -95,3 +97,22 @@ def run(args) -> None:
     if ceiling["received"] and ceiling["processed"]:
         print(f"ratio:         {ours['processed'] / ceiling['processed']:.2f} of the frames the pass-through passes on, "
               f"{ours['processed'] / ceiling['received']:.2f} of the frames it receives")
+
+
+def parser() -> argparse.ArgumentParser:
+    """`python -m fer_core bench live-browser`'s own options: defined once, in the command's parser."""
+    from fer_core.cli import build_parser, command_parser
+    return command_parser(build_parser(), ["bench", "live-browser"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(parser().parse_args(argv))
+    except FERError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
