@@ -26,6 +26,7 @@ def cmd_tune(args) -> int:
     from ..paths import read_text_file
     from ..runs.registry import Registry
     from ..training.config import config_from_args
+    from ..tuning.config import study_config_from_args
     from ..tuning.space import SpaceError, parse_space
     from ..tuning.study import default_storage, open_study, run_study, study_summary
     if args.resume or args.name or args.trial:
@@ -39,24 +40,24 @@ def cmd_tune(args) -> int:
         dims = parse_space(entries)
         base = config_from_args(args)
         base.validate()
+        options = study_config_from_args(args)
+        options.validate()
     except (SpaceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.trials is None and args.timeout is None and args.sampler != "grid":
-        print("error: give --trials N or --timeout SECONDS (the grid sampler stops by itself)", file=sys.stderr)
-        return 2
-    storage = args.storage or default_storage(base.out)
+    storage = options.storage or default_storage(base.out)
     try:
-        study = open_study(args.study, storage, args.sampler, args.pruner, dims, base.epochs, args.sampler_seed)
+        study = open_study(options.study, storage, options.sampler, options.pruner, dims, base.epochs,
+                           options.sampler_seed)
     except (SpaceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_study(study, base, dims, storage, args.trials, args.timeout, Registry(base.out) if args.queue else None)
+    run_study(study, base, dims, storage, options.trials, options.timeout, Registry(base.out) if options.queue else None)
     summary = study_summary(study, base.epochs)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"study {args.study}: " + ", ".join(f"{n} {state}" for state, n in summary["states"].items()))
+    print(f"study {options.study}: " + ", ".join(f"{n} {state}" for state, n in summary["states"].items()))
     print(f"epochs trained: {summary['epochs_trained']} of {summary['epochs_if_all_ran']} had every trial run to "
           f"its end; training time {summary['training_seconds'] / 60:.1f} min of about "
           f"{summary['training_seconds_if_all_ran'] / 60:.1f}")
@@ -67,13 +68,12 @@ def cmd_tune(args) -> int:
 
 
 def add_parsers(commands) -> None:
-    from ..training.config import get_args_parser
+    from ..training.config import add_options, get_args_parser
     train = commands.add_parser("train", help="train a model into a run folder")
     get_args_parser(train)
     train.set_defaults(func=cmd_train)
 
-    from ..training.trial import PRUNERS
-    from ..tuning.study import SAMPLERS
+    from ..tuning.config import StudyConfig
     tune = commands.add_parser(
         "tune", help="a hyperparameter study (Optuna): trials as runs, pruned early, shared by workers",
         description="Every training option below is the base of each trial; --space says what varies.")
@@ -81,24 +81,7 @@ def add_parsers(commands) -> None:
                       help="options to tune: NAME=LOW:HIGH (linear), NAME=LOW:HIGH:log, or NAME=A,B,C (choices), "
                            "e.g. lr=0.005:0.2:log weight_decay=0:0.001 label_smoothing=0,0.1,0.2")
     tune.add_argument("--space-file", metavar="FILE", help="the same, one option per line (# comments)")
-    tune.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="how trials are chosen (default %(default)s)")
-    tune.add_argument("--sampler-seed", type=int, default=None, help="the sampler's seed (default: random)")
-    tune.add_argument("--pruner", choices=PRUNERS, default="median",
-                      help="what stops a losing trial early, from its PublicTest accuracy per epoch: median (below the "
-                           "median of earlier trials at the same epoch, once 3 trials have finished, from the 2nd "
-                           "epoch on), hyperband, successive-halving or none (default %(default)s)")
-    tune.add_argument("--trials", type=int, default=None,
-                      help="stop when the study has this many trials (failed ones aside), counting every worker's")
-    tune.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                      help="start no trial after this long (a running trial finishes)")
-    tune.add_argument("--study", default="study", help="the study's name: a later tune with it continues it "
-                                                      "(default %(default)s)")
-    tune.add_argument("--storage", metavar="URL",
-                      help="Optuna storage shared by the workers: default a SQLite file in the runs folder "
-                           "(runs/optuna.db); postgresql://user:password@host/db for several machines")
-    tune.add_argument("--queue", action="store_true",
-                      help="run each trial as a job of the runs registry (one at a time per device, beside the "
-                           "Train page's jobs) instead of in this process")
+    add_options(tune, StudyConfig)
     json_option(tune, "print the study's summary as JSON")
     get_args_parser(tune)
     tune.set_defaults(func=cmd_tune)

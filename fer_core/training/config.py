@@ -171,7 +171,7 @@ class TrainConfig:
         if self.trial is not None:
             TrialRef.parse(self.trial)
         for f in fields(self):
-            problem = _check(f, getattr(self, f.name))
+            problem = check_option(f, getattr(self, f.name))
             if problem:
                 raise ValueError(problem)
         if self.labels != "fer2013":
@@ -209,9 +209,9 @@ def options() -> dict[str, Option]:
     return {f.name: f.metadata["option"] for f in fields(TrainConfig)}
 
 
-def value_type(name: str) -> type:
-    """The type a value of option `name` has (int, float, str or bool), None aside."""
-    annotation = {f.name: f.type for f in fields(TrainConfig)}[name]
+def value_type(name: str, config: type | None = None) -> type:
+    """The type a value of option `name` of `config` (TrainConfig) has (int, float, str or bool), None aside."""
+    annotation = {f.name: f.type for f in fields(config or TrainConfig)}[name]
     return {"int": int, "float": float, "bool": bool}.get(annotation.split(" | ")[0], str)
 
 
@@ -220,15 +220,16 @@ def sweepable() -> dict[str, type]:
     return {name: value_type(name) for name, o in options().items() if o.sweep}
 
 
-def _check(f, value) -> str:
-    """'' when `value` is allowed for field `f`, else what is wrong, in the option's words."""
+def check_option(f, value, config: type | None = None) -> str:
+    """'' when `value` is allowed for field `f` of `config` (TrainConfig), else what is wrong, in the option's
+    words."""
     o: Option = f.metadata["option"]
     what = f.name.replace("_", " ")
     if value is None:
         return "" if "None" in f.type else f"{what} must be set"
     if f.name == "batch_size" and value == "auto":
         return ""
-    kind = value_type(f.name)
+    kind = value_type(f.name, config)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -268,10 +269,17 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     """`fer_core train`'s options, one flag per TrainConfig field (plus --resume), made from their Options."""
     p = parser or argparse.ArgumentParser(description="Train an emotion classifier on FER2013")
     special_types = {"batch_size": _batch_size, "tta_views": tta.views_arg, "track_test_views": tta.views_arg}
-    for f in fields(TrainConfig):
+    add_options(p, TrainConfig, special_types)
+    return p
+
+
+def add_options(p: argparse.ArgumentParser, config: type, special_types: dict | None = None) -> None:
+    """One flag per field of the dataclass `config` whose fields are `option`s (TrainConfig, tuning's StudyConfig)."""
+    special_types = special_types or {}
+    for f in fields(config):
         o: Option = f.metadata["option"]
         flag = "--" + f.name.replace("_", "-")
-        kind = value_type(f.name)
+        kind = value_type(f.name, config)
         bounds = f" in {o.bounds_text()}" if o.low is not None or o.high is not None else ""
         default_text = "" if f.default is None or o.switch else " (default %(default)s)"
         help_text = (o.help + bounds + default_text).strip() or None
@@ -283,9 +291,8 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
             allowed = o.allowed()
             p.add_argument(flag, type=special_types.get(f.name, kind), default=f.default, metavar=o.metavar,
                            choices=list(allowed) if allowed is not None else None, help=help_text)
-        if f.name == "name":
+        if config is TrainConfig and f.name == "name":
             p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
-    return p
 
 
 def config_to_args(cfg: TrainConfig, names: set[str] | None = None) -> list[str]:

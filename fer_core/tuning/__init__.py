@@ -7,6 +7,6 @@ Its public surface, the only names pages/ and dashboard/ may import from it, is 
 from ..exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
-    "start_study": "launch", "parse_space": "space", "SAMPLERS": "study",
+    "start_study": "launch", "parse_space": "space", "SAMPLERS": "config",
     "default_storage": "study",
 })

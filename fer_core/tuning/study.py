@@ -22,9 +22,9 @@ from ..paths import NAME_MAX, BadNameError, check_name
 from ..rundir.folder import RunFolder, run_path
 from ..training.config import TrainConfig
 from ..training.trial import PRUNER_ATTR, PRUNERS, TrialRef, make_pruner, storage_of
+from .config import SAMPLERS
 from .space import Dimension, SpaceError, grid_of, trial_config
 
-SAMPLERS = ("tpe", "random", "grid")
 STORAGE_FILE = "optuna.db"
 SPACE_ATTR = "fer_space"
 SAMPLER_ATTR = "fer_sampler"

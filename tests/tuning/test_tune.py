@@ -329,3 +329,15 @@ def test_train_with_a_trial_that_cannot_be_used_is_one_line_and_makes_no_run_fol
         err = capsys.readouterr().err
         assert code == 1 and words in err and "Traceback" not in err and err.count("\n") == 1, err
     assert not runs.exists() and not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize("args,message", [(["--trials", "0"], "trials must be in [1, inf]"),
+                                          (["--timeout", "0"], "timeout must be in (0, inf]"),
+                                          ([], "give --trials N or --timeout SECONDS")])
+def test_tune_options_are_checked_from_their_declaration(args, message, capsys, tmp_path):
+    """tune's own options are a StudyConfig, declared like TrainConfig's: bounds and the need for an end."""
+    from fer_core.cli import main
+    from fer_core.tuning.config import StudyConfig
+    assert main(["tune", "--space", "lr=0.01:0.1", "--out", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err and not any(tmp_path.iterdir())
+    assert StudyConfig(trials=3).sampler == "tpe"
