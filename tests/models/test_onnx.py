@@ -121,3 +121,11 @@ def test_the_predict_page_runs_an_exported_model(tiny_checkpoint, tmp_path, monk
     at.run()
     assert not at.exception and not at.error
     assert any(md.value.startswith("**Face 1:") for md in at.markdown)
+
+
+def test_onnx_runtime_does_not_spin_between_runs(tiny_checkpoint, tmp_path):
+    """Its threads sleep between runs, leaving the cores to PyTorch's (TTA's views, the detector) in one pipeline."""
+    from fer_core.models.onnx import OnnxModel
+    model = OnnxModel(export_onnx(tiny_checkpoint, tmp_path / "model.onnx"))
+    options = model.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
