@@ -20,9 +20,9 @@ class StudyConfig:
                          help="what stops a losing trial early, from its PublicTest accuracy per epoch: median (below "
                               "the median of earlier trials at the same epoch, once 3 trials have finished, from the "
                               "2nd epoch on), hyperband, successive-halving or none")
-    trials: int | None = option(None, "Trials", GROUP, low=1,
+    trials: int | None = option(None, "Trials", GROUP, low=0,
                                 help="stop when the study has this many trials (failed ones aside), counting every "
-                                     "worker's")
+                                     "worker's; 0 only makes the study, for workers to share")
     timeout: float | None = option(None, "Time limit", GROUP, low=0, low_open=True, metavar="SECONDS",
                                    help="start no trial after this long (a running trial finishes)")
     storage: str | None = option(None, "Storage", GROUP, metavar="URL",

@@ -331,7 +331,7 @@ def test_train_with_a_trial_that_cannot_be_used_is_one_line_and_makes_no_run_fol
     assert not runs.exists() and not (tmp_path / "none.db").exists()
 
 
-@pytest.mark.parametrize("args,message", [(["--trials", "0"], "trials must be in [1, inf]"),
+@pytest.mark.parametrize("args,message", [(["--trials", "-1"], "trials must be in [0, inf]"),
                                           (["--timeout", "0"], "timeout must be in (0, inf]"),
                                           ([], "give --trials N or --timeout SECONDS")])
 def test_tune_options_are_checked_from_their_declaration(args, message, capsys, tmp_path):
