@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.shared.background import run_in_background
-from dashboard.shared.charts import learning_curves_figure
-from dashboard.compare.charts import (confusion_figure, per_class_figure,
-                                      photo_confusion_figure, reliability_figure, tta_gain_figure)
-from dashboard.compare.views import DEFAULT_NAME, SPLIT_NAMES, cell_indices, grouped, kind_label, reading, summary_rows
-from dashboard.shared.data_access import chosen_path, dataset_at, dataset_version
+from dashboard.compare.charts import (confusion_figure, per_class_figure, photo_confusion_figure, reliability_figure,
+                                      tta_gain_figure)
 from dashboard.compare.saliency import cell_heat_maps, class_means, face_tiles
 from dashboard.compare.studies import load as load_study
 from dashboard.compare.studies import study_figures, study_names, trials_table
+from dashboard.compare.views import DEFAULT_NAME, SPLIT_NAMES, cell_indices, grouped, kind_label, reading, summary_rows
+from dashboard.shared.background import run_in_background
+from dashboard.shared.charts import learning_curves_figure
+from dashboard.shared.data_access import chosen_path, dataset_at, dataset_version
 from fer_core.cards import (EXPERIMENT, RUN, Entry, NoPredictions, all_entries, architectures_without_cards, ensemble_members,
                             ensemble_metrics, entry_views, prediction_job, predictions_at_hand, real_photo_rows,
                             save_ensemble, unsaved_ensemble)

@@ -270,6 +270,7 @@ def get_args_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     p = parser or argparse.ArgumentParser(description="Train an emotion classifier on FER2013")
     special_types = {"batch_size": _batch_size, "tta_views": tta.views_arg, "track_test_views": tta.views_arg}
     add_options(p, TrainConfig, special_types)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
     return p
 
 
@@ -291,8 +292,6 @@ def add_options(p: argparse.ArgumentParser, config: type, special_types: dict | 
             allowed = o.allowed()
             p.add_argument(flag, type=special_types.get(f.name, kind), default=f.default, metavar=o.metavar,
                            choices=list(allowed) if allowed is not None else None, help=help_text)
-        if config is TrainConfig and f.name == "name":
-            p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
 
 
 def config_to_args(cfg: TrainConfig, names: set[str] | None = None) -> list[str]:
