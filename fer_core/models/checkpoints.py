@@ -59,6 +59,18 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> nn.
     return model.to(device).eval()
 
 
+def starting_weights(path: str | os.PathLike, arch: str, crop: int | None = None) -> dict:
+    """The float32 weights of the checkpoint at `path`, for a network of `arch` (and `crop`) to start from
+    (`train --init`). Raises CheckpointError when the file is not such a checkpoint."""
+    ckpt = load_checkpoint(path)
+    theirs = (ckpt.get("arch"), (ckpt.get("model_config") or {}).get("crop"))
+    if theirs != (arch, crop):
+        crop_text = lambda side: f" with --crop {side}" if side else ""  # noqa: E731
+        raise CheckpointError(f"{path} was trained as --arch {theirs[0]}{crop_text(theirs[1])}: it cannot start "
+                              f"--arch {arch}{crop_text(crop)}")
+    return model_from_checkpoint(ckpt).state_dict()
+
+
 def export_half(src: str | os.PathLike, dst: str | os.PathLike, **extra) -> Path:
     """A small shippable copy of a checkpoint: weights in float16, no optimizer state."""
     ckpt = load_checkpoint(src)

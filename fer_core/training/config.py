@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 from ..data.ferplus import LABEL_SOURCES, find_votes_file
-from ..errors import DataError
+from ..errors import CheckpointError, DataError
 from ..evaluation import tta
+from ..models.checkpoints import starting_weights
 from ..models.devices import is_device_name
 from ..models.registry import list_models, supports_pretrained
 from ..paths import check_name, is_regular_file, shown
@@ -78,6 +79,10 @@ class TrainConfig:
                                    help="an integer or 'auto' (the largest that fits the GPU)")
     pretrained: str | None = option(None, "Pretrained weights", "Model and data",
                                     help="'imagenet' or a local state_dict file (vgg16, inception_v3, resnet18)")
+    init: str | None = option(None, "Start from a trained model (fine-tune; empty = from scratch)", "Model and data",
+                              metavar="MODEL",
+                              help="fine-tune: start from the weights of this .pt checkpoint (e.g. models/default.pt), "
+                                   "which must be of the same architecture and --crop")
     labels: str = option("fer2013", "Labels", "Model and data", choices=LABEL_SOURCES, sweep=True,
                          help="fer2013: the dataset's own labels; ferplus: the FER+ crowd's majority (images without "
                               "one left out, validation and test too); ferplus-soft: the crowd's vote shares as "
@@ -113,6 +118,9 @@ class TrainConfig:
     crop: int | None = option(None, "Random crop side (empty = off)", "Augmentation", low=16, high=47, metavar="SIDE",
                               help="train on random SIDE x SIDE crops (40 or 44 in the FER2013 literature); the "
                                    "network then takes whole faces and looks at their centre window")
+    degrade: float = option(0.0, "Real-photo degradation probability", "Augmentation", low=0, high=1, sweep=True,
+                            help="probability that a face is made to look like real photos' faces: shrunk and "
+                                 "enlarged back (soft), relit (contrast, brightness, gamma), noisy (0: off)")
     mix: str = option("none", "Mix pairs of images", "Augmentation", choices=MIX_METHODS, sweep=True,
                       help="mixup or cutmix of image pairs (default none)")
     mix_alpha: float = option(1.0, "Mix alpha", "Augmentation", low=0, low_open=True, sweep=True,
@@ -162,7 +170,7 @@ class TrainConfig:
                                     "after every epoch and stops, pruned, when the study's pruner says so")
 
     def augment(self) -> AugmentConfig:
-        return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase, self.crop)
+        return AugmentConfig(self.flip, self.rotate, self.zoom, self.shift, self.erase, self.crop, self.degrade)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option (the dashboard form shows it too)."""
@@ -196,12 +204,19 @@ class TrainConfig:
             (self.pretrained in (None, "imagenet") or is_regular_file(self.pretrained),
              f"pretrained weights file not found: '{shown(self.pretrained, 200)}'" if self.pretrained
              else "pretrained weights from a local file: name the file"),
+            (not (self.init and self.pretrained), "--init starts from a trained model: it replaces --pretrained"),
+            (not self.init or is_regular_file(self.init), f"model to start from not found: '{shown(self.init, 200)}'"),
             (not self.pretrained or supports_pretrained(self.arch),
              f"'{self.arch}' trains from scratch: pretrained weights exist for vgg16, inception_v3 and resnet18"),
         ]
         for ok, message in rules:
             if not ok:
                 raise ValueError(message)
+        if self.init:
+            try:
+                starting_weights(self.init, self.arch, self.crop)
+            except CheckpointError as exc:
+                raise ValueError(str(exc)) from None
 
 
 def options() -> dict[str, Option]:

@@ -32,7 +32,7 @@ from ..data.leakage import leaked_test_mask
 from ..errors import FERError
 from ..evaluation.metrics import evaluate_splits, metrics_report, predict_images
 from ..labels import EMOTIONS, NUM_CLASSES
-from ..models.checkpoints import load_checkpoint, model_from_checkpoint
+from ..models.checkpoints import load_checkpoint, model_from_checkpoint, starting_weights
 from ..models.devices import device_name, resolve_device
 from ..models.precision import autocast, memory_format, precision_name, use_bf16
 from ..models.registry import count_parameters, create_model
@@ -254,7 +254,10 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
         device = torch.device("cuda", ddp.local_rank)
     splits = load_splits(cfg)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.arch, pretrained=cfg.pretrained, crop=cfg.crop).to(device)
+    model = create_model(cfg.arch, pretrained=cfg.pretrained, crop=cfg.crop)
+    if cfg.init and not resuming:
+        model.load_state_dict(starting_weights(cfg.init, cfg.arch, cfg.crop))
+    model = model.to(device)
     bf16 = use_bf16(device, cfg.amp)
     model = model.to(memory_format=memory_format(device))
     if device.type == "cuda":

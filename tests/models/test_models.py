@@ -107,6 +107,26 @@ def test_random_crop_cuts_a_whole_pixel_window_of_each_image():
     assert tops.max() <= 8 and lefts.max() <= 8 and len(set(tops.tolist())) > 1  # offsets vary within 0..8
 
 
+def test_degradation_softens_relights_or_adds_noise_to_the_chosen_faces_only():
+    from fer_core.training.augment import degrade
+    torch.manual_seed(0)
+    x = (torch.rand(400, 1, 48, 48) * 2 - 1)
+    none = AugmentConfig(flip=False, rotate=0, zoom=0, shift=0)
+    assert torch.equal(augment_batch(x, none), x)  # off by default
+    out = degrade(x, 1.0, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+    assert torch.equal(out, degrade(x, 1.0, torch.Generator().manual_seed(1)))  # the generator decides
+    changed = (out != x).flatten(1).any(1)
+    assert 0.8 < changed.float().mean() < 0.95  # three draws of 1/2 each: 1/8 of the faces keep all
+    # softening: a checkerboard loses most of its pixel-to-pixel contrast once shrunk and enlarged back
+    board = ((torch.arange(48).view(1, 48) + torch.arange(48).view(48, 1)) % 2).float().mul(2).sub(1)
+    soft = degrade(board.expand(400, 1, 48, 48), 1.0, torch.Generator().manual_seed(2))
+    step = (soft[..., 1:] - soft[..., :-1]).abs().mean(dim=(1, 2, 3))
+    assert (step < 0.5).float().mean() > 0.4
+    half = degrade(x, 0.5, torch.Generator().manual_seed(3))
+    assert 0.3 < (half != x).flatten(1).any(1).float().mean() < 0.6
+
+
 @pytest.mark.parametrize("name", ["fer_vgg_small", "seed_cnn", "elu_cnn", "resnet18"])
 def test_a_crop_model_takes_whole_faces_and_looks_at_their_centre(name):
     model = create_model(name, crop=40).eval()

@@ -214,6 +214,22 @@ def test_checkpoint_round_trip_and_half_precision_export(tmp_path, tiny_zip):
     assert (full.argmax(1) == half.argmax(1)).mean() > 0.9
 
 
+def test_init_fine_tunes_from_a_trained_model_of_the_same_architecture(tmp_path, tiny_zip):
+    first = main(run_config(tmp_path, tiny_zip, arch="elu_cnn", name="first"))
+    start = load_checkpoint(first / "best.pt")["state_dict"]
+    run = main(run_config(tmp_path, tiny_zip, arch="elu_cnn", name="tuned", init=str(first / "best.pt"),
+                          lr=1e-9, optimizer="adam", degrade=0.5))
+    tuned = load_checkpoint(run / "best.pt")["state_dict"]
+    # a learning rate near zero leaves the weights where --init put them (batch-norm statistics still move)
+    assert all(torch.allclose(start[k], tuned[k], atol=1e-5) for k in start if k.endswith("weight"))
+    assert json.loads((run / "config.json").read_text())["init"] == str(first / "best.pt")
+    for bad, message in ((dict(arch="fer_vgg_small"), "--arch elu_cnn: it cannot start --arch fer_vgg_small"),
+                         (dict(arch="elu_cnn", crop=40), "cannot start --arch elu_cnn with --crop 40"),
+                         (dict(arch="elu_cnn", init=str(tmp_path / "missing.pt")), "not found")):
+        with pytest.raises(ValueError, match=message):
+            run_config(tmp_path, tiny_zip, **{"init": str(first / "best.pt"), **bad}).validate()
+
+
 def test_damaged_checkpoints_are_reported(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
