@@ -9,7 +9,7 @@ import pandas as pd
 def study_names(storage: str) -> list[str]:
     """The studies in `storage` (a missing SQLite file has none, and is not created by looking)."""
     import optuna
-    from fer_core.training import storage_of
+    from fer_core.tuning import storage_of
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
         return []
     try:
@@ -20,7 +20,7 @@ def study_names(storage: str) -> list[str]:
 
 def load(name: str, storage: str):
     import optuna
-    from fer_core.training import storage_of
+    from fer_core.tuning import storage_of
     return optuna.load_study(study_name=name, storage=storage_of(storage))
 
 

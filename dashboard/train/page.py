@@ -13,8 +13,8 @@ from dashboard.train.form import training_form
 from fer_core.data import check_dataset
 from fer_core.rundir import RunFolder
 from fer_core.runs import Registry
-from fer_core.training import PRUNERS, sweepable, TrainConfig
-from fer_core.tuning import SAMPLERS
+from fer_core.training import sweepable, TrainConfig
+from fer_core.tuning import PRUNERS, SAMPLERS
 from fer_core.errors import FERError
 from fer_core.paths import runs_dir
 

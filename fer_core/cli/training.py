@@ -10,13 +10,14 @@ from .common import json_option
 def cmd_train(args) -> int:
     from ..training.config import config_from_args
     from ..training.train import main
+    from ..tuning.trial import STUDY_LINK
     config = config_from_args(args)
     try:
         config.validate()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_dir = main(config, resume=args.resume)
+    run_dir = main(config, resume=args.resume, trial_link=STUDY_LINK)
     print(run_dir)
     return 0
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..training.trial import TrialRef, TrialRefError
 from ..rundir.folder import RunFolder, now, pid_alive
+from ..training.config import TrialRef, TrialRefError
 
 ACTIVE = ("queued", "running")
 ENDED = ("finished", "failed", "cancelled", "pruned")  # what a trainer writes in status.json when it stops

@@ -9,5 +9,5 @@ from ..exports import lazy_exports
 __all__, __getattr__ = lazy_exports(__name__, {
     "class_weights": "balance", "GROUPS": "config", "Option": "config", "TrainConfig": "config",
     "options": "config", "sweepable": "config", "value_type": "config",
-    "expected_training": "probe", "training_threads": "probe", "PRUNERS": "trial", "storage_of": "trial",
+    "expected_training": "probe", "training_threads": "probe",
 })

@@ -19,12 +19,34 @@ from ..paths import check_name, is_regular_file, shown
 from .augment import AugmentConfig
 from .balance import BALANCE_METHODS
 from .mixing import MIX_METHODS
-from .trial import TrialRef
 
 OPTIMIZERS = ("sgd", "adam", "nadam", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "plateau", "none")
 MAX_TEACHER_VIEWS = 32  # each view of the 28,709 training faces holds 132 MB in memory
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "nadam": 1e-3, "adamw": 1e-3}
+
+
+class TrialRefError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """The Optuna trial a run is (`--trial`), written "STUDY#NUMBER@STORAGE_URL"."""
+    study: str
+    number: int
+    storage: str
+
+    def __str__(self) -> str:
+        return f"{self.study}#{self.number}@{self.storage}"
+
+    @classmethod
+    def parse(cls, text: str) -> "TrialRef":
+        head, at, storage = text.partition("@")
+        study, hash_, number = head.rpartition("#")
+        if not (at and hash_ and study and storage and number.isdigit()):
+            raise TrialRefError(f"expected STUDY#NUMBER@STORAGE_URL, got '{text[:80]}'")
+        return cls(study, int(number), storage)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ val accuracy), last.pt (resume point), status.json and, at the end, eval.json (v
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager
 import os
 import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -44,7 +46,6 @@ from .distill import TeacherTargets, teacher_targets
 from .distributed import Distributed, init_distributed
 from .loss import TrainingLoss
 from .optim import LRSchedule, build_ema, build_optimizer, build_schedule
-from .trial import TrialReporter, check_trial
 
 PROGRESS_EVERY_S = 5.0  # how often an epoch's progress reaches status.json
 
@@ -165,18 +166,39 @@ def load_splits(cfg: TrainConfig) -> dict:
     return splits
 
 
-def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Path:
+class EpochReporter(Protocol):
+    def report(self, epoch: int, val_accuracy: float) -> bool:
+        """Tell the study this epoch's PublicTest accuracy; True when the run is to stop, pruned."""
+
+
+class TrialLink(Protocol):
+    """How a run that is an Optuna trial (`--trial`) talks to its study. Whoever starts such a run passes one
+    (tuning.trial.STUDY_LINK: `train` on the command line, `tune`), so training does not depend on tuning."""
+
+    def check(self, cfg: TrainConfig) -> None:
+        """Before the run folder takes the name: FERError in one line when the trial cannot be used."""
+
+    def reporter(self, cfg: TrainConfig) -> AbstractContextManager[EpochReporter]:
+        """What the loop reports each epoch to, entered for the whole training."""
+
+
+def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None,
+         trial_link: TrialLink | None = None) -> Path:
     """Train into a new run folder (or continue `resume`); returns the run folder.
 
     Under torchrun every rank trains on its shard of each epoch; rank 0 alone writes the run folder.
-    A stop or a crash is recorded in the run's status.json, then re-raised.
+    A stop or a crash is recorded in the run's status.json, then re-raised. A run that is a trial of a study
+    needs `trial_link`.
     """
     if resume is not None:
         run = RunFolder(resume)
         cfg = _saved_config(run)
     cfg.validate()
+    if cfg.trial and trial_link is None:
+        raise FERError(f"this run is trial {cfg.trial} of a study: start it with `python -m fer_core train` or "
+                       "`tune`, which connect it to the study")
     if resume is None:
-        check_first(cfg)
+        check_first(cfg, trial_link)
     ddp = init_distributed(cfg.device)
     lock = None
     try:
@@ -191,7 +213,7 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
             if resume is None:
                 run.write_config(asdict(cfg))
         try:
-            train(cfg, run, resume is not None, ddp)
+            train(cfg, run, resume is not None, ddp, trial_link)
         except BaseException as exc:  # a stop or a crash: recorded in status.json, then re-raised
             if is_storage_failure(exc) and not isinstance(exc, StorageError):
                 exc = storage_error(exc, "writing in", run.path)
@@ -208,11 +230,11 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None) -> Pa
     return run.path
 
 
-def check_first(cfg: TrainConfig) -> None:
+def check_first(cfg: TrainConfig, trial_link: TrialLink | None = None) -> None:
     """What validate() cannot see from the options alone, checked before a run folder takes the name: the Optuna
     trial is there, and the teacher is a model that loads."""
     if cfg.trial:
-        check_trial(cfg.trial, cfg.epochs)
+        trial_link.check(cfg)
     if cfg.teacher:
         from ..models.loading import load_model
         load_model(cfg.teacher, "cpu")  # CheckpointError in one line for a file that is no model
@@ -245,7 +267,8 @@ class Progress:
         return improved
 
 
-def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) -> None:
+def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed,
+          trial_link: TrialLink | None = None) -> None:
     """The training job itself, on every rank."""
     if cfg.trial and ddp.world > 1:
         raise FERError("a tuning trial trains in one process: run `tune` with one GPU per worker instead")
@@ -314,7 +337,7 @@ def train(cfg: TrainConfig, run: RunFolder, resuming: bool, ddp: Distributed) ->
         meta = {"arch": cfg.arch, "model_config": {"crop": cfg.crop} if cfg.crop else {}, "labels": list(EMOTIONS),
                 "train_config": asdict(cfg)}
         # a run that is an Optuna trial reports each epoch to it, and beats its heartbeat while it trains
-        with TrialReporter(cfg.trial, cfg.epochs) if cfg.trial else contextlib.nullcontext() as trial:
+        with trial_link.reporter(cfg) if cfg.trial else contextlib.nullcontext() as trial:
             epoch = progress.epoch
             for epoch in range(progress.epoch + 1, cfg.epochs + 1):
                 report = (lambda done, total, seconds, e=epoch: run.update_status(epoch_batches=[e, done, total, seconds])

@@ -8,5 +8,5 @@ from ..exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
     "start_study": "launch", "parse_space": "space", "SAMPLERS": "config",
-    "default_storage": "study",
+    "default_storage": "study", "PRUNERS": "trial", "storage_of": "trial",
 })

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..training.config import check_option, option
-from ..training.trial import PRUNERS
+from .trial import PRUNERS
 
 SAMPLERS = ("tpe", "random", "grid")
 GROUP = "Study"

@@ -2,10 +2,11 @@
 
 `run_study` asks the study for a trial's parameters, trains it as a run folder named `<study>-<number>` (so
 Compare, ship and resume work on it), and tells the study how it ended: its best PublicTest accuracy, or
-pruned, or failed. PrivateTest is never the objective. The trial reports every epoch itself
-(training/trial.py), so it is the same whether it trains in this process or is queued as a job of the
-registry (`queue`: one job at a time per device, as the Train page runs them). Several processes, on one
-machine or many, share a study through its storage; each asks for the next trial when it is free.
+pruned, or failed. PrivateTest is never the objective. The trial reports every epoch itself (through
+trial.STUDY_LINK, handed to the run by whoever starts it), so it is the same whether it trains in this process
+or is queued as a job of the registry (`queue`: one job at a time per device, as the Train page runs them).
+Several processes, on one machine or many, share a study through its storage; each asks for the next trial
+when it is free.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from pathlib import Path
 from ..errors import FERError
 from ..paths import NAME_MAX, BadNameError, check_name
 from ..rundir.folder import RunFolder, run_path
-from ..training.config import TrainConfig
-from ..training.trial import PRUNER_ATTR, PRUNERS, TrialRef, make_pruner, storage_of
+from ..training.config import TrainConfig, TrialRef
+from .trial import PRUNER_ATTR, PRUNERS, STUDY_LINK, make_pruner, storage_of
 from .config import SAMPLERS
 from .space import Dimension, SpaceError, grid_of, trial_config
 
@@ -205,7 +206,7 @@ def _train(cfg: TrainConfig, study, trial, queue, log) -> tuple[bool, str | None
     if queue is None:
         from ..training import train
         try:
-            train.main(cfg)
+            train.main(cfg, trial_link=STUDY_LINK)
         except KeyboardInterrupt:
             return True, None
         except Exception as exc:  # noqa: BLE001 - a failed trial is told as failed; the study goes on

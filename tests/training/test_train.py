@@ -230,6 +230,14 @@ def test_init_fine_tunes_from_a_trained_model_of_the_same_architecture(tmp_path,
             run_config(tmp_path, tiny_zip, **{"init": str(first / "best.pt"), **bad}).validate()
 
 
+def test_a_trial_run_is_refused_without_the_link_to_its_study(tmp_path, tiny_zip):
+    """Training does not import tuning: a run that is a trial is handed its study's link by whoever starts it."""
+    cfg = run_config(tmp_path, tiny_zip, name="orphan", trial=f"s#0@sqlite:///{tmp_path / 'study.db'}")
+    with pytest.raises(FERError, match="trial s#0@.* of a study: start it with `python -m fer_core train`"):
+        main(cfg)
+    assert not (tmp_path / "runs" / "orphan").exists()
+
+
 def test_damaged_checkpoints_are_reported(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -85,7 +85,7 @@ def test_trials_are_run_folders_and_a_study_is_continued(tmp_path, make_kaggle_z
 def test_a_pruned_trial_stops_after_its_epoch_and_says_so(tmp_path, make_kaggle_zip, monkeypatch, capsys):
     import optuna
 
-    import fer_core.training.trial as trial_module
+    import fer_core.tuning.trial as trial_module
     import fer_core.tuning.study as study_module
     always = lambda name, epochs: optuna.pruners.ThresholdPruner(lower=2.0)  # noqa: E731 - no accuracy reaches 2
     monkeypatch.setattr(trial_module, "make_pruner", always)
@@ -106,7 +106,7 @@ def test_a_pruned_trial_stops_after_its_epoch_and_says_so(tmp_path, make_kaggle_
 def test_a_trial_whose_worker_died_is_failed_in_the_study_and_in_its_run(tmp_path, monkeypatch):
     import optuna
 
-    import fer_core.training.trial as trial_module
+    import fer_core.tuning.trial as trial_module
     from fer_core.tuning.space import parse_space
     from fer_core.tuning.study import default_storage, open_study
     monkeypatch.setattr(trial_module, "HEARTBEAT_S", 1)
@@ -195,7 +195,7 @@ def test_a_seeded_sampler_draws_new_values_in_every_worker_and_rerun(tmp_path):
 
 
 def test_a_crafted_run_attribute_cannot_make_tune_touch_another_folder(tmp_path, monkeypatch):
-    import fer_core.training.trial as trial_module
+    import fer_core.tuning.trial as trial_module
     from fer_core.tuning.space import parse_space
     from fer_core.tuning.study import default_storage, open_study
     monkeypatch.setattr(trial_module, "HEARTBEAT_S", 1)

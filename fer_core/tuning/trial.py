@@ -1,8 +1,10 @@
 """A training run that is a trial of an Optuna study (`python -m fer_core tune`): after every epoch it reports
 its PublicTest accuracy to the study, and it stops, pruned, when the study's pruner says so.
 
-The run knows its trial by `TrainConfig.trial`, "STUDY#NUMBER@STORAGE_URL", so the same code serves a trial
-trained inside the `tune` process and one queued as an ordinary job of the registry. The pruner is not kept in
+The run knows its trial by `TrainConfig.trial`, "STUDY#NUMBER@STORAGE_URL" (training.config.TrialRef), so the same
+code serves a trial trained inside the `tune` process and one queued as an ordinary job of the registry (its
+`python -m fer_core train --trial ...`). Training does not import this module: whoever starts a run hands it
+`STUDY_LINK` (training.train.TrialLink), so the loop below stays free of Optuna. The pruner is not kept in
 Optuna's storage; the study keeps its name (PRUNER_ATTR) and every process builds it from that. While the run
 trains, a thread records the trial's heartbeat: when the process dies, the heartbeats stop and any `tune`
 process of the study marks the trial failed (fail_stale_trials).
@@ -11,34 +13,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from dataclasses import dataclass
+
+from ..errors import FERError
+from ..training.config import TrainConfig, TrialRef
 
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
 PRUNER_ATTR = "fer_pruner"
 HEARTBEAT_S = 20      # a trial's heartbeat period while it trains ...
 GRACE_S = 120         # ... and the silence after which another process marks it failed
-
-
-class TrialRefError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class TrialRef:
-    study: str
-    number: int
-    storage: str
-
-    def __str__(self) -> str:
-        return f"{self.study}#{self.number}@{self.storage}"
-
-    @classmethod
-    def parse(cls, text: str) -> "TrialRef":
-        head, at, storage = text.partition("@")
-        study, hash_, number = head.rpartition("#")
-        if not (at and hash_ and study and storage and number.isdigit()):
-            raise TrialRefError(f"expected STUDY#NUMBER@STORAGE_URL, got '{text[:80]}'")
-        return cls(study, int(number), storage)
 
 
 def make_pruner(name: str, epochs: int):
@@ -86,7 +68,6 @@ def load_trial(ref: TrialRef, epochs: int, create_tables: bool = True):
 def check_trial(text: str, epochs: int) -> None:
     """Before a run folder is made: FERError in one line unless `text` names a trial that exists in a study of a
     database this process can open."""
-    from ..errors import FERError
     ref = TrialRef.parse(text)
     if ref.storage.startswith("sqlite:///") and not Path(ref.storage[len("sqlite:///"):]).is_file():
         raise FERError(f"--trial {ref.study}#{ref.number}: its database {ref.storage} does not exist")
@@ -125,3 +106,17 @@ class TrialReporter:
     def report(self, epoch: int, val_accuracy: float) -> bool:
         self.trial.report(val_accuracy, step=epoch)
         return self.trial.should_prune()
+
+
+class StudyLink:
+    """What training needs of a run's study (training.train.TrialLink): the check before the run folder is made,
+    and the reporter the loop reports each epoch to."""
+
+    def check(self, cfg: TrainConfig) -> None:
+        check_trial(cfg.trial, cfg.epochs)
+
+    def reporter(self, cfg: TrainConfig) -> TrialReporter:
+        return TrialReporter(cfg.trial, cfg.epochs)
+
+
+STUDY_LINK = StudyLink()
