@@ -92,6 +92,8 @@ def zoo_table(cards: list[dict]) -> str:
         config = card.get("train_config") or {}
         what = (f"ensemble of {len(card.get('members') or [])} networks" if card["kind"] == "ensemble"
                 else f"`{card['arch']}`, {card['parameters'] / 1e6:.1f}M parameters, {card['epochs_trained']} epochs"
+                + (f" fine-tuning {Path(config['init']).stem}" if config.get("init") else "")
+                + (", softened, relit and noisy faces" if config.get("degrade") else "")
                 + (f", distilled from {Path(config['teacher']).stem}" if config.get("teacher") else "")
                 + (", trained on the FER+ crowd's votes" if config.get("labels") == "ferplus-soft" else
                    ", trained on the FER+ crowd's majority" if config.get("labels") == "ferplus" else ""))
