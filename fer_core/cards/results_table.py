@@ -189,7 +189,11 @@ def recipes(cards: list[dict]) -> str:
                          f"the card's notes say:\n\n```bash\npython -m fer_core ensemble {sources} "
                          f"--name {card['name']}\n```\n")
         else:
-            lines.append(f"```bash\n{recipe(card)}\npython -m fer_core ship runs/RUN --name {card['name']} --replace\n```\n")
+            adjusted = card.get("logit_adjustment") or {}
+            rebalance = (f"\npython -m fer_core rebalance {card['name']} --name {card['name']} --replace"
+                         f" --tau {adjusted['tau']}" if adjusted.get("tau") is not None else "")
+            lines.append(f"```bash\n{recipe(card)}\npython -m fer_core ship runs/RUN --name {card['name']} --replace"
+                         f"{rebalance}\n```\n")
         lines.append(f"{card.get('notes', '')}\n")
     return "\n".join(lines).rstrip()
 
