@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -193,7 +193,8 @@ def main(cfg: TrainConfig | None, resume: str | os.PathLike | None = None,
     if resume is not None:
         run = RunFolder(resume)
         cfg = _saved_config(run)
-    cfg.validate()
+    # a resumed run's weights come from its last.pt: the model it started from may since be gone or replaced
+    (replace(cfg, init=None) if resume is not None else cfg).validate()
     if cfg.trial and trial_link is None:
         raise FERError(f"this run is trial {cfg.trial} of a study: start it with `python -m fer_core train` or "
                        "`tune`, which connect it to the study")

@@ -230,6 +230,17 @@ def test_init_fine_tunes_from_a_trained_model_of_the_same_architecture(tmp_path,
             run_config(tmp_path, tiny_zip, **{"init": str(first / "best.pt"), **bad}).validate()
 
 
+def test_a_fine_tuned_run_resumes_after_the_model_it_started_from_is_gone(tmp_path, tiny_zip, crash_in_epoch):
+    first = main(run_config(tmp_path, tiny_zip, arch="elu_cnn", name="first"))
+    crash_in_epoch(2)
+    with pytest.raises(MemoryError):
+        main(run_config(tmp_path, tiny_zip, arch="elu_cnn", name="tuned", epochs=2, init=str(first / "best.pt")))
+    crash_in_epoch(None)
+    (first / "best.pt").unlink()
+    tuned = main(None, resume=tmp_path / "runs" / "tuned")
+    assert json.loads((tuned / "status.json").read_text())["state"] == "finished"
+
+
 def test_a_trial_run_is_refused_without_the_link_to_its_study(tmp_path, tiny_zip):
     """Training does not import tuning: a run that is a trial is handed its study's link by whoever starts it."""
     cfg = run_config(tmp_path, tiny_zip, name="orphan", trial=f"s#0@sqlite:///{tmp_path / 'study.db'}")
